@@ -1,0 +1,46 @@
+"""The resolved trainer config: what the operator writes into the job's ConfigMap and local
+mode writes into `runs/<name>/trainer-config.yaml`, and the only input of the trainer.
+
+It is the validated job (every default filled in) plus where this run keeps its state. The
+trainer re-validates it with the same models, so there is no second schema to drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import Field
+
+from .v1alpha1 import RecipeTrainingJobSpec, _Model
+
+# In-pod paths shared by the operator (which mounts them) and the trainer (which uses them).
+CHECKPOINT_MOUNT_PATH = "/checkpoints"
+CONFIG_MOUNT_PATH = "/etc/recipe-trainer"
+CONFIG_FILE_NAME = "trainer-config.yaml"
+HOSTFILE_NAME = "hostfile"
+TERMINATION_LOG_PATH = "/dev/termination-log"
+
+
+class TrainerRuntime(_Model):
+    checkpoint_dir: str = Field(description="Directory of checkpoints (the volume in a cluster).")
+    run_dir: str = Field(description="Directory of logs, curves and caches for this run.")
+    termination_log: str = Field(
+        TERMINATION_LOG_PATH, description="Where the one-line failure reason or JSON summary goes."
+    )
+    cache_dir: str | None = Field(None, description="Tokenized-data cache (default: under run_dir).")
+
+
+class TrainerConfig(_Model):
+    name: str = Field(description="The RecipeTrainingJob's name.")
+    namespace: str | None = Field(None, description="Its namespace (null in local mode).")
+    spec: RecipeTrainingJobSpec = Field(description="The validated spec, defaults filled in.")
+    runtime: TrainerRuntime = Field(description="Where this run keeps its state.")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_manifest(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> TrainerConfig:
+        data: Any = yaml.safe_load(text)
+        return cls.model_validate(data)

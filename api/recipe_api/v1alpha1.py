@@ -1,0 +1,469 @@
+"""RecipeTrainingJob v1alpha1: the one schema of the project.
+
+Every field name, default, range and description lives here once. The CRD
+(`recipe_api.crd`), the operator, local mode and the trainer all derive from these
+models, so a field renamed here is renamed everywhere (and `make crds` shows the drift).
+
+Python attributes are snake_case; the manifest (and the CRD) use the camelCase aliases
+of DESIGN.md. Unknown fields are rejected: a typo such as `spec.lora.rank` is an error,
+not a silently ignored setting.
+
+Checks that span several fields (curriculum stages increasing, batch divisible by the
+world size, ...) live in `recipe_api.validation`, which names the exact field path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "training.chefgenius.io"
+API_VERSION = "v1alpha1"
+KIND = "RecipeTrainingJob"
+PLURAL = "recipetrainingjobs"
+SINGULAR = "recipetrainingjob"
+SHORT_NAMES = ["rtj"]
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+
+
+def _as_quantity(value: Any) -> Any:
+    """Kubernetes quantities may be written as numbers (`cpu: 8`); keep them as strings."""
+    if isinstance(value, bool):
+        raise ValueError("must be a Kubernetes quantity such as 8, 500m or 64Gi")
+    if isinstance(value, int | float):
+        value = str(value)
+    if isinstance(value, str) and not _QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity; write e.g. 8, 500m, 64Gi")
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_as_quantity),
+    WithJsonSchema({"x-kubernetes-int-or-string": True}),
+]
+FreeForm = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=False,
+    )
+
+    def to_manifest(self) -> dict[str, Any]:
+        """camelCase, JSON-compatible dict: what lands in YAML, ConfigMaps and status patches."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
+# ---------------------------------------------------------------- spec
+
+
+class ModelSpec(_Model):
+    name: str = Field(
+        min_length=1,
+        description="Hugging Face model id (e.g. google/flan-t5-large) or a path to a model "
+        "directory on a mounted volume, such as a previously fully fine-tuned model.",
+    )
+    task: Literal["auto", "seq2seq", "causal"] = Field(
+        "auto",
+        description="seq2seq (T5-style encoder-decoder) or causal (decoder-only); auto reads "
+        "it from the model config.",
+    )
+    config: FreeForm = Field(
+        default_factory=dict,
+        description="Model config overrides. With init: scratch they define a fresh model "
+        "and must include model_type (tests, CPU demos).",
+    )
+    init: Literal["pretrained", "scratch"] = Field(
+        "pretrained",
+        description="pretrained loads the weights of model.name; scratch builds a randomly "
+        "initialised model from model.config (nothing is downloaded).",
+    )
+
+
+class VolumeRef(_Model):
+    claim_name: str = Field(min_length=1, description="Name of an existing PersistentVolumeClaim.")
+    mount_path: str = Field(
+        "/data",
+        pattern=r"^/",
+        description="Where the claim is mounted in trainer pods; dataset.path is read under it.",
+    )
+
+
+class DatasetSpec(_Model):
+    path: str = Field(
+        min_length=1,
+        description="RecipeNLG CSV or JSONL file, or a directory of them. In a cluster, an "
+        "absolute path inside the pod (on dataset.volume).",
+    )
+    format: Literal["auto", "recipenlg-csv", "jsonl"] = Field(
+        "auto", description="File format; auto decides by file extension (.csv, .jsonl/.json)."
+    )
+    volume: VolumeRef | None = Field(
+        None, description="PersistentVolumeClaim holding the data (optional in local mode)."
+    )
+    validation_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction of recipes held out for validation, chosen by a stable hash of "
+        "each recipe so reruns and resumed jobs see the same split.",
+    )
+    max_recipes: int | None = Field(
+        None, ge=1, description="Use at most this many recipes after cleaning (null: all)."
+    )
+
+
+class SchedulerSpec(_Model):
+    type: Literal["cosine-restarts", "cosine", "linear", "constant"] = Field(
+        "cosine-restarts",
+        description="Learning-rate schedule after warmup: cosine with warm restarts "
+        "(SGDR), a single cosine decay, linear decay, or constant.",
+    )
+    warmup_steps: int = Field(1000, ge=0, description="Optimizer steps of linear warmup from 0.")
+    first_cycle_steps: int = Field(
+        1000, ge=1, description="Length in optimizer steps of the first cosine cycle after warmup."
+    )
+    cycle_multiplier: float = Field(
+        2.0, ge=1.0, description="Each cosine cycle is this many times longer than the last."
+    )
+    min_learning_rate: float = Field(
+        1.0e-6, ge=0.0, description="Learning rate at the bottom of each cosine cycle."
+    )
+
+
+class GradientNoiseSpec(_Model):
+    enabled: bool = Field(True, description="Add annealed Gaussian noise to gradients.")
+    eta: float = Field(0.3, ge=0.0, description="Noise variance scale: sigma^2 = eta / (1 + t)^gamma.")
+    gamma: float = Field(0.55, ge=0.0, description="Annealing exponent of the noise variance.")
+
+
+class TrainingSpec(_Model):
+    epochs: int = Field(5, ge=1, description="Passes over the training split.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (overrides epochs when sooner)."
+    )
+    micro_batch_size: int = Field(12, ge=1, description="Sequences per rank per forward pass.")
+    gradient_accumulation_steps: int = Field(
+        4, ge=1, description="Micro-batches accumulated per optimizer step."
+    )
+    global_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Optional sequences per optimizer step across all ranks; when set it must "
+        "be divisible by microBatchSize x world size and gradientAccumulationSteps is derived.",
+    )
+    learning_rate: float = Field(5.0e-4, gt=0.0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0.0, description="AdamW decoupled weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Clip the global gradient norm to this.")
+    max_source_length: int = Field(256, ge=8, description="Max tokens of a prompt (source).")
+    max_target_length: int = Field(512, ge=8, description="Max tokens of a recipe (target).")
+    packing: bool = Field(
+        True,
+        description="Pack several recipes into one sequence with attention kept inside each "
+        "recipe, so no compute is spent on padding.",
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass to save memory."
+    )
+    seed: int = Field(42, ge=0, description="Seed of data order, augmentation, dropout and noise.")
+    scheduler: SchedulerSpec = Field(
+        default_factory=SchedulerSpec, description="Warmup and learning-rate schedule."
+    )
+    label_smoothing: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Label smoothing of the cross-entropy loss, in [0, 1)."
+    )
+    gradient_noise: GradientNoiseSpec = Field(
+        default_factory=GradientNoiseSpec, description="Annealed gradient noise."
+    )
+
+
+class LoraSpec(_Model):
+    enabled: bool = Field(True, description="LoRA adapters (PEFT); false: full fine-tuning.")
+    r: int = Field(16, ge=1, le=1024, description="Rank of the LoRA update matrices.")
+    alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: Probability = Field(0.05, description="Dropout on the LoRA input, in [0, 1].")
+    target_modules: Annotated[
+        Literal["auto"] | list[str],
+        WithJsonSchema(
+            {
+                "x-kubernetes-preserve-unknown-fields": True,
+                "description": "",
+            }
+        ),
+    ] = Field(
+        "auto",
+        description="Module names to adapt: auto (T5: q,v; Llama: q_proj,v_proj; GPT-2: "
+        "c_attn) or a list of names.",
+    )
+
+
+class CurriculumStage(_Model):
+    until: float = Field(
+        gt=0.0, le=1.0, description="This stage lasts until this fraction of training (0, 1]."
+    )
+    max_ingredients: int | None = Field(
+        None, ge=1, description="Only recipes with at most this many ingredients (null: any)."
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="Only recipes with at most this many steps (null: any)."
+    )
+
+
+class QualityThreshold(_Model):
+    start: Probability = Field(0.5, description="Minimum recipe quality score at the start.")
+    end: Probability = Field(0.75, description="Minimum quality score reached at the end of training.")
+
+
+def _default_stages() -> list[CurriculumStage]:
+    return [
+        CurriculumStage(until=0.3, max_ingredients=6, max_steps=6),
+        CurriculumStage(until=0.6, max_ingredients=12, max_steps=12),
+        CurriculumStage(until=1.0),
+    ]
+
+
+class CurriculumSpec(_Model):
+    enabled: bool = Field(True, description="Train on easy recipes first, then harder ones.")
+    stages: list[CurriculumStage] = Field(
+        default_factory=_default_stages,
+        min_length=1,
+        description="Stages by fraction of training, strictly increasing, the last ending at 1.0.",
+    )
+    quality_threshold: QualityThreshold = Field(
+        default_factory=QualityThreshold,
+        description="Quality score a recipe needs, rising linearly from start to end.",
+    )
+
+
+class AugmentationSpec(_Model):
+    probability: Probability = Field(0.3, description="Chance that a training sample is augmented.")
+    instruction_templates: bool = Field(True, description="Vary the prompt's phrasing.")
+    verb_paraphrase: bool = Field(True, description="Swap cooking verbs for synonyms (mix/combine).")
+    tips: bool = Field(True, description="Append a cooking tip to the prompt (never the recipe).")
+
+
+class EarlyStoppingSpec(_Model):
+    patience: int = Field(
+        3, ge=0, description="Validations without improvement before stopping (0: never stop early)."
+    )
+    min_delta: float = Field(0.0, ge=0.0, description="Improvement smaller than this does not count.")
+
+
+class ValidationSpec(_Model):
+    every_steps: int = Field(1000, ge=1, description="Validate every this many optimizer steps.")
+    max_batches: int = Field(100, ge=1, description="Validation batches per evaluation.")
+    samples: int = Field(3, ge=0, description="Recipes generated and scored at each validation.")
+    early_stopping: EarlyStoppingSpec = Field(
+        default_factory=EarlyStoppingSpec, description="Stop when validation loss stops improving."
+    )
+
+
+class CheckpointVolumeSpec(_Model):
+    claim_name: str | None = Field(
+        None,
+        description="Existing PVC for checkpoints; null: the operator creates one per job.",
+    )
+    size: Quantity = Field("50Gi", description="Size of the PVC the operator creates.")
+    storage_class_name: str | None = Field(
+        None, description="Storage class of the created PVC (null: the cluster default)."
+    )
+
+
+class CheckpointSpec(_Model):
+    every_steps: int = Field(1000, ge=1, description="Checkpoint every this many optimizer steps.")
+    keep_last: int = Field(3, ge=1, description="Checkpoints kept (the best one is kept as well).")
+    volume: CheckpointVolumeSpec = Field(
+        default_factory=CheckpointVolumeSpec, description="Where checkpoints persist."
+    )
+
+
+class DeepSpeedSpec(_Model):
+    zero_stage: int = Field(2, ge=0, le=3, description="ZeRO optimisation stage, 0 to 3.")
+    config: FreeForm = Field(
+        default_factory=dict,
+        description="Merged over the generated DeepSpeed config (keys as in DeepSpeed's JSON).",
+    )
+
+
+class ResourcesSpec(_Model):
+    image: str | None = Field(
+        None, description="Trainer image; null uses the operator's default trainer image."
+    )
+    nodes: int = Field(1, ge=1, description="Pods (nodes) in the training gang.")
+    gpus_per_node: int = Field(1, ge=0, description="GPUs per pod (nvidia.com/gpu); 0 trains on CPU.")
+    cpu: Quantity = Field("8", description="CPU request and limit per pod.")
+    memory: Quantity = Field("64Gi", description="Memory request and limit per pod.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods must match."
+    )
+    tolerations: list[FreeForm] = Field(
+        default_factory=list, description="Pod tolerations (core/v1 Toleration objects)."
+    )
+    priority_class_name: str | None = Field(None, description="Pod priority class.")
+
+
+class RunPolicy(_Model):
+    backoff_limit: int = Field(3, ge=0, description="Gang restarts allowed before the job fails.")
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, description="Fail the job when it has run longer than this."
+    )
+    pending_timeout_seconds: int = Field(
+        900,
+        ge=1,
+        description="Fail when pods stay unschedulable or cannot pull their image this long "
+        "(counted from admission when a queue holds the job).",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None, ge=0, description="Delete the finished job and its children after this long."
+    )
+
+
+class SecretKeyRef(_Model):
+    name: str = Field(min_length=1, description="Secret name (same namespace).")
+    key: str = Field(min_length=1, description="Key inside the Secret.")
+
+
+class WandbSpec(_Model):
+    project: str | None = Field(None, description="Weights & Biases project; null disables W&B.")
+    api_key_secret_ref: SecretKeyRef | None = Field(None, description="Secret holding the W&B API key.")
+
+
+class NotificationsSpec(_Model):
+    webhook_secret_ref: SecretKeyRef | None = Field(
+        None, description="Secret key holding a Discord or Slack webhook URL."
+    )
+    wandb: WandbSpec = Field(default_factory=WandbSpec, description="Optional W&B logging.")
+
+
+class MetricsSpec(_Model):
+    port: int = Field(
+        9400, ge=1024, le=65535, description="Port of the trainer's Prometheus /metrics on rank 0."
+    )
+
+
+class RecipeTrainingJobSpec(_Model):
+    suspend: bool = Field(False, description="true: no pods run; the checkpoint volume stays.")
+    model: ModelSpec = Field(description="The model to fine-tune.")
+    dataset: DatasetSpec = Field(description="The recipe data.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation settings.")
+    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA adapter settings.")
+    curriculum: CurriculumSpec = Field(
+        default_factory=CurriculumSpec, description="Curriculum learning."
+    )
+    augmentation: AugmentationSpec = Field(
+        default_factory=AugmentationSpec, description="Training-sample augmentation."
+    )
+    validation: ValidationSpec = Field(
+        default_factory=ValidationSpec, description="Validation and early stopping."
+    )
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Checkpointing.")
+    deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec, description="DeepSpeed engine.")
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Pods and hardware.")
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts and deadlines.")
+    notifications: NotificationsSpec = Field(
+        default_factory=NotificationsSpec, description="Webhook and W&B notifications."
+    )
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Trainer metrics endpoint.")
+
+
+class ObjectMeta(_Model):
+    """The part of metadata the project reads; other metadata keys are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    name: str = Field(
+        min_length=1,
+        max_length=52,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Job name: a DNS label of at most 52 characters (child objects add suffixes).",
+    )
+    namespace: str | None = Field(None, description="Namespace of the job.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+
+
+# ---------------------------------------------------------------- status
+
+Phase = Literal["Pending", "Launching", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
+PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+class Condition(_Model):
+    type: str = Field(description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="CamelCase reason for the last transition.")
+    message: str = Field("", description="Human-readable detail.")
+    last_transition_time: str | None = Field(None, description="RFC 3339 time of the last change.")
+
+
+class Progress(_Model):
+    step: int = Field(0, description="Optimizer steps done.")
+    total_steps: int = Field(0, description="Optimizer steps planned.")
+    percent: float | None = Field(None, description="step / totalSteps in percent.")
+    epoch: float = Field(0, description="Epochs done (fractional).")
+    loss: float | None = Field(None, description="Latest training loss.")
+    validation_loss: float | None = Field(None, description="Latest validation loss.")
+    best_validation_loss: float | None = Field(None, description="Best validation loss so far.")
+    tokens_per_second: float | None = Field(None, description="Real (non-padding) tokens per second.")
+    eta: str | None = Field(None, description="Estimated time to finish, e.g. 1h20m.")
+    curriculum_stage: int | None = Field(None, description="Current curriculum stage (0-based).")
+
+
+class LastCheckpoint(_Model):
+    step: int | None = Field(None, description="Step of the newest complete checkpoint.")
+    path: str | None = Field(None, description="Its path on the checkpoint volume.")
+    time: str | None = Field(None, description="When it was written (RFC 3339).")
+
+
+class Failure(_Model):
+    reason: str | None = Field(None, description="OOMKilled, Evicted, NodeLost, ImagePullBackOff, ...")
+    message: str | None = Field(None, description="Detail, e.g. the trainer's termination message.")
+    pod: str | None = Field(None, description="The pod that failed.")
+    exit_code: int | None = Field(None, description="Container exit code.")
+
+
+class Evaluation(_Model):
+    validation_loss: float | None = Field(None, description="Final validation loss.")
+    perplexity: float | None = Field(None, description="Final validation perplexity.")
+    quality: float | None = Field(None, description="Mean quality score of generated recipes.")
+    best_checkpoint: str | None = Field(None, description="Path of the best checkpoint.")
+
+
+class RecipeTrainingJobStatus(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    phase: Phase = Field("Pending", description="Where the job is in its life cycle.")
+    conditions: list[Condition] = Field(default_factory=list, description="Kubernetes-style conditions.")
+    attempt: int = Field(1, description="Current gang attempt (1-based).")
+    restarts: int = Field(0, description="Gang restarts so far.")
+    start_time: str | None = Field(None, description="When the first attempt started.")
+    completion_time: str | None = Field(None, description="When the job finished.")
+    admission_time: str | None = Field(None, description="When a queue last admitted the job.")
+    progress: Progress = Field(default_factory=Progress, description="Training progress from rank 0.")
+    last_checkpoint: LastCheckpoint = Field(default_factory=LastCheckpoint, description="Newest checkpoint.")
+    failure: Failure = Field(default_factory=Failure, description="Why the job (or the last attempt) failed.")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="Final evaluation results.")
+
+
+class RecipeTrainingJob(_Model):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
+    api_version: Literal["training.chefgenius.io/v1alpha1"] = Field(
+        f"{API_GROUP}/{API_VERSION}", description="training.chefgenius.io/v1alpha1"
+    )
+    kind: Literal["RecipeTrainingJob"] = Field(KIND, description="RecipeTrainingJob")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: RecipeTrainingJobSpec = Field(description="What to train and how.")
+    status: RecipeTrainingJobStatus | None = Field(None, description="Set by the operator.")

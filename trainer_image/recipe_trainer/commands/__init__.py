@@ -1,0 +1,1 @@
+"""Sub-commands of `recipe-train`, one module each (see recipe_trainer.cli)."""
