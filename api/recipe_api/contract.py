@@ -1,0 +1,47 @@
+"""Names both sides of the system must agree on, defined once.
+
+The trainer *defines* these Prometheus metrics (recipe_trainer.metrics), the operator *reads*
+some of them from rank 0's /metrics into `status.progress`, and the Helm chart's dashboards
+and alerts query them; a test checks the chart against the exported names. Labels are put on
+every child object by the operator and used by the chart's PodMonitor relabelling.
+"""
+
+from __future__ import annotations
+
+# ---- labels on every object the operator creates (and on trainer pods)
+LABEL_JOB_NAME = "training.chefgenius.io/job-name"
+LABEL_ATTEMPT = "training.chefgenius.io/attempt"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "recipe-training-operator"
+TRAINER_COMPONENT = "trainer"
+TRAINER_CONTAINER_NAME = "trainer"
+METRICS_PORT_NAME = "metrics"
+
+# ---- trainer metrics (gauges unless the name ends in _total; base units)
+TRAINER_METRIC_PREFIX = "recipe_trainer_"
+STEP = "recipe_trainer_step"
+TOTAL_STEPS = "recipe_trainer_total_steps"
+EPOCH = "recipe_trainer_epoch"
+LOSS = "recipe_trainer_loss"
+LEARNING_RATE = "recipe_trainer_learning_rate"
+GRAD_NORM = "recipe_trainer_grad_norm"
+TOKENS_PER_SECOND = "recipe_trainer_tokens_per_second"
+SAMPLES_PER_SECOND = "recipe_trainer_samples_per_second"
+TOKENS_TOTAL = "recipe_trainer_tokens_total"
+VALIDATION_LOSS = "recipe_trainer_validation_loss"
+VALIDATION_PERPLEXITY = "recipe_trainer_validation_perplexity"
+BEST_VALIDATION_LOSS = "recipe_trainer_best_validation_loss"
+QUALITY_SCORE = "recipe_trainer_quality_score"  # label: metric (overall, coherence, ...)
+CURRICULUM_STAGE = "recipe_trainer_curriculum_stage"
+QUALITY_THRESHOLD = "recipe_trainer_quality_threshold"
+GRADIENT_NOISE_SIGMA = "recipe_trainer_gradient_noise_sigma"
+CHECKPOINT_SAVE_SECONDS = "recipe_trainer_checkpoint_save_seconds"  # histogram
+CHECKPOINT_SIZE_BYTES = "recipe_trainer_checkpoint_size_bytes"
+LAST_CHECKPOINT_STEP = "recipe_trainer_last_checkpoint_step"
+LAST_CHECKPOINT_TIMESTAMP = "recipe_trainer_last_checkpoint_timestamp_seconds"
+ETA_SECONDS = "recipe_trainer_eta_seconds"
+GPU_MEMORY_ALLOCATED_BYTES = "recipe_trainer_gpu_memory_allocated_bytes"
+GPU_MEMORY_RESERVED_BYTES = "recipe_trainer_gpu_memory_reserved_bytes"
+NONFINITE_STEPS_TOTAL = "recipe_trainer_nonfinite_steps_total"
+PACKING_EFFICIENCY = "recipe_trainer_packing_efficiency"

@@ -1,0 +1,71 @@
+"""Where things live in a checkpoint directory: the contract between the training loop
+(which writes checkpoints) and eval / compare / export / generate (which read them).
+
+    <checkpoint_dir>/
+      base-model/            init: scratch only: the randomly initialised base weights + config,
+                             written once, so adapters have a base to load onto offline
+      step-00000120/         one complete checkpoint (renamed from .tmp-step-00000120 when done)
+        model/               PEFT adapter (save_pretrained) or, with LoRA off, the full model
+        tokenizer/           the tokenizer (trained on the data for scratch models)
+        deepspeed/           DeepSpeed engine state (optimizer, scheduler), per rank
+        trainer_state.json   progress: step, epoch, position, sampler/curriculum/RNG states ...
+        trainer-config.yaml  the TrainerConfig the run used
+      best.json              {"step": N, "path": "step-...", "validation_loss": x}
+
+A checkpoint is complete only once its directory has its final name: writers build it under
+a `.tmp-` name and rename atomically, so a crash mid-write never looks like a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+BASE_MODEL_DIR = "base-model"
+MODEL_DIR = "model"
+TOKENIZER_DIR = "tokenizer"
+DEEPSPEED_DIR = "deepspeed"
+STATE_FILE = "trainer_state.json"
+CONFIG_FILE = "trainer-config.yaml"
+BEST_FILE = "best.json"
+TMP_PREFIX = ".tmp-"
+_STEP_DIR = re.compile(r"^step-(\d{8})$")
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def complete_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary directories are ignored)."""
+    root = Path(checkpoint_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def newest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    found = complete_checkpoints(checkpoint_dir)
+    return found[-1] if found else None
+
+
+def best_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The checkpoint marked best by validation loss, or None when none is marked."""
+    marker = Path(checkpoint_dir) / BEST_FILE
+    if not marker.is_file():
+        return None
+    path = Path(checkpoint_dir) / json.loads(marker.read_text())["path"]
+    return path if (path / STATE_FILE).is_file() else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a checkpoint directory or a checkpoint root (then the best, else the newest)."""
+    p = Path(path)
+    if (p / STATE_FILE).is_file():
+        return p
+    found = best_checkpoint(p) or newest_checkpoint(p)
+    if found is None:
+        raise FileNotFoundError(f"{path}: no complete checkpoint here (expected {STATE_FILE} or step-* directories)")
+    return found
