@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from .v1alpha1 import RecipeTrainingJobSpec, _Model
+from .v1alpha1 import Evaluation, RecipeTrainingJobSpec, _Model
 
 # In-pod paths shared by the operator (which mounts them) and the trainer (which uses them).
 CHECKPOINT_MOUNT_PATH = "/checkpoints"
@@ -44,3 +44,15 @@ class TrainerConfig(_Model):
     def from_yaml(cls, text: str) -> TrainerConfig:
         data: Any = yaml.safe_load(text)
         return cls.model_validate(data)
+
+
+class TerminationSummary(_Model):
+    """What a successful trainer writes to its termination log, and the operator reads back
+    into `status.evaluation` / `status.lastCheckpoint` (Kubernetes caps it at 4096 bytes)."""
+
+    step: int = Field(description="Final optimizer step.")
+    epoch: float = Field(0, description="Epochs done.")
+    best_checkpoint: str | None = Field(None, description="Path of the best checkpoint.")
+    last_checkpoint: str | None = Field(None, description="Path of the final checkpoint.")
+    stopped_early: bool = Field(False, description="Early stopping ended training.")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="Final evaluation numbers.")
