@@ -32,19 +32,48 @@ _DROP_KEYS = {"title", "default", "additionalProperties_false"}
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Life-cycle phase."},
-    {"name": "Progress", "type": "number", "jsonPath": ".status.progress.percent",
-     "description": "Percent of planned optimizer steps done."},
-    {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss", "description": "Latest training loss."},
+    {
+        "name": "Progress",
+        "type": "number",
+        "jsonPath": ".status.progress.percent",
+        "description": "Percent of planned optimizer steps done.",
+    },
+    {
+        "name": "Loss",
+        "type": "number",
+        "jsonPath": ".status.progress.loss",
+        "description": "Latest training loss.",
+    },
     {"name": "Restarts", "type": "integer", "jsonPath": ".status.restarts", "description": "Gang restarts."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-    {"name": "Val-Loss", "type": "number", "jsonPath": ".status.progress.validationLoss", "priority": 1,
-     "description": "Latest validation loss."},
-    {"name": "Best-Val-Loss", "type": "number", "jsonPath": ".status.evaluation.validationLoss", "priority": 1,
-     "description": "Final (best) validation loss."},
-    {"name": "Quality", "type": "number", "jsonPath": ".status.evaluation.quality", "priority": 1,
-     "description": "Mean quality score of generated recipes at the end."},
-    {"name": "Attempt", "type": "integer", "jsonPath": ".status.attempt", "priority": 1,
-     "description": "Current gang attempt."},
+    {
+        "name": "Val-Loss",
+        "type": "number",
+        "jsonPath": ".status.progress.validationLoss",
+        "priority": 1,
+        "description": "Latest validation loss.",
+    },
+    {
+        "name": "Best-Val-Loss",
+        "type": "number",
+        "jsonPath": ".status.evaluation.validationLoss",
+        "priority": 1,
+        "description": "Final (best) validation loss.",
+    },
+    {
+        "name": "Quality",
+        "type": "number",
+        "jsonPath": ".status.evaluation.quality",
+        "priority": 1,
+        "description": "Mean quality score of generated recipes at the end.",
+    },
+    {
+        "name": "Attempt",
+        "type": "integer",
+        "jsonPath": ".status.attempt",
+        "priority": 1,
+        "description": "Current gang attempt.",
+    },
 ]
 
 
@@ -55,10 +84,6 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
-    if "$ref" in node:
-        target = copy.deepcopy(defs[node.pop("$ref").split("/")[-1]])
-        target.update(node)  # sibling keys (description) win over the definition's
-        node = target
     if "anyOf" in node:
         original = node.pop("anyOf")
         branches = [b for b in original if b.get("type") != "null"]
@@ -71,14 +96,20 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
                 node["nullable"] = True
         else:  # a real union (e.g. "auto" or a list): typed by the models, opaque to the schema
             node = {"description": node.get("description", ""), "x-kubernetes-preserve-unknown-fields": True}
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node.pop("$ref").split("/")[-1]])
+        target.update(node)  # sibling keys (description) win over the definition's
+        node = target
     if "const" in node:
         node["enum"] = [node.pop("const")]
     for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if bound in node and not isinstance(node[bound], bool):
             node[flag] = node.pop(bound)
             node[bound] = True
-    if node.get("additionalProperties") is False:
-        del node["additionalProperties"]
+    if node.get("additionalProperties") is False or (
+        node.get("additionalProperties") is True and "properties" in node
+    ):
+        del node["additionalProperties"]  # pruning does this; structural schemas forbid both
     if node.get("x-kubernetes-preserve-unknown-fields") and not node.get("description"):
         node.pop("description", None)
     out: dict[str, Any] = {}
@@ -102,7 +133,9 @@ def _schema_of(model: type) -> dict[str, Any]:
 
 def build_openapi_schema() -> dict[str, Any]:
     spec = _schema_of(RecipeTrainingJobSpec)
-    spec["description"] = "What to train and how. Every field has a default except model.name and dataset.path."
+    spec["description"] = (
+        "What to train and how. Every field has a default except model.name and dataset.path."
+    )
     status = _schema_of(RecipeTrainingJobStatus)
     status["description"] = "Written by the operator. kopf may keep its own bookkeeping here too."
     status["x-kubernetes-preserve-unknown-fields"] = True

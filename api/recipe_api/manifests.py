@@ -22,7 +22,9 @@ def load_jobs(path: str | Path) -> list[RecipeTrainingJob]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(top level)"
-        raise InvalidSpecError([FieldError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        raise InvalidSpecError(
+            [FieldError(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        ) from None
     except OSError as exc:
         raise InvalidSpecError([FieldError("(file)", f"cannot read: {exc.strerror}")]) from None
     jobs_docs = [d for d in docs if not isinstance(d, dict) or d.get("kind", KIND) == KIND]

@@ -192,6 +192,12 @@ class TrainingSpec(_Model):
     )
 
 
+def _as_target_modules(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+        return value
+    raise ValueError(f"must be auto or a list of module names such as [q, v] (got {value!r})")
+
+
 class LoraSpec(_Model):
     enabled: bool = Field(True, description="LoRA adapters (PEFT); false: full fine-tuning.")
     r: int = Field(16, ge=1, le=1024, description="Rank of the LoRA update matrices.")
@@ -199,6 +205,7 @@ class LoraSpec(_Model):
     dropout: Probability = Field(0.05, description="Dropout on the LoRA input, in [0, 1].")
     target_modules: Annotated[
         Literal["auto"] | list[str],
+        BeforeValidator(_as_target_modules),
         WithJsonSchema(
             {
                 "x-kubernetes-preserve-unknown-fields": True,
@@ -362,9 +369,7 @@ class RecipeTrainingJobSpec(_Model):
     dataset: DatasetSpec = Field(description="The recipe data.")
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Optimisation settings.")
     lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA adapter settings.")
-    curriculum: CurriculumSpec = Field(
-        default_factory=CurriculumSpec, description="Curriculum learning."
-    )
+    curriculum: CurriculumSpec = Field(default_factory=CurriculumSpec, description="Curriculum learning.")
     augmentation: AugmentationSpec = Field(
         default_factory=AugmentationSpec, description="Training-sample augmentation."
     )
@@ -403,7 +408,9 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 class Condition(_Model):
-    type: str = Field(description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued.")
+    type: str = Field(
+        description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field("", description="CamelCase reason for the last transition.")
     message: str = Field("", description="Human-readable detail.")

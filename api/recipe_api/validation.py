@@ -55,7 +55,7 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
             message = "unknown field; check the spelling against `kubectl explain rtj.spec`"
         elif err["type"] == "missing":
             message = "required field is missing"
-        elif "input" in err and err["type"] not in ("model_type", "dict_type"):
+        elif "input" in err and err["type"] not in ("model_type", "dict_type", "value_error"):
             message = f"{message} (got {err['input']!r})"
         # Union branches repeat one problem per branch; keep the first per path.
         seen.setdefault(path, FieldError(path, message))
@@ -137,9 +137,7 @@ def semantic_errors(spec: RecipeTrainingJobSpec) -> list[FieldError]:
             )
         )
     if spec.lora.enabled and isinstance(spec.lora.target_modules, list) and not spec.lora.target_modules:
-        errors.append(
-            FieldError("spec.lora.targetModules", "list is empty; name modules or use auto")
-        )
+        errors.append(FieldError("spec.lora.targetModules", "list is empty; name modules or use auto"))
     return errors
 
 

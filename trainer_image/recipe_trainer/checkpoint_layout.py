@@ -42,7 +42,9 @@ def complete_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     root = Path(checkpoint_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / STATE_FILE).is_file()]
+    found = [
+        p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / STATE_FILE).is_file()
+    ]
     return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
 
 
@@ -67,5 +69,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return p
     found = best_checkpoint(p) or newest_checkpoint(p)
     if found is None:
-        raise FileNotFoundError(f"{path}: no complete checkpoint here (expected {STATE_FILE} or step-* directories)")
+        raise FileNotFoundError(
+            f"{path}: no complete checkpoint here (expected {STATE_FILE} or step-* directories)"
+        )
     return found
