@@ -1,0 +1,414 @@
+"""The trainer's one entry to the data: clean recipes in, model-ready micro-batches out.
+
+    data = TrainingData.prepare(spec, tokenizer, task, cache_dir, rank, world_size)
+    for epoch in ...:
+        for batch in data.batches():          # the rest of the current epoch, this rank's share
+            data.set_progress(step / total_steps)
+            outputs = forward_batch(engine, batch)  # from recipe_trainer.data.packing
+            loss = smoothed_ce(outputs.logits, batch["labels"]) ...  # divide by batch["num_target_tokens"]
+        ...checkpoint: data.state_dict()  (restore with data.load_state_dict(state))
+
+How a batch is made, and why it is exact on resume and identical in count on every rank:
+
+1. The curriculum sampler walks a seeded permutation of all training recipes (one per epoch) and
+   takes the next *window* of recipes eligible at the current progress.
+2. Each recipe is augmented or not by a generator seeded with (seed, epoch, recipe index), and an
+   augmented one is re-formatted and re-tokenized on the fly; others come from the Arrow cache.
+3. The window is packed into rows (best-fit decreasing, `training.packing: true`) or, without
+   packing, sorted by length into one-recipe rows (length-grouped padded batching).
+4. Rows are cut into global batches of `microBatchSize x world_size` rows; rank r takes its slice
+   of each, so every rank runs the same number of micro-batches. Rows left over at the end of a
+   window are carried into the next; at the end of an epoch the last global batch is completed by
+   repeating rows of the same window, so no recipe is dropped and no rank waits.
+
+Everything is a function of the state (sampler position, progress at the window start, carried
+rows, micro-batches already produced from the window), so `state_dict()` after any micro-batch
+and `load_state_dict()` in a fresh process continue with exactly the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetDict
+from recipe_api.v1alpha1 import RecipeTrainingJobSpec
+from transformers import PreTrainedTokenizerBase
+
+from .curriculum import Curriculum, CurriculumSampler, RecipeTraits
+from .packing import Task, TokenizedExample, collate_rows, pack_best_fit_decreasing, row_capacity
+from .records import Recipe
+from .tokenized_cache import (
+    TokenizationSettings,
+    build_or_load,
+    cache_key,
+    data_fingerprint,
+    tokenize_pairs,
+    tokenizer_fingerprint,
+)
+
+WINDOW_GLOBAL_BATCHES = 16  # a window holds about this many global batches of recipes
+MIN_WINDOW, MAX_WINDOW = 256, 16384  # recipes per window
+
+
+# ---------------------------------------------------------------- the cleaning side (issue 3, part 1)
+# Thin adapters over the loading/cleaning/scoring/split/formatting/augmentation modules, so that
+# the rest of this file depends on three functions only.
+
+
+def recipe_splits(spec: RecipeTrainingJobSpec) -> tuple[dict[str, Iterable[Recipe]], dict]:
+    """Load, clean, score and split the spec's dataset: ({"train": recipes, "validation": recipes},
+    report of counts and drop reasons). Streams: recipes are read as the splits are consumed."""
+    raise NotImplementedError("waiting for the loading/cleaning/scoring/split modules")
+
+
+def format_pair(recipe: Recipe, task: Task) -> tuple[str, str]:
+    """(source, target) texts of a recipe for the task: the prompt and the structured recipe."""
+    raise NotImplementedError("waiting for the formatting module")
+
+
+def augmented_pair(recipe: Recipe, task: Task, spec: RecipeTrainingJobSpec, rng: np.random.Generator):
+    """(source, target) of an augmented variant of the recipe, drawn with `rng` only."""
+    raise NotImplementedError("waiting for the augmentation module")
+
+
+def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | None = None) -> Iterator[str]:
+    """Source and target texts of training recipes (both tasks' phrasings), to train a scratch
+    model's tokenizer on (`tokenizer.train_recipe_tokenizer`)."""
+    splits, _ = recipe_splits(spec)
+    for count, recipe in enumerate(splits["train"]):
+        if max_recipes is not None and count >= max_recipes:
+            return
+        for task in ("seq2seq", "causal"):
+            yield from format_pair(recipe, task)
+
+
+def _example_row(recipe: Recipe, task: Task) -> dict:
+    source, target = format_pair(recipe, task)
+    return {
+        "title": recipe.title,
+        "ingredients": list(recipe.ingredients),
+        "directions": list(recipe.directions),
+        "ner": list(recipe.ner),
+        "source": source,
+        "target": target,
+        "quality": recipe.quality,
+        "n_ingredients": recipe.n_ingredients,
+        "n_steps": recipe.n_steps,
+    }
+
+
+def _recipe_of(row: dict) -> Recipe:
+    return Recipe(
+        title=row["title"],
+        ingredients=tuple(row["ingredients"]),
+        directions=tuple(row["directions"]),
+        ner=tuple(row["ner"]),
+        quality=float(row["quality"]),
+    )
+
+
+# ---------------------------------------------------------------- the training data
+
+
+@dataclass
+class _WindowState:
+    """Where the current window came from: enough to rebuild it exactly."""
+
+    sampler: dict | None = None  # sampler state before the window was taken
+    carry: list[list[int]] = field(default_factory=list)  # rows (recipe indices) carried into it
+    emitted: int = 0  # micro-batches of this window already produced
+
+
+class TrainingData:
+    """Training and validation batches for one rank; see the module docstring."""
+
+    def __init__(
+        self,
+        splits: DatasetDict,
+        report: dict,
+        spec: RecipeTrainingJobSpec,
+        tokenizer: PreTrainedTokenizerBase,
+        task: Task,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int | None = None,
+    ):
+        if len(splits["train"]) == 0:
+            raise ValueError(
+                "no training recipes left after cleaning: check dataset.path and the data report"
+            )
+        self.spec, self.tokenizer, self.task = spec, tokenizer, task
+        self.rank, self.world_size = rank, world_size
+        self.seed = spec.training.seed if seed is None else seed
+        self.train: Dataset = splits["train"]
+        self.validation: Dataset = splits["validation"]
+        self._cleaning_report = report
+        self.packed = spec.training.packing
+        self.capacity = row_capacity(task, spec.training.max_source_length, spec.training.max_target_length)
+        self.settings = _settings(spec, task)
+        self.micro_batch_size = spec.training.micro_batch_size
+        self.rows_per_global_batch = self.micro_batch_size * world_size
+        self.traits = RecipeTraits(
+            n_ingredients=_column(self.train, "n_ingredients"),
+            n_steps=_column(self.train, "n_steps"),
+            quality=_column(self.train, "quality"),
+        )
+        self.curriculum = Curriculum(spec.curriculum)
+        # Every rank samples the same global stream and keeps its slice of each global batch.
+        self.sampler = CurriculumSampler(self.traits, self.curriculum, self.seed)
+        self._sizes = _sizes(self.train, task)
+        self._window = _WindowState()
+        self._real_tokens = 0
+        self._processed_tokens = 0
+
+    @classmethod
+    def prepare(
+        cls,
+        spec: RecipeTrainingJobSpec,
+        tokenizer: PreTrainedTokenizerBase,
+        task: Task,
+        cache_dir: str | Path,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int | None = None,
+    ) -> TrainingData:
+        """Load the tokenized cache for this data, tokenizer and settings, building it if missing
+        (call on rank 0 first, then on the others after a barrier: building is atomic)."""
+        settings = _settings(spec, task)
+        key = cache_key(data_fingerprint(spec.dataset.path), tokenizer_fingerprint(tokenizer), settings)
+
+        def make_examples():
+            splits, report = recipe_splits(spec)
+            rows = {name: (_example_row(r, task) for r in recipes) for name, recipes in splits.items()}
+            return rows, report
+
+        splits, report = build_or_load(cache_dir, key, make_examples, tokenizer, settings)
+        return cls(splits, report, spec, tokenizer, task, rank, world_size, seed)
+
+    # ---- progress and curriculum
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed (the epoch `batches()` produces next)."""
+        return self.sampler.epoch
+
+    def set_progress(self, fraction: float) -> None:
+        """Training progress in [0, 1] (step / total steps): drives the curriculum stage and the
+        quality threshold of the recipes taken from now on (from the next window)."""
+        self.sampler.set_progress(fraction)
+
+    @property
+    def curriculum_stage(self) -> int:
+        return self.curriculum.stage_index(self.sampler.progress)
+
+    @property
+    def quality_threshold(self) -> float:
+        return self.curriculum.quality_threshold(self.sampler.progress)
+
+    # ---- training batches
+
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """This rank's micro-batches for the rest of the current epoch; when it ends the epoch
+        counter advances, so the next call starts the next epoch. Each batch holds the model inputs
+        (`packing.collate_rows`: pass it to `packing.forward_batch`) and the statistics
+        num_real_tokens, num_target_tokens, num_examples, num_padded_tokens (plain ints)."""
+        while True:
+            if self._window.sampler is None:
+                self._window.sampler = self.sampler.state_dict()
+            else:  # resumed, or re-entered mid-window: rebuild the window from where it was taken
+                self.sampler.load_state_dict(self._window.sampler)
+            indices = self.sampler.take(self._window_size())
+            epoch_ends = self.sampler.epoch_finished
+            augmented = self._augmented(indices)
+            rows = self._window.carry + self._rows(indices, augmented)
+            groups, carry = self._global_batches(rows, complete_last=epoch_ends)
+            for group in groups[self._window.emitted :]:
+                mine = group[self.rank * self.micro_batch_size : (self.rank + 1) * self.micro_batch_size]
+                batch = self._collate(self.train, mine, augmented)
+                self._window.emitted += 1
+                self._real_tokens += batch["num_real_tokens"]
+                self._processed_tokens += batch["num_padded_tokens"]
+                yield batch
+            self._window = _WindowState(carry=carry)
+            if epoch_ends:
+                self.sampler.next_epoch()
+                return
+
+    def _window_size(self) -> int:
+        """Recipes per window: about WINDOW_GLOBAL_BATCHES global batches' worth."""
+        per_row = self.capacity[0] / max(1.0, float(self._sizes[:, 0].mean())) if self.packed else 1.0
+        wanted = WINDOW_GLOBAL_BATCHES * self.rows_per_global_batch * per_row
+        return int(min(MAX_WINDOW, max(MIN_WINDOW, wanted)))
+
+    def _augmented(self, indices: list[int]) -> dict[int, TokenizedExample]:
+        """The recipes of the window that are augmented this epoch, re-formatted and tokenized.
+        Whether and how a recipe is augmented depends only on (seed, epoch, recipe index)."""
+        probability = self.spec.augmentation.probability
+        pairs: dict[int, tuple[str, str]] = {}
+        for index in indices if probability > 0 else ():
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            if rng.random() < probability:
+                pairs[index] = augmented_pair(_recipe_of(self.train[index]), self.task, self.spec, rng)
+        if not pairs:
+            return {}
+        sources, targets = tokenize_pairs(
+            self.tokenizer, [p[0] for p in pairs.values()], [p[1] for p in pairs.values()], self.settings
+        )
+        return {i: TokenizedExample(s, t) for i, s, t in zip(pairs, sources, targets, strict=True)}
+
+    def _rows(self, indices: list[int], augmented: dict[int, TokenizedExample]) -> list[list[int]]:
+        """Rows of recipe indices for one window: packed and shuffled, or one recipe per row sorted
+        by length (the padded fallback, so each batch holds recipes of similar length)."""
+        if not indices:
+            return []
+        sizes = [augmented[i].sizes(self.task) if i in augmented else tuple(self._sizes[i]) for i in indices]
+        if not self.packed:
+            return [[indices[p]] for p in sorted(range(len(indices)), key=lambda p: (-sizes[p][0], p))]
+        rows = [[indices[p] for p in row] for row in pack_best_fit_decreasing(sizes, self.capacity)]
+        order = np.random.default_rng([self.seed, self.epoch, indices[0]]).permutation(len(rows))
+        return [rows[o] for o in order]
+
+    def _global_batches(self, rows: list[list[int]], complete_last: bool):
+        """Cut rows into global batches; returns (batches, rows carried to the next window). With
+        `complete_last`, a last partial batch is filled up with repeated rows instead."""
+        size = self.rows_per_global_batch
+        full = len(rows) // size * size
+        groups = [rows[i : i + size] for i in range(0, full, size)]
+        leftover = rows[full:]
+        if not self.packed:  # length-grouped: shuffle whole batches, similar lengths stay together
+            order = np.random.default_rng([self.seed, self.epoch, len(rows)]).permutation(len(groups))
+            groups = [groups[o] for o in order]
+        if complete_last and leftover:
+            repeats = (rows * math.ceil(size / len(rows)))[: size - len(leftover)]
+            groups.append(leftover + repeats)
+            leftover = []
+        return groups, leftover
+
+    def _collate(
+        self, dataset: Dataset, rows: list[list[int]], augmented: dict[int, TokenizedExample] | None = None
+    ) -> dict[str, Any]:
+        augmented = augmented or {}
+        cached = sorted({i for row in rows for i in row if i not in augmented})
+        fetched = dataset.select_columns(["source_ids", "target_ids"])[cached] if cached else {}
+        examples = dict(augmented)
+        for position, index in enumerate(cached):
+            examples[index] = TokenizedExample(
+                fetched["source_ids"][position], fetched["target_ids"][position]
+            )
+        return collate_rows(
+            [[examples[i] for i in row] for row in rows],
+            self.task,
+            self.tokenizer.pad_token_id,
+            decoder_start_token_id=self.tokenizer.pad_token_id,
+            packed=self.packed,
+        )
+
+    # ---- validation
+
+    def validation_batches(self, max_batches: int | None = None) -> Iterator[dict[str, Any]]:
+        """This rank's validation micro-batches in a fixed order (no augmentation, no curriculum),
+        at most `max_batches` (spec.validation.maxBatches when None); the same count on every rank."""
+        limit = self.spec.validation.max_batches if max_batches is None else max_batches
+        sizes = _sizes(self.validation, self.task)
+        window, produced = self._window_size(), 0
+        for start in range(0, len(self.validation), window):
+            indices = list(range(start, min(len(self.validation), start + window)))
+            if self.packed:
+                packed = pack_best_fit_decreasing([tuple(sizes[i]) for i in indices], self.capacity)
+                rows = [[indices[p] for p in row] for row in packed]
+            else:
+                rows = [[i] for i in indices]
+            groups, _ = self._global_batches(rows, complete_last=True)
+            for group in groups:
+                if produced >= limit:
+                    return
+                mine = group[self.rank * self.micro_batch_size : (self.rank + 1) * self.micro_batch_size]
+                yield self._collate(self.validation, mine)
+                produced += 1
+
+    def validation_examples(self, n: int) -> list[tuple[str, str]]:
+        """The first `n` validation recipes as (prompt, reference recipe) texts, for generation and
+        quality scoring: the same recipes at every validation."""
+        rows = self.validation.select_columns(["source", "target"])[: min(n, len(self.validation))]
+        return list(zip(rows["source"], rows["target"], strict=True))
+
+    # ---- planning, state and report
+
+    def estimated_micro_batches_per_epoch(self, progress: float | None = None) -> int:
+        """Micro-batches per rank in one epoch at `progress` (None: averaged over training, as the
+        curriculum changes what is eligible), for planning total steps. Packed rows are estimated
+        from the packing efficiency measured so far (97% before any batch)."""
+        points = [progress] if progress is not None else [(k + 0.5) / 10 for k in range(10)]
+        efficiency = self.packing_efficiency or 0.97
+        estimates = []
+        for point in points:
+            eligible = Curriculum(self.spec.curriculum).eligible(self.traits, point)
+            if self.packed:
+                rows = math.ceil(self._sizes[eligible, 0].sum() / (self.capacity[0] * efficiency))
+            else:
+                rows = int(eligible.sum())
+            estimates.append(math.ceil(rows / self.rows_per_global_batch))
+        return max(1, round(sum(estimates) / len(estimates)))
+
+    @property
+    def packing_efficiency(self) -> float | None:
+        """Real tokens / tokens processed (padding included) over the batches produced so far."""
+        return self._real_tokens / self._processed_tokens if self._processed_tokens else None
+
+    def state_dict(self) -> dict:
+        """Position in the data, after the last micro-batch handed out (JSON-serialisable)."""
+        window = self._window
+        return {
+            "sampler": self.sampler.state_dict(),
+            "window": {"sampler": window.sampler, "carry": window.carry, "emitted": window.emitted},
+            "real_tokens": self._real_tokens,
+            "processed_tokens": self._processed_tokens,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        window = state["window"]
+        self._window = _WindowState(window["sampler"], [list(r) for r in window["carry"]], window["emitted"])
+        self._real_tokens = int(state["real_tokens"])
+        self._processed_tokens = int(state["processed_tokens"])
+
+    def report(self) -> dict:
+        """Counts for logs and metrics: the cleaning report (drops by reason), split sizes, packing
+        efficiency so far, curriculum fallbacks (times an empty stage had to be relaxed)."""
+        return {
+            "cleaning": self._cleaning_report,
+            "train_examples": len(self.train),
+            "validation_examples": len(self.validation),
+            "packing": self.packed,
+            "packing_efficiency": self.packing_efficiency,
+            "curriculum_fallbacks": self.curriculum.fallbacks,
+        }
+
+
+def _column(dataset: Dataset, name: str) -> np.ndarray:
+    return dataset.data.column(name).to_numpy()
+
+
+def _sizes(dataset: Dataset, task: Task) -> np.ndarray:
+    """[n, k] row sizes of every example (as TokenizedExample.sizes) without reading the ids."""
+    source = pc.list_value_length(dataset.data.column("source_ids")).to_numpy().astype(np.int64)
+    target = pc.list_value_length(dataset.data.column("target_ids")).to_numpy().astype(np.int64)
+    if task == "seq2seq":
+        return np.stack([target, source], axis=1)
+    return (source + target)[:, None]
+
+
+def _settings(spec: RecipeTrainingJobSpec, task: Task) -> TokenizationSettings:
+    return TokenizationSettings(
+        task=task,
+        max_source_length=spec.training.max_source_length,
+        max_target_length=spec.training.max_target_length,
+        validation_fraction=spec.dataset.validation_fraction,
+        max_recipes=spec.dataset.max_recipes,
+    )
