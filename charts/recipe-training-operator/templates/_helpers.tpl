@@ -1,0 +1,95 @@
+{{/*
+Names. Kubernetes names and label values stop at 63 characters, so every name is truncated there
+(and a trailing "-" left by the cut is trimmed).
+*/}}
+{{- define "rto.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "rto.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A name derived from the full name with a suffix, still within 63 characters. */}}
+{{- define "rto.suffixed" -}}
+{{- $suffix := index . 1 }}
+{{- $base := include "rto.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $base $suffix }}
+{{- end }}
+
+{{- define "rto.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select the operator pods; never change between upgrades. */}}
+{{- define "rto.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rto.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/* Standard labels on every object (Kubernetes recommended labels + helm.sh/chart). */}}
+{{- define "rto.labels" -}}
+helm.sh/chart: {{ include "rto.chart" . }}
+{{ include "rto.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: chef-genius
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "rto.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rto.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* An image reference from {repository, tag, digest}; the tag defaults to the appVersion. */}}
+{{- define "rto.imageRef" -}}
+{{- $image := index . 0 }}
+{{- $root := index . 1 }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Kopf peering is on with several replicas (standby) or when asked for. */}}
+{{- define "rto.peeringEnabled" -}}
+{{- if or .Values.peering.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- end }}
+
+{{- define "rto.peeringName" -}}
+{{- default (include "rto.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{- define "rto.metricsServiceName" -}}
+{{- include "rto.suffixed" (list . "metrics") }}
+{{- end }}
+
+{{- define "rto.webhookServiceName" -}}
+{{- include "rto.suffixed" (list . "webhook") }}
+{{- end }}
+
+{{- define "rto.webhookHost" -}}
+{{- default (printf "%s.%s.svc" (include "rto.webhookServiceName" .) .Release.Namespace) .Values.webhook.host }}
+{{- end }}
+
+{{/* Namespace of an optional monitoring object: its own setting or the release namespace. */}}
+{{- define "rto.monitoringNamespace" -}}
+{{- default .root.Release.Namespace .namespace }}
+{{- end }}
