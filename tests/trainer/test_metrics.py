@@ -1,0 +1,120 @@
+import math
+import shutil
+import subprocess
+import urllib.request
+
+import prometheus_client
+import pytest
+import torch
+from prometheus_client.parser import text_string_to_metric_families
+from recipe_api import contract
+from recipe_trainer.metrics import TrainerMetrics, exported_metric_names
+
+CONTRACT_METRICS = {
+    value
+    for name, value in vars(contract).items()
+    if name.isupper()
+    and isinstance(value, str)
+    and value.startswith(contract.TRAINER_METRIC_PREFIX)
+    and value != contract.TRAINER_METRIC_PREFIX
+}
+
+
+def _trained_a_while() -> TrainerMetrics:
+    """The updates a short run with one validation and one checkpoint makes."""
+    metrics = TrainerMetrics()
+    metrics.on_start(total_steps=100)
+    metrics.on_curriculum(stage=1, quality_threshold=0.6)
+    for step in range(1, 4):
+        metrics.on_step(
+            step,
+            epoch=step / 50,
+            loss=3.0 / step,
+            learning_rate=1e-4 * step,
+            grad_norm=0.9,
+            tokens=2000,
+            samples=16,
+            seconds=0.5,
+            noise_sigma=0.5 / step,
+            packing_efficiency=0.97,
+        )
+    metrics.on_nonfinite_step()
+    metrics.on_validation(loss=2.0, best_loss=2.0, quality={"overall": 0.7, "coherence": 0.8})
+    metrics.on_checkpoint(step=3, seconds=4.2, size_bytes=123_456_789, timestamp=1_700_000_000.0)
+    return metrics
+
+
+def _samples(metrics: TrainerMetrics) -> dict[tuple[str, tuple], float]:
+    text = metrics.exposition().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)"
+)
+def test_exposition_passes_promtool_without_lint_warnings():
+    result = subprocess.run(
+        ["promtool", "check", "metrics"],
+        input=_trained_a_while().exposition(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == b"" and result.stderr.strip() == b""
+
+
+def test_every_contract_metric_is_exported_and_the_list_covers_the_exposition():
+    names = exported_metric_names()
+    histogram_series = {f"{contract.CHECKPOINT_SAVE_SECONDS}_{s}" for s in ("bucket", "sum", "count")}
+    assert CONTRACT_METRICS - {contract.CHECKPOINT_SAVE_SECONDS} <= names
+    assert histogram_series <= names
+    assert {name for name, _ in _samples(_trained_a_while())} <= names
+
+
+def test_values_a_dashboard_shows_after_three_steps():
+    samples = _samples(_trained_a_while())
+    assert samples[(contract.STEP, ())] == 3
+    assert samples[(contract.TOKENS_TOTAL, ())] == 6000
+    assert samples[(contract.TOKENS_PER_SECOND, ())] == 4000
+    assert samples[(contract.SAMPLES_PER_SECOND, ())] == 32
+    assert samples[(contract.ETA_SECONDS, ())] == pytest.approx(97 * 0.5)
+    assert samples[(contract.VALIDATION_PERPLEXITY, ())] == pytest.approx(math.exp(2.0))
+    assert samples[(contract.QUALITY_SCORE, (("metric", "coherence"),))] == 0.8
+    assert samples[(contract.NONFINITE_STEPS_TOTAL, ())] == 1
+    assert samples[(f"{contract.CHECKPOINT_SAVE_SECONDS}_count", ())] == 1
+    assert samples[(contract.LAST_CHECKPOINT_STEP, ())] == 3
+
+
+def test_values_not_yet_known_are_absent_rather_than_zero():
+    metrics = TrainerMetrics()
+    metrics.on_start(total_steps=100)
+    names = {name for name, _ in _samples(metrics)}
+    assert contract.STEP in names
+    assert contract.VALIDATION_LOSS not in names
+    assert contract.LOSS not in names
+    metrics.on_validation(loss=1.5, best_loss=1.5)
+    assert _samples(metrics)[(contract.VALIDATION_LOSS, ())] == 1.5
+
+
+def test_gpu_memory_is_reported_only_where_cuda_is_available():
+    names = {name for name, _ in _samples(_trained_a_while())}
+    gpu = {contract.GPU_MEMORY_ALLOCATED_BYTES, contract.GPU_MEMORY_RESERVED_BYTES}
+    assert (gpu <= names) if torch.cuda.is_available() else not (gpu & names)
+
+
+def test_instances_keep_out_of_the_global_registry():
+    TrainerMetrics(), TrainerMetrics()
+    global_names = {s.name for f in prometheus_client.REGISTRY.collect() for s in f.samples}
+    assert contract.STEP not in global_names
+
+
+def test_serve_answers_a_scrape_over_http():
+    metrics = _trained_a_while()
+    port = metrics.serve(0, addr="127.0.0.1")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    assert f"{contract.STEP} 3.0" in body

@@ -1,0 +1,217 @@
+"""The trainer's Prometheus metrics, served by rank 0 on `spec.metrics.port`.
+
+Names come from `recipe_api.contract`, which the operator (status.progress) and the Helm
+chart (dashboards, alerts) read too. The metrics live in a registry of their own, so a test or
+a second trainer in one process never collides with the global registry.
+
+Counters, step, total steps, epoch and the checkpoint-duration histogram exist from the start.
+Every other gauge appears in the exposition only once the loop has a value for it, because a
+gauge reading 0 before the first validation would claim a validation loss of 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from recipe_api import contract
+
+CHECKPOINT_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+ETA_SMOOTHING = 0.1  # weight of the newest step in the moving average of step time
+
+
+class TrainerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._unregistered: set[Gauge] = set()
+        self._seconds_per_step: float | None = None
+        self._planned_steps = 0
+        r = self.registry
+        self.step = Gauge(contract.STEP, "Optimizer steps done.", registry=r)
+        self.total_steps = Gauge(contract.TOTAL_STEPS, "Optimizer steps planned for the run.", registry=r)
+        self.epoch = Gauge(contract.EPOCH, "Epochs done, fractional.", registry=r)
+        self.tokens = Counter(
+            contract.TOKENS_TOTAL, "Real (non-padding) target tokens trained on.", registry=r
+        )
+        self.nonfinite_steps = Counter(
+            contract.NONFINITE_STEPS_TOTAL, "Optimizer steps skipped for a NaN or infinite loss.", registry=r
+        )
+        self.checkpoint_save_seconds = Histogram(
+            contract.CHECKPOINT_SAVE_SECONDS,
+            "Wall time of writing one complete checkpoint.",
+            buckets=CHECKPOINT_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.loss = self._gauge(contract.LOSS, "Training loss per real target token, last optimizer step.")
+        self.learning_rate = self._gauge(contract.LEARNING_RATE, "Learning rate of the last optimizer step.")
+        self.grad_norm = self._gauge(contract.GRAD_NORM, "Global gradient norm before clipping.")
+        self.tokens_per_second = self._gauge(
+            contract.TOKENS_PER_SECOND, "Real target tokens per second, all ranks, last step."
+        )
+        self.samples_per_second = self._gauge(
+            contract.SAMPLES_PER_SECOND, "Recipes per second, all ranks, last step."
+        )
+        self.validation_loss = self._gauge(contract.VALIDATION_LOSS, "Loss on the validation split.")
+        self.validation_perplexity = self._gauge(
+            contract.VALIDATION_PERPLEXITY, "exp(validation loss) on the validation split."
+        )
+        self.best_validation_loss = self._gauge(
+            contract.BEST_VALIDATION_LOSS, "Lowest validation loss so far."
+        )
+        self.quality_score = self._gauge(
+            contract.QUALITY_SCORE, "Quality score (0 to 1) of recipes generated at validation.", ["metric"]
+        )
+        self.curriculum_stage = self._gauge(contract.CURRICULUM_STAGE, "Current curriculum stage, from 0.")
+        self.quality_threshold = self._gauge(
+            contract.QUALITY_THRESHOLD, "Minimum quality score of recipes the curriculum admits now."
+        )
+        self.gradient_noise_sigma = self._gauge(
+            contract.GRADIENT_NOISE_SIGMA, "Standard deviation of the gradient noise, last step."
+        )
+        self.checkpoint_size = self._gauge(contract.CHECKPOINT_SIZE_BYTES, "Size of the last checkpoint.")
+        self.last_checkpoint_step = self._gauge(contract.LAST_CHECKPOINT_STEP, "Step of the last checkpoint.")
+        self.last_checkpoint_timestamp = self._gauge(
+            contract.LAST_CHECKPOINT_TIMESTAMP, "Unix time the last checkpoint completed."
+        )
+        self.eta = self._gauge(contract.ETA_SECONDS, "Estimated seconds until the last step.")
+        self.packing_efficiency = self._gauge(
+            contract.PACKING_EFFICIENCY, "Fraction of sequence positions holding real tokens."
+        )
+        self.gpu_memory_allocated = self._gauge(
+            contract.GPU_MEMORY_ALLOCATED_BYTES, "GPU memory held by tensors on this rank's device."
+        )
+        self.gpu_memory_reserved = self._gauge(
+            contract.GPU_MEMORY_RESERVED_BYTES, "GPU memory reserved by the caching allocator."
+        )
+
+    # ------------------------------------------------------------------ what the loop calls
+
+    def on_start(self, total_steps: int, step: int = 0, epoch: float = 0.0) -> None:
+        """At start or resume."""
+        self._planned_steps = total_steps
+        self.total_steps.set(total_steps)
+        self.step.set(step)
+        self.epoch.set(epoch)
+
+    def on_step(
+        self,
+        step: int,
+        epoch: float,
+        loss: float,
+        learning_rate: float,
+        grad_norm: float | None,
+        tokens: int,
+        samples: int,
+        seconds: float,
+        noise_sigma: float | None = None,
+        packing_efficiency: float | None = None,
+    ) -> None:
+        """After each optimizer step; `tokens`/`samples` over all ranks, `seconds` the step's
+        wall time. Also updates the ETA and, where CUDA is available, GPU memory."""
+        self._set(self.step, step)
+        self._set(self.epoch, epoch)
+        self._set(self.loss, loss)
+        self._set(self.learning_rate, learning_rate)
+        self.tokens.inc(tokens)
+        if grad_norm is not None:
+            self._set(self.grad_norm, grad_norm)
+        if seconds > 0:
+            self._set(self.tokens_per_second, tokens / seconds)
+            self._set(self.samples_per_second, samples / seconds)
+            self._update_eta(step, seconds)
+        if noise_sigma is not None:
+            self._set(self.gradient_noise_sigma, noise_sigma)
+        if packing_efficiency is not None:
+            self._set(self.packing_efficiency, packing_efficiency)
+        self._update_gpu_memory()
+
+    def on_nonfinite_step(self) -> None:
+        self.nonfinite_steps.inc()
+
+    def on_validation(
+        self, loss: float, best_loss: float, quality: Mapping[str, float] | None = None
+    ) -> None:
+        """After each validation; `quality` maps a score name (overall, coherence, ...) to 0..1."""
+        self._set(self.validation_loss, loss)
+        self._set(self.validation_perplexity, perplexity(loss))
+        self._set(self.best_validation_loss, best_loss)
+        for name, value in (quality or {}).items():
+            self._set(self.quality_score, value, metric=name)
+
+    def on_curriculum(self, stage: int, quality_threshold: float) -> None:
+        self._set(self.curriculum_stage, stage)
+        self._set(self.quality_threshold, quality_threshold)
+
+    def on_checkpoint(
+        self, step: int, seconds: float, size_bytes: int, timestamp: float | None = None
+    ) -> None:
+        self.checkpoint_save_seconds.observe(seconds)
+        self._set(self.checkpoint_size, size_bytes)
+        self._set(self.last_checkpoint_step, step)
+        self._set(self.last_checkpoint_timestamp, time.time() if timestamp is None else timestamp)
+
+    # ------------------------------------------------------------------ exposition
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
+        """Serve /metrics in a daemon thread (rank 0 only: one scrape target per job).
+        Returns the port bound (useful with port 0)."""
+        server, _thread = prometheus_client.start_http_server(port, addr=addr, registry=self.registry)
+        return server.server_port
+
+    def exposition(self) -> bytes:
+        """The text a scrape would get now."""
+        return prometheus_client.generate_latest(self.registry)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _gauge(self, name: str, documentation: str, labels: list[str] | None = None) -> Gauge:
+        """A gauge that joins the registry when first set (see the module docstring)."""
+        gauge = Gauge(name, documentation, labels or [], registry=None)
+        self._unregistered.add(gauge)
+        return gauge
+
+    def _set(self, gauge: Gauge, value: float, **labels: str) -> None:
+        if gauge in self._unregistered:
+            self._unregistered.discard(gauge)
+            self.registry.register(gauge)
+        (gauge.labels(**labels) if labels else gauge).set(value)
+
+    def _update_eta(self, step: int, seconds: float) -> None:
+        if self._seconds_per_step is None:
+            self._seconds_per_step = seconds
+        else:
+            self._seconds_per_step += ETA_SMOOTHING * (seconds - self._seconds_per_step)
+        if self._planned_steps > 0:
+            self._set(self.eta, max(0, self._planned_steps - step) * self._seconds_per_step)
+
+    def _update_gpu_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            self._set(self.gpu_memory_allocated, torch.cuda.memory_allocated())
+            self._set(self.gpu_memory_reserved, torch.cuda.memory_reserved())
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), +Inf instead of an overflow for a diverged model."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name the trainer's exposition can contain (histogram _bucket/_sum/_count
+    and counters' _created included): the Helm chart's test checks dashboards against it."""
+    metrics = TrainerMetrics()
+    metrics.on_start(total_steps=2)
+    metrics.on_step(
+        1, 0.5, 1.0, 1e-4, 1.0, tokens=10, samples=1, seconds=1.0, noise_sigma=0.1, packing_efficiency=1.0
+    )
+    metrics.on_nonfinite_step()
+    metrics.on_validation(1.0, 1.0, {"overall": 0.5})
+    metrics.on_curriculum(0, 0.5)
+    metrics.on_checkpoint(1, 1.0, 1)
+    for gauge in (metrics.gpu_memory_allocated, metrics.gpu_memory_reserved):
+        metrics._set(gauge, 0)
+    return {sample.name for family in metrics.registry.collect() for sample in family.samples}
