@@ -164,13 +164,8 @@ def _build(final: Path, make_examples, tokenizer, settings) -> None:
         split_examples, report = make_examples()
         splits = {}
         for name, examples in split_examples.items():
-            rows = _tokenized_batches(examples, tokenizer, settings)
-            splits[name] = datasets.Dataset.from_generator(
-                _rows_of,
-                gen_kwargs={"rows": rows},
-                features=EXAMPLE_FEATURES,
-                cache_dir=str(staging / "work"),
-                fingerprint=f"{final.name}-{name}",
+            splits[name] = _write_split(
+                _tokenized_batches(examples, tokenizer, settings), staging / "work", f"{final.name}-{name}"
             )
         datasets.DatasetDict(splits).save_to_disk(str(staging / "splits"))
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True))
@@ -182,6 +177,20 @@ def _build(final: Path, make_examples, tokenizer, settings) -> None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_split(rows: Iterator[dict], work_dir: Path, fingerprint: str) -> datasets.Dataset:
+    """Stream rows into an Arrow file; an error in the rows surfaces as itself, not wrapped."""
+    try:
+        return datasets.Dataset.from_generator(
+            _rows_of,
+            gen_kwargs={"rows": rows},
+            features=EXAMPLE_FEATURES,
+            cache_dir=str(work_dir),
+            fingerprint=fingerprint,
+        )
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise (error.__cause__ or error) from None
 
 
 def _rows_of(rows: Iterable[dict]) -> Iterator[dict]:

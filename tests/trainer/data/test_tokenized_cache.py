@@ -1,0 +1,106 @@
+"""The token cache must be reused when nothing changed, rebuilt when anything that shapes the tokens
+changed, and never left half-written."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from recipe_trainer.data.tokenized_cache import (
+    TokenizationSettings,
+    build_or_load,
+    cache_key,
+    data_fingerprint,
+    tokenize_pairs,
+    tokenizer_fingerprint,
+)
+from recipe_trainer.data.tokenizer import train_recipe_tokenizer
+from trainer.data.test_tokenizer import sample_texts
+
+SETTINGS = TokenizationSettings(
+    "seq2seq", max_source_length=16, max_target_length=64, validation_fraction=0.05, max_recipes=None
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_recipe_tokenizer(sample_texts(300), vocab_size=600, kind="seq2seq")
+
+
+def _example(text: str) -> dict:
+    title = text.split("\n")[0]
+    return {
+        "title": title, "ingredients": ["1 c. flour"], "directions": ["Mix."], "ner": ["flour"],
+        "source": f"Write a recipe for {title}.", "target": text, "quality": 0.9, "n_ingredients": 1, "n_steps": 1,
+    }  # fmt: skip
+
+
+class CountingBuilder:
+    """make_examples for build_or_load that remembers how often the slow path ran."""
+
+    def __init__(self, texts):
+        self.texts, self.calls = texts, 0
+
+    def __call__(self):
+        self.calls += 1
+        examples = [_example(t) for t in self.texts]
+        return {"train": iter(examples[:-2]), "validation": iter(examples[-2:])}, {
+            "dropped": {"duplicate": 3}
+        }
+
+
+def test_second_run_reads_the_cache_without_rebuilding(tokenizer, tmp_path):
+    builder = CountingBuilder(sample_texts(20))
+    first, report = build_or_load(tmp_path, "key", builder, tokenizer, SETTINGS)
+    second, again = build_or_load(tmp_path, "key", builder, tokenizer, SETTINGS)
+    assert builder.calls == 1
+    assert report == again == {"dropped": {"duplicate": 3}}
+    assert second["train"]["target_ids"] == first["train"]["target_ids"]
+    assert (len(second["train"]), len(second["validation"])) == (18, 2)
+    assert second["train"].cache_files, "the cached split is memory-mapped from disk"
+
+
+def test_tokens_are_truncated_and_end_with_eos(tokenizer, tmp_path):
+    splits, _ = build_or_load(tmp_path, "key", CountingBuilder(sample_texts(20)), tokenizer, SETTINGS)
+    for source, target in zip(splits["train"]["source_ids"], splits["train"]["target_ids"], strict=True):
+        assert len(source) <= 16 and len(target) <= 64
+        assert source[-1] == target[-1] == tokenizer.eos_token_id
+    causal = TokenizationSettings("causal", 16, 64, 0.05, None)
+    sources, _ = tokenize_pairs(tokenizer, ["Write a recipe for Corn Pudding."], ["Corn Pudding"], causal)
+    assert tokenizer.eos_token_id not in sources[0], "a causal prompt runs straight into its recipe"
+
+
+def test_key_changes_with_data_tokenizer_and_settings(tokenizer, tmp_path):
+    data = tmp_path / "recipes.csv"
+    data.write_text("title\nCorn Pudding\n")
+    base = cache_key(data_fingerprint(data), tokenizer_fingerprint(tokenizer), SETTINGS)
+    other_tokenizer = train_recipe_tokenizer(sample_texts(300), vocab_size=700, kind="seq2seq")
+    assert cache_key(data_fingerprint(data), tokenizer_fingerprint(other_tokenizer), SETTINGS) != base
+    longer = TokenizationSettings("seq2seq", 16, 128, 0.05, None)
+    assert cache_key(data_fingerprint(data), tokenizer_fingerprint(tokenizer), longer) != base
+    assert cache_key(data_fingerprint(data), tokenizer_fingerprint(tokenizer), SETTINGS) == base
+    data.write_text("title\nCorn Pudding\nNo-Bake Nut Cookies\n")
+    assert cache_key(data_fingerprint(data), tokenizer_fingerprint(tokenizer), SETTINGS) != base
+
+
+def test_directory_fingerprint_sees_a_new_file(tmp_path):
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    before = data_fingerprint(tmp_path)
+    (tmp_path / "b.jsonl").write_text("{}\n")
+    assert data_fingerprint(tmp_path) != before
+
+
+def test_a_crash_while_building_leaves_no_cache_behind(tokenizer, tmp_path):
+    def crashing():
+        def examples():
+            yield _example("Corn Pudding\n1 c. corn")
+            raise RuntimeError("pod killed")
+
+        return {"train": examples(), "validation": iter([])}, {}
+
+    with pytest.raises(RuntimeError, match="pod killed"):
+        build_or_load(tmp_path, "key", crashing, tokenizer, SETTINGS)
+    assert os.listdir(tmp_path) == []
+    builder = CountingBuilder(sample_texts(5))
+    splits, _ = build_or_load(tmp_path, "key", builder, tokenizer, SETTINGS)
+    assert builder.calls == 1 and len(splits["train"]) == 3
