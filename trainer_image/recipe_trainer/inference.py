@@ -1,0 +1,228 @@
+"""Loading a trained checkpoint for inference, and the one generation routine every command uses.
+
+`generate`, `eval`, `compare` and `export` all read checkpoints the way the training loop writes
+them (`checkpoint_layout`): `model/` holds a PEFT adapter or, with LoRA off, the full model;
+`tokenizer/` the tokenizer; `trainer-config.yaml` the run's TrainerConfig. An adapter needs its
+base model, which may live in several places, tried in this order:
+
+1. `base-model/` at the checkpoint root (init: scratch: the random base written once, offline);
+2. the adapter's own `base_model_name_or_path`, when it is a directory that exists here;
+3. `spec.model.name`: a model directory (e.g. an earlier full fine-tune on a volume, which is how
+   LoRA is applied on top of an existing full checkpoint) or a Hugging Face hub id.
+
+Generation is greedy by default so that the same checkpoint and prompt always give the same text:
+compare, export round trips and the model card rely on that. Sampling is opt-in and seeded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from recipe_api.trainer_config import TrainerConfig
+
+from .checkpoint_layout import (
+    BASE_MODEL_DIR,
+    CONFIG_FILE,
+    MODEL_DIR,
+    STATE_FILE,
+    TOKENIZER_DIR,
+    resolve_checkpoint,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .data.packing import TokenizedExample
+
+Task = Literal["seq2seq", "causal"]
+ADAPTER_CONFIG = "adapter_config.json"
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint ready to generate: `model` is the PeftModel (adapter on its base) or the full
+    model, in eval mode."""
+
+    path: Path
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    task: Task
+    config: TrainerConfig | None
+    state: dict[str, Any] = field(default_factory=dict)
+    base_model: str | None = None  # where the adapter's base came from (None: full model)
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.base_model is not None
+
+    @property
+    def step(self) -> int | None:
+        return self.state.get("step")
+
+
+def task_of(model_config: Any, requested: str = "auto") -> Task:
+    """seq2seq for encoder-decoder configs (T5), causal otherwise, unless the spec says which."""
+    if requested in ("seq2seq", "causal"):
+        return requested  # type: ignore[return-value]
+    return "seq2seq" if getattr(model_config, "is_encoder_decoder", False) else "causal"
+
+
+def auto_model_class(task: Task) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM if task == "seq2seq" else AutoModelForCausalLM
+
+
+def read_trainer_config(checkpoint: Path) -> TrainerConfig | None:
+    path = checkpoint / CONFIG_FILE
+    return TrainerConfig.from_yaml(path.read_text()) if path.is_file() else None
+
+
+def base_model_candidates(checkpoint: Path, config: TrainerConfig | None) -> list[str]:
+    """Where an adapter's base model may be, best first (module docstring); duplicates removed."""
+    adapter_base = json.loads((checkpoint / MODEL_DIR / ADAPTER_CONFIG).read_text()).get(
+        "base_model_name_or_path"
+    )
+    candidates: list[str] = []
+    root_base = checkpoint.parent / BASE_MODEL_DIR
+    if root_base.is_dir():
+        candidates.append(str(root_base))
+    if adapter_base:
+        for anchor in (checkpoint / MODEL_DIR, checkpoint, checkpoint.parent):
+            local = anchor / adapter_base
+            if local.is_dir():
+                candidates.append(str(local.resolve()))
+                break
+    if config is not None:
+        candidates.append(config.spec.model.name)
+    if adapter_base:
+        candidates.append(adapter_base)
+    return list(dict.fromkeys(candidates))
+
+
+def _pick_base(candidates: list[str]) -> str:
+    """The first candidate that is a local directory, else the first that looks like a hub id."""
+    for candidate in candidates:
+        if Path(candidate).is_dir():
+            return candidate
+    for candidate in candidates:
+        if not candidate.startswith(("/", ".")):
+            return candidate
+    raise FileNotFoundError(
+        "no base model for this adapter: tried "
+        + ", ".join(candidates or ["nothing"])
+        + "; copy the checkpoint root with its base-model/ or make spec.model.name reachable"
+    )
+
+
+def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckpoint:
+    """Load a checkpoint (or the best/newest under a checkpoint root) for inference."""
+    from transformers import AutoConfig
+
+    from .data.tokenizer import load_pretrained_tokenizer
+
+    checkpoint = resolve_checkpoint(path)
+    config = read_trainer_config(checkpoint)
+    requested_task = config.spec.model.task if config is not None else "auto"
+    model_dir = checkpoint / MODEL_DIR
+    tokenizer = load_pretrained_tokenizer(str(checkpoint / TOKENIZER_DIR))
+    base_model = None
+    if (model_dir / ADAPTER_CONFIG).is_file():
+        from peft import PeftModel
+
+        base_model = _pick_base(base_model_candidates(checkpoint, config))
+        task = task_of(AutoConfig.from_pretrained(base_model), requested_task)
+        base = auto_model_class(task).from_pretrained(base_model)
+        model = PeftModel.from_pretrained(base, str(model_dir))
+    else:
+        task = task_of(AutoConfig.from_pretrained(str(model_dir)), requested_task)
+        model = auto_model_class(task).from_pretrained(str(model_dir))
+    model.to(device or default_device()).eval()
+    state_file = checkpoint / STATE_FILE
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    return LoadedCheckpoint(checkpoint, model, tokenizer, task, config, state, base_model)
+
+
+def tokenize_pair(
+    tokenizer: Any, prompt: str, reference: str, task: str, max_source_length: int, max_target_length: int
+) -> TokenizedExample:
+    """One (prompt, recipe) pair exactly as the trainer tokenizes it (end-of-sequence tokens
+    included), so that evaluation and generation see the inputs the model was trained on."""
+    from .data.packing import TokenizedExample
+    from .data.tokenized_cache import TokenizationSettings, tokenize_pairs
+
+    settings = TokenizationSettings(task, max_source_length, max_target_length, 0.0, None)
+    (source,), (target,) = tokenize_pairs(tokenizer, [prompt], [reference], settings)
+    return TokenizedExample(source, target)
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def generate_recipe(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    *,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_source_length: int | None = None,
+    do_sample: bool = False,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    seed: int | None = None,
+) -> str:
+    """The recipe text the model writes for `prompt` (only the new text, special tokens removed).
+
+    Greedy unless `do_sample`; with sampling, `seed` makes the draw repeatable. Works for
+    seq2seq models (the prompt is the encoder input) and causal ones (the prompt is continued).
+    """
+    import torch
+
+    is_encoder_decoder = getattr(model.config, "is_encoder_decoder", False)
+    task: Task = "seq2seq" if is_encoder_decoder else "causal"
+    source = tokenize_pair(tokenizer, prompt, "", task, max_source_length or 1_000_000, 8).source_ids
+    input_ids = torch.tensor([list(source)], dtype=torch.long, device=model_device(model))
+    encoded = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    options: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "num_beams": 1,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if do_sample:
+        options.update(temperature=temperature, top_p=top_p)
+    else:
+        options.update(temperature=None, top_p=None, top_k=None)
+    generator_state = torch.random.get_rng_state()
+    if seed is not None:
+        torch.manual_seed(seed)
+    try:
+        with torch.inference_mode():
+            output = model.generate(**encoded, **options)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    new_tokens = output[0] if is_encoder_decoder else output[0, encoded["input_ids"].shape[1] :]
+    return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+
+
+def prompt_for(title: str, ingredients: list[str] | tuple[str, ...], task: str) -> str:
+    """The prompt the trainer would build for a recipe with this title (and ingredients, when the
+    prompt format uses them): the data pipeline's own formatting, so generation sees what
+    training saw."""
+    from .data.pipeline import format_pair
+    from .data.records import Recipe
+
+    return format_pair(Recipe(title=title, ingredients=tuple(ingredients), directions=()), task)[0]
