@@ -76,6 +76,25 @@ def test_low_precision_logits_are_summed_in_float32():
     torch.testing.assert_close(low.sum, full.sum)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_backward_keeps_no_copy_of_the_logits(dtype):
+    """What autograd holds until backward: the logits themselves plus a few numbers per token."""
+    logits, labels = _batch(7, batch=4, length=64)
+    logits = logits.to(dtype).requires_grad_()
+    saved_bytes = []
+
+    def pack(tensor):
+        saved_bytes.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = label_smoothed_cross_entropy(logits, labels, smoothing=0.1, chunk_tokens=32)
+        loss.mean.backward()
+    per_token_allowance = 32 * labels.numel()
+    assert sum(saved_bytes) <= logits.numel() * logits.element_size() + per_token_allowance
+    assert logits.grad.dtype == dtype and torch.isfinite(logits.grad).all()
+
+
 def test_next_token_labels_score_each_position_on_the_following_token():
     logits, labels = _batch(5)
     ours = label_smoothed_cross_entropy(logits, next_token_labels(labels))

@@ -11,9 +11,9 @@ Why not `torch.nn.functional.cross_entropy(..., label_smoothing=...)` with its m
         -(1/C) sum_c log p_c = logsumexp(z) - mean_c(z)
 
     so it needs only a logsumexp, a gather and a mean over each row of logits: no one-hot, no
-    log_softmax tensor, nothing of the logits' size is built besides what logsumexp uses
-    transiently. Rows are processed in chunks so low-precision logits are upcast to fp32 a chunk
-    at a time.
+    log_softmax tensor. Forward and backward go a chunk of rows at a time (a custom autograd
+    function), so beyond the logits only one chunk's fp32 temporaries and one number per token
+    ever exist, whatever the logits' dtype; the gradient is the only other logits-sized tensor.
 
 The value matches torch's label smoothing: (1 - eps) * nll + eps * (uniform cross-entropy).
 """
@@ -57,22 +57,56 @@ def label_smoothed_cross_entropy(
         raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
-    flat_logits = logits.reshape(-1, logits.shape[-1])
     flat_labels = labels.reshape(-1)
     real = flat_labels != ignore_index
-    total = flat_logits.new_zeros((), dtype=torch.float32)
-    for start in range(0, flat_labels.numel(), chunk_tokens):
-        rows = slice(start, start + chunk_tokens)
-        chunk = flat_logits[rows].float()
-        chunk_real = real[rows]
-        targets = torch.where(chunk_real, flat_labels[rows], 0)
-        log_normaliser = torch.logsumexp(chunk, dim=-1)
-        target_logit = chunk.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        per_token = log_normaliser - (1.0 - smoothing) * target_logit
-        if smoothing:
-            per_token = per_token - smoothing * chunk.mean(dim=-1)
-        total = total + torch.where(chunk_real, per_token, 0.0).sum()
+    total = _SmoothedCrossEntropySum.apply(
+        logits.reshape(-1, logits.shape[-1]), flat_labels, real, smoothing, chunk_tokens
+    )
     return TokenLoss(sum=total, tokens=real.sum())
+
+
+class _SmoothedCrossEntropySum(torch.autograd.Function):
+    """Forward and backward a chunk of rows at a time, keeping for backward only the logits
+    themselves and one float per row (the log-normaliser): autograd through logsumexp would
+    keep an fp32 copy of bf16 logits alive until backward. The gradient per real row is
+    softmax(z) - (1 - eps) * onehot(y) - eps / C."""
+
+    @staticmethod
+    def forward(ctx, logits, labels, real, smoothing, chunk_tokens):
+        targets = torch.where(real, labels, 0).unsqueeze(-1)
+        log_normaliser = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+        total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        for rows in _chunks(logits.shape[0], chunk_tokens):
+            chunk = logits[rows].float()
+            log_normaliser[rows] = torch.logsumexp(chunk, dim=-1)
+            per_token = log_normaliser[rows] - (1.0 - smoothing) * chunk.gather(-1, targets[rows]).squeeze(-1)
+            if smoothing:
+                per_token -= smoothing * chunk.mean(dim=-1)
+            total += per_token[real[rows]].sum()
+        ctx.save_for_backward(logits, targets, real, log_normaliser)
+        ctx.smoothing, ctx.chunk_tokens = smoothing, chunk_tokens
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_total):
+        logits, targets, real, log_normaliser = ctx.saved_tensors
+        smoothing, vocab = ctx.smoothing, logits.shape[-1]
+        grad = torch.empty_like(logits)
+        for rows in _chunks(logits.shape[0], ctx.chunk_tokens):
+            chunk_grad = (logits[rows].float() - log_normaliser[rows].unsqueeze(-1)).exp_()
+            if smoothing:
+                chunk_grad -= smoothing / vocab
+            chunk_grad.scatter_add_(
+                -1, targets[rows], chunk_grad.new_full(targets[rows].shape, smoothing - 1.0)
+            )
+            chunk_grad *= (real[rows] * grad_total).unsqueeze(-1)
+            grad[rows] = chunk_grad
+        return grad, None, None, None, None
+
+
+def _chunks(rows: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, rows)) for start in range(0, rows, size)]
 
 
 def next_token_labels(labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
