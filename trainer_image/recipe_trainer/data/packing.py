@@ -56,10 +56,12 @@ class TokenizedExample:
 
 
 def row_capacity(task: Task, max_source_length: int, max_target_length: int) -> tuple[int, ...]:
-    """The room in one row, in the order of `TokenizedExample.sizes`: each example is truncated to
-    these lengths, so a single example always fits."""
+    """The room in one row, in the order of `TokenizedExample.sizes`. Examples are truncated to the
+    max lengths, so a single example always fits. A seq2seq row's encoder side may be as long as its
+    decoder side: prompts are much shorter than recipes, and a row sized by `max_source_length`
+    would hold only as many recipes as prompts fit there, leaving the decoder half empty."""
     if task == "seq2seq":
-        return (max_target_length, max_source_length)
+        return (max_target_length, max(max_source_length, max_target_length))
     return (max_source_length + max_target_length,)
 
 
