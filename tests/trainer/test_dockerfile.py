@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from dockerfile_parse import DockerfileParser
+
+DockerfileParser = pytest.importorskip(
+    "dockerfile_parse", reason="dockerfile-parse not installed (pip install dockerfile-parse)"
+).DockerfileParser
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "trainer_image" / "Dockerfile"
