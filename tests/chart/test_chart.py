@@ -334,6 +334,23 @@ def test_operator_settings_reach_the_env_vars_it_reads():
     assert metrics_svc["spec"]["ports"][0]["targetPort"] == "http-metrics"
 
 
+# Operator settings that are not the chart's business (recipe_operator.settings documents them).
+NOT_CHART_SETTINGS = {"RECIPE_OPERATOR_METRICS_HOST_OVERRIDE"}  # tests only: read metrics from localhost
+
+
+def test_chart_sets_exactly_the_variables_the_operator_reads():
+    """A renamed or new operator setting breaks this test until the chart follows."""
+    from recipe_operator.settings import Settings, env_names
+
+    env = container_env(render(FEATURES["all"]))
+    chart_vars = {name for name in env if name.startswith("RECIPE_OPERATOR_")}
+    assert chart_vars - env_names() == set(), "the chart sets variables the operator ignores"
+    assert env_names() - chart_vars == NOT_CHART_SETTINGS
+    # ...and the values rendered are ones the operator accepts.
+    settings = Settings.from_env({k: v for k, v in env.items() if k in chart_vars})
+    assert settings.peering == FULLNAME and settings.webhook_enabled and settings.all_namespaces
+
+
 def test_defaults_watch_all_namespaces_with_the_app_version_images():
     env = container_env(render())
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
