@@ -44,7 +44,9 @@ class Settings(BaseModel):
         min_length=1,
         description="Trainer image used when a job's spec.resources.image is null.",
     )
-    metrics_port: int = Field(8080, ge=1, le=65535, description="Port of the operator's /metrics.")
+    metrics_port: int = Field(
+        8080, ge=0, le=65535, description="Port of the operator's /metrics; 0 = not served."
+    )
     health_port: int = Field(8081, ge=1, le=65535, description="Port of kopf's liveness /healthz.")
     progress_interval_seconds: float = Field(
         30.0, gt=0, description="Seconds between reads of rank 0's /metrics into status.progress."

@@ -1,0 +1,181 @@
+"""The Indexed Job of one attempt: one pod per node, each running the DeepSpeed launcher.
+
+Pod i gets the hostname <job>-i under the headless Service (subdomain), so rank 0 is
+<job>-0.<service>; DeepSpeed runs without SSH (`--no_ssh --node_rank=i`), so no keys, no MPI.
+`backoffLimit: 0`: the operator, not the Job controller, restarts the whole gang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recipe_api.contract import METRICS_PORT_NAME, TRAINER_CONTAINER_NAME
+from recipe_api.trainer_config import (
+    CHECKPOINT_MOUNT_PATH,
+    CONFIG_FILE_NAME,
+    CONFIG_MOUNT_PATH,
+    HOSTFILE_NAME,
+    TERMINATION_LOG_PATH,
+)
+from recipe_api.v1alpha1 import RecipeTrainingJob
+
+from .common import carried_labels, child_labels, config_map_name, job_name, object_meta, service_name
+from .pvc import checkpoint_claim_name
+from .service import MASTER_PORT, MASTER_PORT_NAME
+
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+GPU_RESOURCE = "nvidia.com/gpu"
+RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
+TRAINER_MODULE = "recipe_trainer.cli"
+WEBHOOK_URL_ENV = "RECIPE_TRAINER_WEBHOOK_URL"
+WANDB_API_KEY_ENV = "WANDB_API_KEY"
+
+
+def build_launcher_args(job: RecipeTrainingJob) -> list[str]:
+    """Arguments to the image's `deepspeed` entrypoint."""
+    resources = job.spec.resources
+    args: list[str] = []
+    if resources.nodes > 1:
+        args += [
+            "--hostfile",
+            f"{CONFIG_MOUNT_PATH}/{HOSTFILE_NAME}",
+            "--no_ssh",
+            "--node_rank=$(JOB_COMPLETION_INDEX)",
+            f"--master_addr={job_name(job)}-0.{service_name(job)}",
+        ]
+    args += [
+        f"--master_port={MASTER_PORT}",
+        "--num_gpus",
+        str(max(1, resources.gpus_per_node)),
+        "--module",
+        TRAINER_MODULE,
+        "train",
+        "--config",
+        f"{CONFIG_MOUNT_PATH}/{CONFIG_FILE_NAME}",
+    ]
+    return args
+
+
+def _env(job: RecipeTrainingJob) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {
+                "fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"}
+            },
+        },
+    ]
+    if job.spec.resources.gpus_per_node == 0:
+        env.append({"name": "DS_ACCELERATOR", "value": "cpu"})
+    notifications = job.spec.notifications
+    for name, ref in (
+        (WEBHOOK_URL_ENV, notifications.webhook_secret_ref),
+        (WANDB_API_KEY_ENV, notifications.wandb.api_key_secret_ref),
+    ):
+        if ref is not None:
+            env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    return env
+
+
+def _resources(job: RecipeTrainingJob) -> dict[str, Any]:
+    r = job.spec.resources
+    amounts: dict[str, str] = {"cpu": r.cpu, "memory": r.memory}
+    if r.gpus_per_node:
+        amounts[GPU_RESOURCE] = str(r.gpus_per_node)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _volumes(job: RecipeTrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": config_map_name(job)}},
+        {"name": "checkpoints", "persistentVolumeClaim": {"claimName": checkpoint_claim_name(job)}},
+        # NCCL and DataLoader workers need more shared memory than the container default 64Mi.
+        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_MOUNT_PATH, "readOnly": True},
+        {"name": "checkpoints", "mountPath": CHECKPOINT_MOUNT_PATH},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
+    dataset_volume = job.spec.dataset.volume
+    if dataset_volume is not None:
+        volumes.append({"name": "dataset", "persistentVolumeClaim": {"claimName": dataset_volume.claim_name}})
+        mounts.append({"name": "dataset", "mountPath": dataset_volume.mount_path, "readOnly": True})
+    return volumes, mounts
+
+
+def build_job(
+    job: RecipeTrainingJob,
+    uid: str,
+    attempt: int,
+    default_image: str,
+    active_deadline_seconds: int | None = None,
+) -> dict[str, Any]:
+    """The batch/v1 Job of `attempt`.
+
+    `active_deadline_seconds` is what is left of runPolicy.activeDeadlineSeconds (counted from
+    the job's start across attempts). A job labelled with a Kueue queue is created suspended:
+    Kueue admits it by unsuspending it.
+    """
+    resources = job.spec.resources
+    user_labels = carried_labels(job)
+    volumes, mounts = _volumes(job)
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER_NAME,
+        "image": resources.image or default_image,
+        "args": build_launcher_args(job),
+        "env": _env(job),
+        "resources": _resources(job),
+        "ports": [
+            {"name": METRICS_PORT_NAME, "containerPort": job.spec.metrics.port, "protocol": "TCP"},
+            {"name": MASTER_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"},
+        ],
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_LOG_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "subdomain": service_name(job),
+        "containers": [container],
+        "volumes": volumes,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if resources.node_selector:
+        pod_spec["nodeSelector"] = dict(resources.node_selector)
+    if resources.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in resources.tolerations]
+    if resources.priority_class_name:
+        pod_spec["priorityClassName"] = resources.priority_class_name
+    spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": resources.nodes,
+        "parallelism": resources.nodes,
+        "backoffLimit": 0,
+        "suspend": KUEUE_QUEUE_LABEL in user_labels,
+        "template": {
+            "metadata": {"labels": {**user_labels, **child_labels(job, attempt)}},
+            "spec": pod_spec,
+        },
+    }
+    if active_deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = max(1, int(active_deadline_seconds))
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": object_meta(job, job_name(job), uid, attempt, extra=user_labels),
+        "spec": spec,
+    }
