@@ -104,3 +104,11 @@ def test_a_crash_while_building_leaves_no_cache_behind(tokenizer, tmp_path):
     builder = CountingBuilder(sample_texts(5))
     splits, _ = build_or_load(tmp_path, "key", builder, tokenizer, SETTINGS)
     assert builder.calls == 1 and len(splits["train"]) == 3
+
+
+def test_an_empty_validation_split_is_an_empty_dataset(tokenizer, tmp_path):
+    def no_validation():
+        return {"train": iter([_example("Corn Pudding\n1 c. corn")]), "validation": iter([])}, {}
+
+    splits, _ = build_or_load(tmp_path, "key", no_validation, tokenizer, SETTINGS)
+    assert (len(splits["train"]), len(splits["validation"])) == (1, 0)

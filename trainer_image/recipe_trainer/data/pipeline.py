@@ -88,7 +88,8 @@ def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | No
             yield from format_pair(recipe, task)
 
 
-def _example_row(recipe: Recipe, task: Task) -> dict:
+def example_row(recipe: Recipe, task: Task) -> dict:
+    """A recipe as a row of the token cache, before tokenization (the text columns)."""
     source, target = format_pair(recipe, task)
     return {
         "title": recipe.title,
@@ -185,7 +186,7 @@ class TrainingData:
 
         def make_examples():
             splits, report = recipe_splits(spec)
-            rows = {name: (_example_row(r, task) for r in recipes) for name, recipes in splits.items()}
+            rows = {name: (example_row(r, task) for r in recipes) for name, recipes in splits.items()}
             return rows, report
 
         splits, report = build_or_load(cache_dir, key, make_examples, tokenizer, settings)
@@ -225,9 +226,11 @@ class TrainingData:
                 self.sampler.load_state_dict(self._window.sampler)
             indices = self.sampler.take(self._window_size())
             epoch_ends = self.sampler.epoch_finished
-            augmented = self._augmented(indices)
-            rows = self._window.carry + self._rows(indices, augmented)
-            groups, carry = self._global_batches(rows, complete_last=epoch_ends)
+            carried = [i for row in self._window.carry for i in row]
+            augmented = self._augmented(indices + carried)
+            sizes = self._window_sizes(indices + carried, augmented)
+            rows = self._window.carry + self._rows(indices, sizes)
+            groups, carry = self._global_batches(rows, sizes, complete_last=epoch_ends)
             for group in groups[self._window.emitted :]:
                 mine = group[self.rank * self.micro_batch_size : (self.rank + 1) * self.micro_batch_size]
                 batch = self._collate(self.train, mine, augmented)
@@ -262,28 +265,38 @@ class TrainingData:
         )
         return {i: TokenizedExample(s, t) for i, s, t in zip(pairs, sources, targets, strict=True)}
 
-    def _rows(self, indices: list[int], augmented: dict[int, TokenizedExample]) -> list[list[int]]:
-        """Rows of recipe indices for one window: packed and shuffled, or one recipe per row sorted
-        by length (the padded fallback, so each batch holds recipes of similar length)."""
-        if not indices:
-            return []
-        sizes = [augmented[i].sizes(self.task) if i in augmented else tuple(self._sizes[i]) for i in indices]
-        if not self.packed:
-            return [[indices[p]] for p in sorted(range(len(indices)), key=lambda p: (-sizes[p][0], p))]
-        rows = [[indices[p] for p in row] for row in pack_best_fit_decreasing(sizes, self.capacity)]
-        order = np.random.default_rng([self.seed, self.epoch, indices[0]]).permutation(len(rows))
-        return [rows[o] for o in order]
+    def _window_sizes(self, indices: list[int], augmented: dict[int, TokenizedExample]) -> dict[int, tuple]:
+        """Row sizes (TokenizedExample.sizes) of the window's recipes, as augmented."""
+        return {
+            i: augmented[i].sizes(self.task) if i in augmented else tuple(self._sizes[i]) for i in indices
+        }
 
-    def _global_batches(self, rows: list[list[int]], complete_last: bool):
-        """Cut rows into global batches; returns (batches, rows carried to the next window). With
-        `complete_last`, a last partial batch is filled up with repeated rows instead."""
+    def _rows(self, indices: list[int], sizes: dict[int, tuple]) -> list[list[int]]:
+        """Rows of recipe indices for one window: packed (best-fit decreasing), or one recipe per
+        row for the padded fallback."""
+        if not self.packed:
+            return [[i] for i in indices]
+        packed = pack_best_fit_decreasing([sizes[i] for i in indices], self.capacity)
+        return [[indices[p] for p in row] for row in packed]
+
+    def _global_batches(self, rows: list[list[int]], sizes: dict[int, tuple], complete_last: bool):
+        """Cut rows into global batches; returns (batches in a seeded random order, rows carried to
+        the next window). Rows are sorted by length first, so the rows of a micro-batch have
+        similar lengths and little padding (length grouping); the shortest rows are carried over.
+        With `complete_last`, a last partial batch is filled up with repeated rows instead."""
+        if not rows:
+            return [], []
         size = self.rows_per_global_batch
+
+        def length(row: list[int]) -> int:
+            return sum(sum(sizes[i]) for i in row)
+
+        rows = sorted(rows, key=length, reverse=True)
         full = len(rows) // size * size
         groups = [rows[i : i + size] for i in range(0, full, size)]
         leftover = rows[full:]
-        if not self.packed:  # length-grouped: shuffle whole batches, similar lengths stay together
-            order = np.random.default_rng([self.seed, self.epoch, len(rows)]).permutation(len(groups))
-            groups = [groups[o] for o in order]
+        order = np.random.default_rng([self.seed, self.epoch, rows[0][0], len(rows)]).permutation(len(groups))
+        groups = [groups[o] for o in order]
         if complete_last and leftover:
             repeats = (rows * math.ceil(size / len(rows)))[: size - len(leftover)]
             groups.append(leftover + repeats)
@@ -315,16 +328,12 @@ class TrainingData:
         """This rank's validation micro-batches in a fixed order (no augmentation, no curriculum),
         at most `max_batches` (spec.validation.maxBatches when None); the same count on every rank."""
         limit = self.spec.validation.max_batches if max_batches is None else max_batches
-        sizes = _sizes(self.validation, self.task)
+        all_sizes = _sizes(self.validation, self.task)
         window, produced = self._window_size(), 0
         for start in range(0, len(self.validation), window):
             indices = list(range(start, min(len(self.validation), start + window)))
-            if self.packed:
-                packed = pack_best_fit_decreasing([tuple(sizes[i]) for i in indices], self.capacity)
-                rows = [[indices[p] for p in row] for row in packed]
-            else:
-                rows = [[i] for i in indices]
-            groups, _ = self._global_batches(rows, complete_last=True)
+            sizes = {i: tuple(all_sizes[i]) for i in indices}
+            groups, _ = self._global_batches(self._rows(indices, sizes), sizes, complete_last=True)
             for group in groups:
                 if produced >= limit:
                     return

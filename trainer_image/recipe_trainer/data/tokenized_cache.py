@@ -17,6 +17,7 @@ building at once both end with the same complete cache (the loser's copy is disc
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -167,7 +168,9 @@ def _build(final: Path, make_examples, tokenizer, settings) -> None:
             splits[name] = _write_split(
                 _tokenized_batches(examples, tokenizer, settings), staging / "work", f"{final.name}-{name}"
             )
-        datasets.DatasetDict(splits).save_to_disk(str(staging / "splits"))
+        # At least one shard per split: an empty split saved with none cannot be loaded back.
+        shards = {name: max(1, split.num_rows // 500_000) for name, split in splits.items()}
+        datasets.DatasetDict(splits).save_to_disk(str(staging / "splits"), num_shards=shards)
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True))
         shutil.rmtree(staging / "work", ignore_errors=True)
         try:
@@ -180,11 +183,15 @@ def _build(final: Path, make_examples, tokenizer, settings) -> None:
 
 
 def _write_split(rows: Iterator[dict], work_dir: Path, fingerprint: str) -> datasets.Dataset:
-    """Stream rows into an Arrow file; an error in the rows surfaces as itself, not wrapped."""
+    """Stream rows into an Arrow file; an error in the rows surfaces as itself, not wrapped. An
+    empty split (e.g. validationFraction 0) is an empty dataset, which datasets cannot generate."""
+    first = next(rows, None)
+    if first is None:
+        return datasets.Dataset.from_dict({name: [] for name in EXAMPLE_FEATURES}, features=EXAMPLE_FEATURES)
     try:
         return datasets.Dataset.from_generator(
             _rows_of,
-            gen_kwargs={"rows": rows},
+            gen_kwargs={"rows": itertools.chain([first], rows)},
             features=EXAMPLE_FEATURES,
             cache_dir=str(work_dir),
             fingerprint=fingerprint,
