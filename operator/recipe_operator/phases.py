@@ -1,0 +1,383 @@
+"""The phase state machine of a RecipeTrainingJob, as one pure function.
+
+`decide(observed)` looks at the job (spec and status), its current Job and pods and the
+time, and returns the new status, the side effects to carry out and the events to post.
+It is level-triggered: calling it again with the same observation changes nothing, so the
+handlers may call it on any watch event, on a timer, or after an operator restart.
+
+    Pending -> Launching -> Running <-> Restarting -> (Launching ->) Running -> Succeeded | Failed
+    any non-terminal phase -> Suspended -> (unsuspend) Launching with a new attempt
+
+While Kueue holds the attempt's Job suspended, the phase stays Pending with a `Queued`
+condition; the pending timeout counts from `status.admissionTime` (when the Job was last let
+run), never from the queueing time. Status is written before side effects are carried out,
+so a crash between the two is repaired by the next call instead of counting a restart twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from recipe_api.trainer_config import TerminationSummary
+from recipe_api.v1alpha1 import (
+    TERMINAL_PHASES,
+    Condition,
+    Failure,
+    LastCheckpoint,
+    RecipeTrainingJob,
+    RecipeTrainingJobStatus,
+)
+from recipe_api.validation import FieldError
+
+from .builders.job import KUEUE_QUEUE_LABEL
+from .failures import FailureInfo, JobView, PodView, first_failure, pending_seconds_since
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class EnsureChildren:
+    """Create the ConfigMap, Service and PVC if absent (idempotent)."""
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    attempt: int
+    active_deadline_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeleteOwner:
+    """ttlSecondsAfterFinished passed: delete the RecipeTrainingJob (children follow by owner refs)."""
+
+
+Action = EnsureChildren | CreateJob | DeleteJob | DeleteOwner
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything decide() may look at. `job` is None when the spec is invalid (see `errors`)."""
+
+    job: RecipeTrainingJob | None
+    status: RecipeTrainingJobStatus
+    now: datetime
+    errors: tuple[FieldError, ...] = ()
+    child: JobView | None = None
+    pods: tuple[PodView, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    created: str | None = None  # metadata.creationTimestamp of the RecipeTrainingJob
+
+
+@dataclass
+class Decision:
+    status: RecipeTrainingJobStatus
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    transition: tuple[str, str] | None = None
+    counters: list[str] = field(default_factory=list)  # created, succeeded, failed, restarted
+    seconds_to_running: float | None = None
+    requeue_after: float | None = None
+
+
+def now_text(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: list[Condition], type_: str, status: bool, reason: str, message: str, now: datetime
+) -> list[Condition]:
+    """Kubernetes convention: lastTransitionTime moves only when the status flips."""
+    value = "True" if status else "False"
+    result, found = [], False
+    for cond in conditions:
+        if cond.type != type_:
+            result.append(cond)
+            continue
+        found = True
+        changed = cond.status != value
+        result.append(
+            Condition(
+                type=type_,
+                status=value,
+                reason=reason,
+                message=message,
+                last_transition_time=now_text(now) if changed else cond.last_transition_time,
+            )
+        )
+    if not found:
+        result.append(
+            Condition(
+                type=type_, status=value, reason=reason, message=message, last_transition_time=now_text(now)
+            )
+        )
+    return result
+
+
+def condition_is(conditions: list[Condition], type_: str) -> bool:
+    return any(c.type == type_ and c.status == "True" for c in conditions)
+
+
+class _Draft:
+    def __init__(self, observed: Observed):
+        self.o = observed
+        self.d = Decision(status=observed.status.model_copy(deep=True))
+
+    @property
+    def st(self) -> RecipeTrainingJobStatus:
+        return self.d.status
+
+    def condition(self, type_: str, status: bool, reason: str, message: str = "") -> None:
+        if not status and not any(c.type == type_ for c in self.st.conditions):
+            return  # a condition that never held needs no False entry
+        self.st.conditions = set_condition(self.st.conditions, type_, status, reason, message, self.o.now)
+
+    def goto(self, phase: str, reason: str, message: str, type_: EventType = "Normal") -> None:
+        if self.st.phase != phase:
+            self.d.transition = (self.st.phase, phase)
+            self.st.phase = phase  # type: ignore[assignment]
+        self.d.events.append(Event(type_, reason, message))
+
+    def fail(self, reason: str, message: str, failure: FailureInfo | None = None) -> None:
+        self.st.failure = Failure(
+            reason=reason,
+            message=message,
+            pod=failure.pod if failure else None,
+            exit_code=failure.exit_code if failure else None,
+        )
+        self.st.completion_time = now_text(self.o.now)
+        self.condition("Running", False, reason, message)
+        self.condition("Restarting", False, reason, message)
+        self.condition("Failed", True, reason, message)
+        self.goto("Failed", reason, message, "Warning")
+        self.d.counters.append("failed")
+
+
+def decide(o: Observed) -> Decision:
+    draft = _Draft(o)
+    if o.job is None:
+        _invalid(draft)
+    elif draft.st.phase in TERMINAL_PHASES:
+        _finished(draft, o.job)
+    elif o.job.spec.suspend:
+        _suspend(draft)
+    else:
+        _run(draft, o.job)
+    return draft.d
+
+
+def _invalid(draft: _Draft) -> None:
+    o, st = draft.o, draft.st
+    if o.child is not None and not o.child.deleting:
+        draft.d.actions.append(DeleteJob("InvalidSpec"))
+    if st.phase == "Failed" and condition_is(st.conditions, "InvalidSpec"):
+        return
+    message = "; ".join(str(e) for e in o.errors) or "invalid spec"
+    draft.condition("InvalidSpec", True, "InvalidSpec", message)
+    draft.fail("InvalidSpec", message)
+
+
+def _finished(draft: _Draft, job: RecipeTrainingJob) -> None:
+    ttl = job.spec.run_policy.ttl_seconds_after_finished
+    finished = draft.st.completion_time
+    if ttl is None or not finished:
+        return
+    left = ttl - (pending_seconds_since(finished, draft.o.now) or 0.0)
+    if left <= 0:
+        draft.d.actions.append(DeleteOwner())
+    else:
+        draft.d.requeue_after = left
+
+
+def _suspend(draft: _Draft) -> None:
+    o = draft.o
+    if o.child is not None and not o.child.deleting:
+        draft.d.actions.append(DeleteJob("Suspended"))
+    if draft.st.phase != "Suspended":
+        message = "spec.suspend is true: pods removed, checkpoints and config kept"
+        draft.condition("Running", False, "Suspended", message)
+        draft.condition("Queued", False, "Suspended", message)
+        draft.condition("Suspended", True, "Suspended", message)
+        draft.goto("Suspended", "Suspended", message)
+
+
+def _run(draft: _Draft, job: RecipeTrainingJob) -> None:
+    o, st = draft.o, draft.st
+    resumed = st.phase == "Suspended"
+    if resumed:
+        draft.condition("Suspended", False, "Resumed", "spec.suspend is false")
+        if st.start_time:  # it ran before: a new attempt resumes from the newest checkpoint
+            st.attempt += 1
+        st.phase = "Pending"
+    current = o.child if o.child is not None and o.child.attempt == st.attempt else None
+    if o.child is not None and current is None:
+        # An older attempt's Job: the gang must be gone before the next one starts.
+        if not o.child.deleting:
+            draft.d.actions.append(DeleteJob(f"replaced by attempt {st.attempt}"))
+        if resumed:
+            draft.goto("Launching", "Resumed", f"resuming as attempt {st.attempt}")
+        return
+    if current is None:
+        if st.phase == "Running":
+            _on_failure(draft, job, FailureInfo("JobDeleted", "the attempt's Job was deleted", True))
+            return
+        _launch(draft, job, resumed)
+        return
+    if current.deleting:
+        return
+    _observe(draft, job, current)
+
+
+def _launch(draft: _Draft, job: RecipeTrainingJob, resumed: bool) -> None:
+    o, st = draft.o, draft.st
+    run_policy = job.spec.run_policy
+    deadline_left = None
+    if run_policy.active_deadline_seconds is not None:
+        elapsed = pending_seconds_since(st.start_time, o.now) or 0.0
+        deadline_left = int(run_policy.active_deadline_seconds - elapsed)
+        if deadline_left <= 0:
+            draft.fail("DeadlineExceeded", "runPolicy.activeDeadlineSeconds passed before the next attempt")
+            return
+    first = st.start_time is None
+    st.start_time = st.start_time or now_text(o.now)
+    draft.d.actions += [EnsureChildren(), CreateJob(st.attempt, deadline_left)]
+    if first:
+        draft.d.counters.append("created")
+    draft.condition("Created", True, "JobCreated", f"attempt {st.attempt} created")
+    draft.condition("Restarting", False, "Relaunched", f"attempt {st.attempt} created")
+    if KUEUE_QUEUE_LABEL in o.labels:
+        st.admission_time = None
+        message = f"waiting for admission by queue {o.labels[KUEUE_QUEUE_LABEL]!r}"
+        draft.condition("Queued", True, "WaitingForAdmission", message)
+        draft.goto("Pending", "Queued", message)
+        return
+    st.admission_time = now_text(o.now)
+    reason = "Resumed" if resumed else "Launching"
+    draft.goto("Launching", reason, f"attempt {st.attempt}: {job.spec.resources.nodes} pod(s) starting")
+
+
+def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
+    o, st = draft.o, draft.st
+    if current.suspended:
+        if not condition_is(st.conditions, "Queued"):
+            draft.condition(
+                "Queued", True, "WaitingForAdmission", "the attempt's Job is suspended by a queue"
+            )
+            draft.goto("Pending", "Queued", "the attempt's Job is suspended by a queue")
+        return
+    if condition_is(st.conditions, "Queued") or st.admission_time is None:
+        st.admission_time = now_text(o.now)
+        if condition_is(st.conditions, "Queued"):
+            draft.condition("Queued", False, "Admitted", "the queue admitted the job")
+    if st.phase == "Pending":
+        draft.goto(
+            "Launching", "Admitted", f"attempt {st.attempt}: {job.spec.resources.nodes} pod(s) starting"
+        )
+    pods = [p for p in o.pods if p.attempt in (None, st.attempt)]
+    if current.complete:
+        _succeed(draft, pods)
+        return
+    timeout = job.spec.run_policy.pending_timeout_seconds
+    waited = pending_seconds_since(st.admission_time, o.now)
+    failure = first_failure(current, pods, waited, timeout)
+    if failure is not None:
+        _on_failure(draft, job, failure)
+        return
+    if waited is not None and st.phase == "Launching":
+        draft.d.requeue_after = max(1.0, timeout - waited)
+    running = sum(p.running for p in pods)
+    if running >= job.spec.resources.nodes and st.phase != "Running":
+        first_time = not any(c.type == "Running" for c in st.conditions)
+        message = f"attempt {st.attempt}: all {running} pod(s) running"
+        draft.condition("Running", True, "AllPodsRunning", message)
+        draft.condition("Restarting", False, "AllPodsRunning", message)
+        draft.goto("Running", "Running", message)
+        if first_time and o.created:
+            draft.d.seconds_to_running = pending_seconds_since(o.created, o.now)
+
+
+def _succeed(draft: _Draft, pods: list[PodView]) -> None:
+    st = draft.st
+    rank0 = next((p for p in sorted(pods, key=lambda p: p.index) if p.index == 0), None)
+    message = f"training finished after {st.restarts} restart(s)"
+    if rank0 is not None and rank0.terminated_message:
+        try:
+            summary = TerminationSummary.model_validate_json(rank0.terminated_message)
+        except ValueError:
+            summary = None
+        if summary is not None:
+            evaluation = summary.evaluation.model_copy()
+            evaluation.best_checkpoint = evaluation.best_checkpoint or summary.best_checkpoint
+            st.evaluation = evaluation
+            st.last_checkpoint = LastCheckpoint(
+                step=summary.step,
+                path=summary.last_checkpoint or st.last_checkpoint.path,
+                time=st.last_checkpoint.time,
+            )
+            st.progress.step = summary.step
+            st.progress.epoch = summary.epoch
+            message = f"training finished at step {summary.step}" + (
+                " (early stop)" if summary.stopped_early else ""
+            )
+    st.completion_time = now_text(draft.o.now)
+    st.progress.eta = None
+    if st.progress.total_steps:
+        st.progress.percent = 100.0
+    draft.condition("Running", False, "Succeeded", message)
+    draft.condition("Succeeded", True, "Succeeded", message)
+    draft.goto("Succeeded", "Succeeded", message)
+    draft.d.counters.append("succeeded")
+
+
+def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> None:
+    st = draft.st
+    limit = job.spec.run_policy.backoff_limit
+    where = f" in pod {failure.pod}" if failure.pod else ""
+    if failure.retryable and st.restarts < limit:
+        st.restarts += 1
+        st.attempt += 1
+        st.failure = Failure(
+            reason=failure.reason, message=failure.message, pod=failure.pod, exit_code=failure.exit_code
+        )
+        message = (
+            f"{failure.reason}{where}: {failure.message}; restarting the gang as attempt {st.attempt} "
+            f"(restart {st.restarts} of {limit}) from the last checkpoint"
+        )
+        draft.condition("Running", False, failure.reason, message)
+        draft.condition("Restarting", True, failure.reason, message)
+        draft.goto("Restarting", "Restarting", message, "Warning")
+        draft.d.actions.append(DeleteJob(failure.reason))
+        draft.d.counters.append("restarted")
+        return
+    if failure.retryable:
+        message = f"{failure.reason}{where}: {failure.message}; backoffLimit {limit} restart(s) exhausted"
+    else:
+        message = f"{failure.reason}{where}: {failure.message}"
+    draft.fail(failure.reason, message, failure)
+    draft.d.actions.append(DeleteJob(failure.reason))
+
+
+def status_patch(old: RecipeTrainingJobStatus, new: RecipeTrainingJobStatus) -> dict:
+    """Top-level status keys that changed (merge patch; lists and objects are replaced whole)."""
+    before, after = old.to_manifest(), new.to_manifest()
+    return {k: v for k, v in after.items() if before.get(k) != v}
+
+
+def seconds_until(text: str | None, seconds: float, now: datetime) -> float | None:
+    if not text:
+        return None
+    start = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (start + timedelta(seconds=seconds) - now).total_seconds()
