@@ -236,6 +236,9 @@ def test_validation_is_fixed_and_shared_evenly_between_ranks(splits, tokenizers)
     ranks = [training_data(splits, tokenizers, rank=r, world_size=2) for r in range(2)]
     first = [list(data.validation_batches(max_batches=50)) for data in ranks]
     assert len(first[0]) == len(first[1]) > 0
+    for _ in ranks[0].batches():  # a training epoch later, validation is on the same batches
+        pass
+    assert ranks[0].epoch == 1
     assert same_batches(first[0], list(ranks[0].validation_batches(max_batches=50)))
     assert sum(b["num_examples"] for batches in first for b in batches) >= 99
     assert len(list(ranks[0].validation_batches(max_batches=1))) == 1

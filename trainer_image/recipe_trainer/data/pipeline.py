@@ -15,11 +15,12 @@ How a batch is made, and why it is exact on resume and identical in count on eve
 2. Each recipe is augmented or not by a generator seeded with (seed, epoch, recipe index), and an
    augmented one is re-formatted and re-tokenized on the fly; others come from the Arrow cache.
 3. The window is packed into rows (best-fit decreasing, `training.packing: true`) or, without
-   packing, sorted by length into one-recipe rows (length-grouped padded batching).
-4. Rows are cut into global batches of `microBatchSize x world_size` rows; rank r takes its slice
-   of each, so every rank runs the same number of micro-batches. Rows left over at the end of a
-   window are carried into the next; at the end of an epoch the last global batch is completed by
-   repeating rows of the same window, so no recipe is dropped and no rank waits.
+   packing, one recipe per row (the padded fallback for models that cannot pack).
+4. Rows are sorted by length and cut into global batches of `microBatchSize x world_size` rows
+   (length grouping: little padding inside a micro-batch), whose order is then shuffled; rank r
+   takes its slice of each, so every rank runs the same number of micro-batches. The shortest rows
+   left over are carried into the next window; at the end of an epoch the last global batch is
+   completed by repeating rows, so no recipe is dropped and no rank waits for another.
 
 Everything is a function of the state (sampler position, progress at the window start, carried
 rows, micro-batches already produced from the window), so `state_dict()` after any micro-batch
@@ -279,9 +280,11 @@ class TrainingData:
         packed = pack_best_fit_decreasing([sizes[i] for i in indices], self.capacity)
         return [[indices[p] for p in row] for row in packed]
 
-    def _global_batches(self, rows: list[list[int]], sizes: dict[int, tuple], complete_last: bool):
-        """Cut rows into global batches; returns (batches in a seeded random order, rows carried to
-        the next window). Rows are sorted by length first, so the rows of a micro-batch have
+    def _global_batches(
+        self, rows: list[list[int]], sizes: dict[int, tuple], complete_last: bool, shuffle: bool = True
+    ):
+        """Cut rows into global batches; returns (batches, in a seeded random order if `shuffle`, and
+        rows carried to the next window). Rows are sorted by length first, so the rows of a micro-batch have
         similar lengths and little padding (length grouping); the shortest rows are carried over.
         With `complete_last`, a last partial batch is filled up with repeated rows instead."""
         if not rows:
@@ -295,8 +298,11 @@ class TrainingData:
         full = len(rows) // size * size
         groups = [rows[i : i + size] for i in range(0, full, size)]
         leftover = rows[full:]
-        order = np.random.default_rng([self.seed, self.epoch, rows[0][0], len(rows)]).permutation(len(groups))
-        groups = [groups[o] for o in order]
+        if shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, rows[0][0], len(rows)]).permutation(
+                len(groups)
+            )
+            groups = [groups[o] for o in order]
         if complete_last and leftover:
             repeats = (rows * math.ceil(size / len(rows)))[: size - len(leftover)]
             groups.append(leftover + repeats)
@@ -333,7 +339,7 @@ class TrainingData:
         for start in range(0, len(self.validation), window):
             indices = list(range(start, min(len(self.validation), start + window)))
             sizes = {i: tuple(all_sizes[i]) for i in indices}
-            groups, _ = self._global_batches(self._rows(indices, sizes), sizes, complete_last=True)
+            groups, _ = self._global_batches(self._rows(indices, sizes), sizes, True, shuffle=False)
             for group in groups:
                 if produced >= limit:
                     return
