@@ -428,9 +428,13 @@ def test_standard_labels_on_every_object():
 # ---------------------------------------------------------------- RBAC: least privilege
 
 
-def _allowed(rules: list[dict], group: str, resource: str, verb: str) -> bool:
+def _allowed(rules: list[dict], group: str, resource: str, verb: str, name: str | None = None) -> bool:
+    """Whether the rules allow `verb` on `resource` (on any object, or on the one named `name`)."""
     return any(
-        group in r.get("apiGroups", []) and resource in r.get("resources", []) and verb in r.get("verbs", [])
+        group in r.get("apiGroups", [])
+        and resource in r.get("resources", [])
+        and verb in r.get("verbs", [])
+        and ("resourceNames" not in r or name in r["resourceNames"])
         for r in rules
     )
 
@@ -484,19 +488,26 @@ def test_watch_namespaces_moves_permissions_into_a_role_per_namespace():
     bindings = {b["metadata"]["namespace"] for b in find(objs, "RoleBinding")}
     assert bindings == {"ml", "research"}
     cluster = _cluster_rules(objs)
-    # Cluster-wide only what kopf itself needs: reading CRDs.
-    assert [(r["apiGroups"], r["resources"]) for r in cluster] == [
-        (["apiextensions.k8s.io"], ["customresourcedefinitions"])
+    # Cluster-wide only what kopf itself needs: reading CRDs, and listing namespaces to notice watched
+    # ones appear; nothing that touches another namespace's objects.
+    assert sorted((r["apiGroups"][0], r["resources"][0], tuple(r["verbs"])) for r in cluster) == [
+        ("", "namespaces", ("list", "watch")),
+        ("apiextensions.k8s.io", "customresourcedefinitions", ("get", "list", "watch")),
     ]
-    assert set(cluster[0]["verbs"]) == {"get", "list", "watch"}
 
 
 def test_webhook_gets_its_configuration_rights_only_when_enabled():
+    from recipe_operator.settings import WEBHOOK_CONFIGURATION_NAME
+
     objs = render({"webhook": {"enabled": True}, "watchNamespaces": ["ml"]})
     rules = _cluster_rules(objs)
-    assert _allowed(rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "create")
-    assert _allowed(rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch")
-    assert not _allowed(rules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "create")
+    group, resource = "admissionregistration.k8s.io", "validatingwebhookconfigurations"
+    assert _allowed(rules, group, resource, "create")
+    # kopf patches only its own configuration, named after the CRD; other webhooks stay out of reach.
+    assert _allowed(rules, group, resource, "patch", WEBHOOK_CONFIGURATION_NAME)
+    assert not _allowed(rules, group, resource, "patch", "someone-elses-webhook")
+    assert not _allowed(rules, group, resource, "delete", WEBHOOK_CONFIGURATION_NAME)
+    assert not _allowed(rules, group, "mutatingwebhookconfigurations", "create")
     (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert {"name": "https-webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
 
