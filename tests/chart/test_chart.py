@@ -448,7 +448,9 @@ OPERATOR_NEEDS = [
     ("training.chefgenius.io", "recipetrainingjobs", "watch"),
     ("training.chefgenius.io", "recipetrainingjobs", "list"),
     ("training.chefgenius.io", "recipetrainingjobs", "patch"),
+    ("training.chefgenius.io", "recipetrainingjobs", "delete"),  # ttlSecondsAfterFinished
     ("training.chefgenius.io", "recipetrainingjobs/status", "patch"),
+    ("training.chefgenius.io", "recipetrainingjobs/finalizers", "update"),  # blockOwnerDeletion children
     ("batch", "jobs", "create"),
     ("batch", "jobs", "delete"),
     ("batch", "jobs", "watch"),
