@@ -47,7 +47,7 @@ class OperatorMetrics:
             registry=r,
         )
         self.time_to_running = Histogram(
-            PREFIX + "job_time_to_running_seconds",
+            PREFIX + "time_to_running_seconds",
             "Seconds from a RecipeTrainingJob's creation to all of its pods running (first time).",
             ["namespace"],
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
@@ -56,6 +56,7 @@ class OperatorMetrics:
         self.reconcile_duration = Histogram(
             PREFIX + "reconcile_duration_seconds",
             "Seconds one reconciliation of a RecipeTrainingJob took (reads, decision, writes).",
+            ["namespace"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
@@ -104,6 +105,6 @@ def exported_metric_names() -> set[str]:
         metrics.count(counter, "ns", "Reason")
     metrics.set_phase("ns", "job", "Running")
     metrics.time_to_running.labels("ns").observe(1.0)
-    metrics.reconcile_duration.observe(0.1)
+    metrics.reconcile_duration.labels("ns").observe(0.1)
     metrics.reconcile_errors.labels("ns").inc()
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}

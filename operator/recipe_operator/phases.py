@@ -17,7 +17,7 @@ so a crash between the two is repaired by the next call instead of counting a re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from recipe_api.trainer_config import TerminationSummary
@@ -370,14 +370,8 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
     draft.d.actions.append(DeleteJob(failure.reason))
 
 
-def status_patch(old: RecipeTrainingJobStatus, new: RecipeTrainingJobStatus) -> dict:
-    """Top-level status keys that changed (merge patch; lists and objects are replaced whole)."""
-    before, after = old.to_manifest(), new.to_manifest()
-    return {k: v for k, v in after.items() if before.get(k) != v}
-
-
-def seconds_until(text: str | None, seconds: float, now: datetime) -> float | None:
-    if not text:
-        return None
-    start = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (start + timedelta(seconds=seconds) - now).total_seconds()
+def status_patch(before: dict, new: RecipeTrainingJobStatus) -> dict:
+    """Top-level status keys that differ from the stored status (a merge patch: lists and objects
+    are replaced whole; a null the stored status does not have is not written)."""
+    after = new.to_manifest()
+    return {k: v for k, v in after.items() if before.get(k) != v and not (v is None and k not in before)}

@@ -1,0 +1,274 @@
+"""kopf handlers: thin glue between watch events and the pure state machine.
+
+Every handler ends in `reconcile(namespace, name)`: read the job, its Job and pods, ask
+`phases.decide` what to do, write the status, carry out the side effects, post the events.
+Pod and Job events reconcile their owner (found by the job-name label), a slow timer covers
+what only time changes (pending timeout, TTL), and a second timer mirrors rank 0's metrics.
+Reconciles of one job are serialised by a per-job lock; decide() is level-triggered, so a
+repeated or concurrent trigger changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from recipe_api.contract import LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY
+from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
+from recipe_api.v1alpha1 import API_GROUP, API_VERSION, PLURAL, TERMINAL_PHASES, RecipeTrainingJobStatus
+from recipe_api.validation import InvalidSpecError, parse_job
+
+from . import builders, phases, progress
+from .failures import JobView, PodView
+from .kube import Kube
+from .metrics import OperatorMetrics
+from .scrape import fetch_metrics
+from .settings import WEBHOOK_CONFIGURATION_NAME, Settings
+
+RTJ = (API_GROUP, API_VERSION, PLURAL)
+OWNED = {LABEL_MANAGED_BY: MANAGED_BY}
+RECONCILE_INTERVAL_SECONDS = 30.0
+MAX_STEPS_PER_RECONCILE = 4  # Restarting -> Launching happens in one reconcile when the Job is gone
+SETTINGS = Settings.from_env()  # read at import: timer intervals are fixed when kopf registers them
+
+
+class Operator:
+    """What the handlers share for one `kopf run`, kept in kopf's memo."""
+
+    def __init__(self, settings: Settings, kube: Kube, metrics: OperatorMetrics):
+        self.settings = settings
+        self.kube = kube
+        self.metrics = metrics
+        self.locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
+
+
+@kopf.on.startup()
+async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = Settings.from_env()
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = f"{API_GROUP}/operator"
+    if config.webhook_enabled:
+        settings.admission.server = kopf.WebhookServer(
+            addr="0.0.0.0", port=config.webhook_port, host=config.webhook_host or None
+        )
+        settings.admission.managed = WEBHOOK_CONFIGURATION_NAME
+    metrics = OperatorMetrics()
+    metrics.serve(config.metrics_port)
+    memo.operator = Operator(config, Kube.from_environment(), metrics)
+
+
+@kopf.on.cleanup()
+async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    operator: Operator | None = getattr(memo, "operator", None)
+    if operator is not None:
+        operator.kube.close()
+
+
+def rtj_validate(body: kopf.Body, **_: Any) -> None:
+    """Admission: the same validation as the create handler; the message names each field path."""
+    try:
+        parse_job({k: v for k, v in body.items() if k != "status"})
+    except InvalidSpecError as exc:
+        raise kopf.AdmissionError(str(exc), code=422) from None
+
+
+if SETTINGS.webhook_enabled:  # kopf refuses admission handlers without a webhook server
+    kopf.on.validate(*RTJ, id="validate-spec")(rtj_validate)
+
+
+@kopf.on.create(*RTJ)
+async def rtj_create(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
+    await reconcile(memo.operator, namespace, name)
+
+
+@kopf.on.resume(*RTJ)
+async def rtj_resume(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
+    await reconcile(memo.operator, namespace, name)
+
+
+@kopf.on.update(*RTJ, field="spec")
+async def rtj_update(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
+    await reconcile(memo.operator, namespace, name)
+
+
+@kopf.on.delete(*RTJ, optional=True)
+def rtj_delete(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
+    memo.operator.metrics.set_phase(namespace, name, None)
+
+
+def _needs_clock(body: kopf.Body, **_: Any) -> bool:
+    status = body.get("status") or {}
+    if status.get("phase") in TERMINAL_PHASES:
+        return (body.get("spec") or {}).get("runPolicy", {}).get("ttlSecondsAfterFinished") is not None
+    return True
+
+
+@kopf.timer(
+    *RTJ, interval=RECONCILE_INTERVAL_SECONDS, initial_delay=RECONCILE_INTERVAL_SECONDS, when=_needs_clock
+)
+async def rtj_timer(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
+    await reconcile(memo.operator, namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=OWNED)
+async def job_event(memo: kopf.Memo, labels: kopf.Labels, namespace: str, **_: Any) -> None:
+    if labels.get(LABEL_JOB_NAME):
+        await reconcile(memo.operator, namespace, labels[LABEL_JOB_NAME])
+
+
+@kopf.on.event("", "v1", "pods", labels=OWNED)
+async def pod_event(memo: kopf.Memo, labels: kopf.Labels, namespace: str, **_: Any) -> None:
+    if labels.get(LABEL_JOB_NAME):
+        await reconcile(memo.operator, namespace, labels[LABEL_JOB_NAME])
+
+
+def _is_running(body: kopf.Body, **_: Any) -> bool:
+    return (body.get("status") or {}).get("phase") == "Running"
+
+
+@kopf.timer(*RTJ, interval=SETTINGS.progress_interval_seconds, when=_is_running)
+async def rtj_progress(memo: kopf.Memo, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    """Mirror rank 0's /metrics into status.progress; silently skipped while unreachable."""
+    await mirror_progress(memo.operator, body, namespace, name)
+
+
+# ------------------------------------------------------------------ the work
+
+
+async def observe(kube: Kube, body: dict[str, Any], now: datetime) -> phases.Observed:
+    meta = body.get("metadata") or {}
+    namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid")
+    status = RecipeTrainingJobStatus.model_validate(body.get("status") or {})
+    try:
+        job, errors = parse_job({k: v for k, v in body.items() if k != "status"}), ()
+    except InvalidSpecError as exc:
+        job, errors = None, tuple(exc.errors)
+    child, pods = None, ()
+    child_body = await kube.get("batch/v1", "Job", namespace, builders.job_name(job) if job else name)
+    if child_body is not None:
+        child = JobView.from_dict(child_body)
+        owners = {ref.get("uid") for ref in (child_body.get("metadata") or {}).get("ownerReferences") or []}
+        if uid not in owners:  # a Job left by a deleted namesake: never this job's attempt
+            child = JobView(name=child.name, attempt=None, deleting=child.deleting)
+        pod_bodies = await kube.list("v1", "Pod", namespace, {LABEL_JOB_NAME: name})
+        pods = tuple(PodView.from_dict(p) for p in pod_bodies)
+    return phases.Observed(
+        job=job,
+        status=status,
+        now=now,
+        errors=errors,
+        child=child,
+        pods=pods,
+        labels=dict(meta.get("labels") or {}),
+        created=meta.get("creationTimestamp"),
+    )
+
+
+async def apply(
+    operator: Operator, body: dict[str, Any], observed: phases.Observed, d: phases.Decision
+) -> None:
+    kube, metrics, settings = operator.kube, operator.metrics, operator.settings
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
+    patch = phases.status_patch(body.get("status") or {}, d.status)
+    if patch:
+        await kube.patch_status(namespace, name, patch)
+    job = observed.job
+    for action in d.actions:
+        if isinstance(action, phases.EnsureChildren) and job is not None:
+            children = [builders.build_config_map(job, uid), builders.build_service(job, uid)]
+            pvc = builders.build_checkpoint_pvc(job, uid)
+            children += [pvc] if pvc else []
+            await asyncio.gather(*(kube.create_if_absent(child) for child in children))
+        elif isinstance(action, phases.CreateJob) and job is not None:
+            manifest = builders.build_job(
+                job, uid, action.attempt, settings.trainer_image, action.active_deadline_seconds
+            )
+            await kube.create_if_absent(manifest)
+        elif isinstance(action, phases.DeleteJob):
+            # Foreground: the Job disappears only after its pods, so two gangs never overlap.
+            await kube.delete(
+                "batch/v1", "Job", namespace, builders.job_name(job) if job else name, "Foreground"
+            )
+        elif isinstance(action, phases.DeleteOwner):
+            await kube.delete(*_rtj_kind(), namespace, name, "Background")
+    for event in d.events:
+        kube.post_event(body, event.type, event.reason, event.message)
+    for counter in d.counters:
+        metrics.count(counter, namespace, d.status.failure.reason)
+    if d.seconds_to_running is not None:
+        metrics.time_to_running.labels(namespace).observe(d.seconds_to_running)
+    metrics.set_phase(namespace, name, d.status.phase)
+
+
+def _rtj_kind() -> tuple[str, str]:
+    return f"{API_GROUP}/{API_VERSION}", "RecipeTrainingJob"
+
+
+async def reconcile(operator: Operator, namespace: str, name: str) -> None:
+    """Bring one job a step (or a few) closer to what its spec and its pods say."""
+    started = time.perf_counter()
+    try:
+        async with operator.locks[(namespace, name)]:
+            for _ in range(MAX_STEPS_PER_RECONCILE):
+                body = await operator.kube.get_job(namespace, name)
+                if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                    operator.metrics.set_phase(namespace, name, None)
+                    return
+                observed = await observe(operator.kube, body, datetime.now(UTC))
+                decision = phases.decide(observed)
+                await apply(operator, body, observed, decision)
+                if decision.transition is None:
+                    break
+    except Exception:
+        operator.metrics.reconcile_errors.labels(namespace).inc()
+        raise
+    finally:
+        operator.metrics.reconcile_duration.labels(namespace).observe(time.perf_counter() - started)
+
+
+async def mirror_progress(operator: Operator, body: kopf.Body, namespace: str, name: str) -> None:
+    status = body.get("status") or {}
+    attempt = str(status.get("attempt", 1))
+    pods = await operator.kube.list("v1", "Pod", namespace, {LABEL_JOB_NAME: name})
+    rank0 = next(
+        (
+            view
+            for view in map(PodView.from_dict, pods)
+            if view.index == 0 and str(view.attempt) == attempt and view.running
+        ),
+        None,
+    )
+    if rank0 is None:
+        return
+    host = operator.settings.metrics_host_override or rank0.pod_ip
+    port = ((body.get("spec") or {}).get("metrics") or {}).get("port", 9400)
+    if not host:
+        return
+    text = await fetch_metrics(host, port)
+    if text is None:
+        return
+    try:
+        samples = progress.read_samples(text)
+    except ValueError:
+        return
+    new_progress = progress.build_progress(samples, status.get("progress"))
+    new_checkpoint = progress.build_last_checkpoint(
+        samples, status.get("lastCheckpoint"), CHECKPOINT_MOUNT_PATH
+    )
+    patch = {}
+    if new_progress != (status.get("progress") or {}):
+        patch["progress"] = new_progress
+    if new_checkpoint != (status.get("lastCheckpoint") or {}):
+        patch["lastCheckpoint"] = new_checkpoint
+    if patch:
+        async with operator.locks[(namespace, name)]:
+            await operator.kube.patch_status(namespace, name, patch)

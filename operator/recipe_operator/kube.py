@@ -1,0 +1,149 @@
+"""The one module that talks to the Kubernetes API (and posts events through kopf).
+
+Everything else in the operator is pure. Calls go through the official client's ApiClient
+(it handles in-cluster tokens, kubeconfigs and exec plugins) on worker threads, with plain
+dict bodies, so the rest of the code only ever sees dicts as the API returns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
+
+RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
+_COLLECTIONS = {
+    ("v1", "ConfigMap"): "/api/v1/namespaces/{namespace}/configmaps",
+    ("v1", "Service"): "/api/v1/namespaces/{namespace}/services",
+    ("v1", "PersistentVolumeClaim"): "/api/v1/namespaces/{namespace}/persistentvolumeclaims",
+    ("v1", "Pod"): "/api/v1/namespaces/{namespace}/pods",
+    ("batch/v1", "Job"): "/apis/batch/v1/namespaces/{namespace}/jobs",
+    (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
+}
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+class Kube:
+    """Namespaced CRUD on the kinds the operator handles; errors other than 404/409 propagate
+    (kopf retries the handler)."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient):
+        self.api = api_client
+
+    @classmethod
+    def from_environment(cls) -> Kube:
+        """In-cluster service account, else $KUBECONFIG / ~/.kube/config."""
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+            )
+        configuration.connection_pool_maxsize = 32
+        return cls(kubernetes.client.ApiClient(configuration))
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        method, url, headers, payload, _ = self.api.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(
+            method, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        )
+        data = response.read()
+        if response.status >= 400:
+            raise ApiException(status=response.status, reason=response.reason, body=data)
+        return json.loads(data) if data else {}
+
+    async def _request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self._call, *args, **kwargs)
+
+    @staticmethod
+    def _path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+        path = _COLLECTIONS[(api_version, kind)].format(namespace=namespace)
+        return f"{path}/{name}" if name else path
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", self._path(api_version, kind, namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(
+        self, api_version: str, kind: str, namespace: str, labels: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        result = await self._request(
+            "GET", self._path(api_version, kind, namespace), query=[("labelSelector", selector)]
+        )
+        items = result.get("items") or []
+        # Filter here as well: the selector is an optimisation some API emulators ignore.
+        return [
+            item
+            for item in items
+            if all(((item.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in labels.items())
+        ]
+
+    async def create_if_absent(self, obj: dict[str, Any]) -> bool:
+        """Create; an existing object of that name is left alone. True when created now."""
+        meta = obj["metadata"]
+        try:
+            await self._request(
+                "POST", self._path(obj["apiVersion"], obj["kind"], meta["namespace"]), body=obj
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, propagation: str = "Background"
+    ) -> bool:
+        """Delete; False when it was already gone."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        try:
+            await self._request("DELETE", self._path(api_version, kind, namespace, name), body=body)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        path = self._path(RTJ_API_VERSION, KIND, namespace, name) + "/status"
+        await self._request(
+            "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
+        )
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.get(RTJ_API_VERSION, KIND, namespace, name)
+
+    @staticmethod
+    def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A Kubernetes Event on the RecipeTrainingJob, posted by kopf in the background."""
+        kopf.event(dict(body), type=type_, reason=reason, message=message[:1024])
+
+    def close(self) -> None:
+        self.api.close()
