@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
+from recipe_trainer.data import pipeline
 from recipe_trainer.data.packing import IGNORE_INDEX, forward_batch
 from recipe_trainer.data.pipeline import TrainingData
+from recipe_trainer.data.records import Recipe
 from recipe_trainer.data.tokenized_cache import TokenizationSettings, build_or_load
 from recipe_trainer.data.tokenizer import special_token_ids, train_recipe_tokenizer
 from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
@@ -38,13 +40,13 @@ def sample_examples() -> list[dict]:
     return examples
 
 
-def job_spec(**training) -> RecipeTrainingJobSpec:
+def job_spec(augmentation: float = 0.0, **training) -> RecipeTrainingJobSpec:
     return RecipeTrainingJobSpec.model_validate(
         {
             "model": {"name": "scratch"},
             "dataset": {"path": str(SAMPLE)},
             "training": {"microBatchSize": 3, "maxSourceLength": 32, "maxTargetLength": 256, **training},
-            "augmentation": {"probability": 0.0},
+            "augmentation": {"probability": augmentation},
         }
     )
 
@@ -74,9 +76,27 @@ def splits(examples, tokenizers, tmp_path_factory):
     return built
 
 
-def training_data(splits, tokenizers, task="seq2seq", rank=0, world_size=1, **training) -> TrainingData:
+def training_data(splits, tokenizers, task="seq2seq", rank=0, world_size=1, **settings) -> TrainingData:
     dataset, report = splits[task]
-    return TrainingData(dataset, report, job_spec(**training), tokenizers[task], task, rank, world_size)
+    return TrainingData(dataset, report, job_spec(**settings), tokenizers[task], task, rank, world_size)
+
+
+def _rephrased(recipe, task, spec, rng):
+    """Stands in for the augmentation module until it exists: a prompt phrasing drawn from rng."""
+    phrasing = ["How do I make {}?", "Give me a recipe for {}.", "Cook {} for me, please."][rng.integers(3)]
+    return phrasing.format(recipe.title), "\n".join([recipe.title, *recipe.ingredients, *recipe.directions])
+
+
+@pytest.fixture
+def augmentation(monkeypatch):
+    try:
+        pipeline.augmented_pair(sample_recipe(), "seq2seq", job_spec(0.5), np.random.default_rng(0))
+    except NotImplementedError:
+        monkeypatch.setattr(pipeline, "augmented_pair", _rephrased)
+
+
+def sample_recipe() -> Recipe:
+    return Recipe("Corn Pudding", ("1 can corn", "2 eggs"), ("Mix corn and eggs.", "Bake 1 hour."))
 
 
 def same_batches(left: list[dict], right: list[dict]) -> bool:
@@ -99,14 +119,15 @@ def run(data: TrainingData, micro_batches: int, total: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("task", ["seq2seq", "causal"])
-def test_resume_mid_epoch_continues_with_exactly_the_same_batches(splits, tokenizers, task):
+def test_resume_mid_epoch_continues_with_exactly_the_same_batches(splits, tokenizers, task, augmentation):
     total = 60  # crosses epoch boundaries as the curriculum widens
-    reference = run(training_data(splits, tokenizers, task, rank=1, world_size=2), total, total)
+    settings = {"rank": 1, "world_size": 2, "augmentation": 0.5}
+    reference = run(training_data(splits, tokenizers, task, **settings), total, total)
 
-    first = training_data(splits, tokenizers, task, rank=1, world_size=2)
+    first = training_data(splits, tokenizers, task, **settings)
     before = run(first, 23, total)
     saved = json.loads(json.dumps(first.state_dict()))
-    resumed = training_data(splits, tokenizers, task, rank=1, world_size=2)
+    resumed = training_data(splits, tokenizers, task, **settings)
     resumed.load_state_dict(saved)
     resumed.set_progress(23 / total)
     after = []
@@ -117,6 +138,17 @@ def test_resume_mid_epoch_continues_with_exactly_the_same_batches(splits, tokeni
             if len(after) == total - 23:
                 break
     assert same_batches(before + after, reference)
+
+
+def test_augmentation_rephrases_some_prompts_and_keeps_the_recipes(splits, tokenizers, augmentation):
+    plain = list(training_data(splits, tokenizers, "causal").batches())
+    augmented = list(training_data(splits, tokenizers, "causal", augmentation=0.5).batches())
+    assert any(
+        not torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(augmented, plain, strict=False)
+    )
+    eos = tokenizers["causal"].eos_token_id
+    recipes = {recipe for b in plain for recipe in _targets(b, eos)}
+    assert {recipe for b in augmented for recipe in _targets(b, eos)} == recipes, "targets are not changed"
 
 
 def test_every_rank_runs_the_same_number_of_batches_and_the_epoch_covers_every_eligible_recipe(
@@ -138,13 +170,13 @@ def test_every_rank_runs_the_same_number_of_batches_and_the_epoch_covers_every_e
 
 
 def _targets(batch: dict, eos: int) -> list[tuple[int, ...]]:
-    """The recipes (target ids, eos included) packed in a seq2seq batch, read back from its labels."""
+    """The recipes (target ids, eos included) packed in a batch, read back from its labels."""
     recipes = []
     for row in batch["labels"].tolist():
         current: list[int] = []
         for token in row:
             if token == IGNORE_INDEX:
-                break
+                continue
             current.append(token)
             if token == eos:
                 recipes.append(tuple(current))
