@@ -1,0 +1,151 @@
+"""Writing and reading checkpoints in the layout of `checkpoint_layout`, atomically.
+
+A checkpoint is built under `.tmp-step-N` and renamed to `step-N` by rank 0 only when every rank
+has written its part, so a crash (or SIGKILL) at any moment leaves either the complete new
+checkpoint or none: `checkpoint_layout.newest_checkpoint` never sees half of one. Leftover
+`.tmp-` directories from a crash are removed before the next write.
+
+What each rank writes:
+* all ranks: their DeepSpeed shards (`deepspeed/`, frozen base weights excluded: the base comes
+  from `model.name` or `base-model/`), and `deepspeed/rank-N.pt` with their RNG states (python,
+  numpy, torch, CUDA), data position and gradient-noise generators: everything a resumed rank
+  needs to draw exactly what it would have drawn;
+* rank 0: the adapter or full model (`model/`), the tokenizer, the TrainerConfig and, last,
+  `trainer_state.json`, then the rename, `best.json` and pruning to the last K plus the best.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint_layout as layout
+
+DEEPSPEED_TAG = "state"
+
+
+def rank_state_file(checkpoint: Path, rank: int) -> Path:
+    return checkpoint / layout.DEEPSPEED_DIR / f"rank-{rank:05d}.pt"
+
+
+def capture_rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def directory_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+class CheckpointWriter:
+    """Saves checkpoints of one run; `barrier` synchronises all ranks (a no-op with one)."""
+
+    def __init__(self, checkpoint_dir: str | Path, rank: int, keep_last: int, barrier: Callable[[], None]):
+        self.root = Path(checkpoint_dir)
+        self.rank = rank
+        self.keep_last = keep_last
+        self.barrier = barrier
+
+    def save(
+        self,
+        step: int,
+        engine: Any,
+        tokenizer: Any,
+        config_yaml: str,
+        trainer_state: dict[str, Any],
+        rank_state: dict[str, Any],
+        best: bool = False,
+    ) -> tuple[Path, float, int]:
+        """Write the checkpoint of `step`; returns (path, seconds, bytes). Every rank calls it."""
+        started = time.monotonic()
+        final = self.root / layout.step_dir_name(step)
+        tmp = self.root / (layout.TMP_PREFIX + final.name)
+        if self.rank == 0:
+            self._remove_leftovers()
+            tmp.mkdir(parents=True)
+        self.barrier()
+        engine.save_checkpoint(
+            str(tmp / layout.DEEPSPEED_DIR),
+            tag=DEEPSPEED_TAG,
+            save_latest=False,
+            exclude_frozen_parameters=True,
+        )
+        torch.save(rank_state, rank_state_file(tmp, self.rank))
+        self.barrier()
+        if self.rank == 0:
+            self._write_rank0_part(tmp, engine, tokenizer, config_yaml, trainer_state)
+            if final.exists():  # the same step saved again (e.g. best after a periodic save)
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            if best:
+                self.mark_best(final, trainer_state.get("best_metric"))
+            self.prune()
+        self.barrier()
+        size = directory_size(final) if self.rank == 0 else 0
+        return final, time.monotonic() - started, size
+
+    def _write_rank0_part(
+        self, tmp: Path, engine: Any, tokenizer: Any, config_yaml: str, state: dict
+    ) -> None:
+        engine.module.save_pretrained(tmp / layout.MODEL_DIR)
+        tokenizer.save_pretrained(tmp / layout.TOKENIZER_DIR)
+        (tmp / layout.CONFIG_FILE).write_text(config_yaml)
+        write_trainer_state(tmp, state)  # last: its presence is what makes a checkpoint complete
+
+    def mark_best(self, checkpoint: Path, metric: float | None) -> None:
+        step = int(checkpoint.name.removeprefix("step-"))
+        marker = {"step": step, "path": checkpoint.name, "validation_loss": metric}
+        tmp = self.root / (layout.TMP_PREFIX + layout.BEST_FILE)
+        tmp.write_text(json.dumps(marker))
+        os.replace(tmp, self.root / layout.BEST_FILE)
+
+    def prune(self) -> None:
+        """Keep the newest `keep_last` complete checkpoints and the best one."""
+        best = layout.best_checkpoint(self.root)
+        for old in layout.complete_checkpoints(self.root)[: -self.keep_last]:
+            if best is None or old.resolve() != best.resolve():
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _remove_leftovers(self) -> None:
+        for leftover in self.root.glob(layout.TMP_PREFIX + "step-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_trainer_state(checkpoint: Path, state: dict[str, Any]) -> None:
+    (checkpoint / layout.STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    return json.loads((checkpoint / layout.STATE_FILE).read_text())
+
+
+def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any] | None:
+    path = rank_state_file(checkpoint, rank)
+    return torch.load(path, weights_only=False) if path.is_file() else None
+
+
+def find_resume_checkpoint(checkpoint_dir: str | Path, resume_from: str | None) -> Path | None:
+    """The named checkpoint (a directory, or a root whose best/newest is taken), else the newest
+    complete one under the run's checkpoint directory, else None (a fresh start)."""
+    if resume_from:
+        return layout.resolve_checkpoint(resume_from)
+    return layout.newest_checkpoint(checkpoint_dir)

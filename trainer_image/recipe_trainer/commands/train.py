@@ -1,0 +1,77 @@
+"""`recipe-train train --config trainer-config.yaml`: what the DeepSpeed launcher starts on every
+rank, in pods and in local mode. It reads the resolved TrainerConfig, runs the recipe and leaves
+its last word in the termination log: the JSON summary on success, one line of reason otherwise.
+
+Exit codes: 0 done; 1 failed (reason in the termination log); 130 / 143 stopped by SIGINT /
+SIGTERM after writing a checkpoint (not done: run again, or the operator restarts the gang).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from recipe_api.trainer_config import CONFIG_FILE_NAME, CONFIG_MOUNT_PATH
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default=f"{CONFIG_MOUNT_PATH}/{CONFIG_FILE_NAME}",
+        help="the resolved trainer config (TrainerConfig YAML)",
+    )
+    parser.add_argument(
+        "--resume-from",
+        default=None,
+        metavar="PATH",
+        help="resume from this checkpoint (or checkpoint root) instead of the newest one",
+    )
+    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # DeepSpeed's
+
+
+def run(args: argparse.Namespace) -> int:
+    from recipe_api.trainer_config import TrainerConfig
+
+    from ..recipe import StopRequested, TrainingRecipe, configure_logging
+    from ..termination import write_failure, write_success
+
+    rank = int(os.environ.get("RANK", "0"))
+    configure_logging(rank)
+    config = TrainerConfig.from_yaml(Path(args.config).read_text())
+    termination_log = config.runtime.termination_log
+    recipe = TrainingRecipe(config, resume_from=args.resume_from)
+    try:
+        recipe.setup()
+        summary = recipe.train()
+    except StopRequested as stop:
+        if rank == 0:
+            write_failure(f"Interrupted: {stop}", termination_log)
+        recipe.cleanup()
+        return 128 + int(stop.signum)
+    except BaseException as exc:  # OOM, divergence, bad data...: one line, non-zero exit
+        if _first_failure(termination_log):  # another rank's crash is the reason, not its echo here
+            write_failure(exc, termination_log)
+        notifier = getattr(recipe, "notifier", None)
+        if notifier is not None:
+            notifier.on_crash(str(exc), getattr(recipe.progress, "step", None))
+        if os.environ.get("RECIPE_TRAINER_TRACEBACK"):
+            raise
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    if rank == 0:
+        write_success(summary, termination_log)
+    recipe.cleanup()
+    return 0
+
+
+def _first_failure(termination_log: str) -> bool:
+    """True when no rank has written a reason yet: when one rank dies the others fail with
+    "connection closed by peer", which must not replace the real reason in a shared file."""
+    path = Path(termination_log)
+    try:
+        return not path.is_file() or path.stat().st_size == 0
+    except OSError:
+        return True

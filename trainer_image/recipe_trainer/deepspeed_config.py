@@ -1,0 +1,76 @@
+"""The DeepSpeed JSON config of a run: a pure function of the spec and the hardware.
+
+Choices the spec does not spell out, and why:
+
+* precision `auto`: bf16 on GPUs that support it, fp32 otherwise (CPU, older GPUs);
+* optimizer: DeepSpeed's AdamW with the spec's weight decay; on CPU `torch_adam` so DeepSpeed
+  does not JIT-compile its fused/CPU Adam (the image pre-builds those for GPUs);
+* no DeepSpeed scheduler: `schedule.LearningRateSchedule` sets the rate before every step;
+* gradient clipping stays DeepSpeed's (`gradient_clipping`): the recipe puts the gradient noise
+  into the gradients during the backward pass (see `recipe.TrainingRecipe._noise_term`), so
+  DeepSpeed's clipping after the reduction already sees noised gradients, as the noise paper
+  prescribes, with any ZeRO stage.
+
+`spec.deepspeed.config` is merged over the result key by key (nested dicts merge, other values
+replace), so a user can tune e.g. `zero_optimization.overlap_comm` without restating the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from recipe_api.v1alpha1 import RecipeTrainingJobSpec
+from recipe_api.validation import gradient_accumulation_steps
+
+ADAM_BETAS = [0.9, 0.999]
+ADAM_EPS = 1e-8
+
+
+def resolve_precision(spec: RecipeTrainingJobSpec, on_gpu: bool, gpu_supports_bf16: bool) -> str:
+    """fp32, bf16 or fp16: `training.precision`, with auto resolved for this hardware."""
+    wanted = spec.training.precision
+    if wanted != "auto":
+        return wanted
+    return "bf16" if on_gpu and gpu_supports_bf16 else "fp32"
+
+
+def build_deepspeed_config(
+    spec: RecipeTrainingJobSpec, world_size: int, on_gpu: bool, gpu_supports_bf16: bool = False
+) -> dict[str, Any]:
+    t = spec.training
+    accumulation = gradient_accumulation_steps(spec, world_size)
+    precision = resolve_precision(spec, on_gpu, gpu_supports_bf16)
+    config: dict[str, Any] = {
+        "train_micro_batch_size_per_gpu": t.micro_batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "train_batch_size": t.micro_batch_size * accumulation * world_size,
+        "gradient_clipping": t.max_grad_norm,
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": t.learning_rate,
+                "betas": ADAM_BETAS,
+                "eps": ADAM_EPS,
+                "weight_decay": t.weight_decay,
+                "torch_adam": not on_gpu,
+            },
+        },
+        "zero_optimization": {"stage": spec.deepspeed.zero_stage},
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16"},
+        "steps_per_print": 2**31 - 1,  # the recipe reports progress itself
+        "wall_clock_breakdown": False,
+    }
+    return deep_merge(config, spec.deepspeed.config)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `base` with `override` merged in: dicts recursively, anything else replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

@@ -1,0 +1,119 @@
+"""Starting the trainer with the DeepSpeed launcher on this machine (local mode).
+
+The same `recipe-train train` entry point runs here as in pods; only the launch differs: one node,
+`--num_gpus N` processes. On CPU, `DS_ACCELERATOR=cpu` and `OMP_NUM_THREADS = cores / N` per rank
+(the launcher sets no thread count, and N ranks each using every core slow down several-fold).
+
+The launcher runs in its own session so that Ctrl-C in the terminal reaches only `recipe-train
+local`, which then asks the ranks themselves to stop (`request_stop`): DeepSpeed's launcher would
+answer a SIGINT by killing the ranks before they could write their checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+TRAIN_MODULE = "recipe_trainer.cli"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    gpus: int
+    cpus: int
+
+    @classmethod
+    def detect(cls) -> Hardware:
+        try:
+            import torch
+
+            gpus = torch.cuda.device_count()
+        except Exception:
+            gpus = 0
+        return cls(
+            gpus=gpus,
+            cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+        )
+
+
+def default_processes(hardware: Hardware, wants_gpus: bool) -> int:
+    """All GPUs when the job asks for GPUs and there are some; on CPU one rank (its threads use
+    every core: on a few cores one rank beats several single-threaded ones for small models)."""
+    return hardware.gpus if wants_gpus and hardware.gpus else 1
+
+
+def build_launch_command(
+    processes: int, master_port: int, config_path: str | Path, resume_from: str | None = None
+) -> list[str]:
+    command = [
+        sys.executable, "-m", "deepspeed.launcher.runner",
+        "--num_gpus", str(processes), "--master_port", str(master_port),
+        "--no_local_rank", "--module", TRAIN_MODULE,
+        "train", "--config", str(config_path),
+    ]  # fmt: skip
+    if resume_from:
+        command += ["--resume-from", str(resume_from)]
+    return command
+
+
+def build_launch_environment(
+    base: Mapping[str, str], processes: int, on_gpu: bool, cpus: int, extensions_dir: str | Path
+) -> dict[str, str]:
+    env = dict(base)
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(extensions_dir))
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    if not on_gpu:
+        env["DS_ACCELERATOR"] = "cpu"
+        env["OMP_NUM_THREADS"] = str(max(1, cpus // processes))
+    return env
+
+
+def start(command: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
+    """Start the launcher in its own session, its output going to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def trainer_processes(launcher: subprocess.Popen) -> list:
+    """The rank processes under the launcher (not the launcher's own two processes)."""
+    import psutil
+
+    try:
+        children = psutil.Process(launcher.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    ranks = []
+    for child in children:
+        try:
+            if TRAIN_MODULE in " ".join(child.cmdline()) and "deepspeed.launcher" not in " ".join(
+                child.cmdline()
+            ):
+                ranks.append(child)
+        except psutil.Error:
+            continue
+    return ranks
+
+
+def request_stop(launcher: subprocess.Popen) -> int:
+    """Ask every rank to checkpoint and stop (SIGINT, handled by the recipe); returns how many."""
+    ranks = trainer_processes(launcher)
+    for rank in ranks:
+        with contextlib.suppress(Exception):
+            rank.send_signal(signal.SIGINT)
+    return len(ranks)
+
+
+def kill(launcher: subprocess.Popen) -> None:
+    """Stop everything now (a second Ctrl-C)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(launcher.pid, signal.SIGKILL)
