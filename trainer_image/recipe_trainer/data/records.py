@@ -18,6 +18,9 @@ class Recipe:
     row: str = ""
     quality: float = 0.0  # filled by scoring, in [0, 1]
     difficulty: float = 0.0  # filled by scoring, in [0, 1]
+    # An already-built (input, output) pair from JSONL: formatting passes it through untouched;
+    # title/ingredients/directions are then parsed from the output for scoring and curriculum.
+    pair: tuple[str, str] | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property

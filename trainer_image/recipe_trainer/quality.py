@@ -1,0 +1,458 @@
+"""Recipe quality of a text: how much a (generated) recipe looks like a usable recipe.
+
+Used on model output at validation, by `recipe-train generate/eval`, and (through
+`parse_recipe_text` and the word lists) by the data pipeline's scoring. Pure Python, no model.
+
+The text is expected in the training target format (see `recipe_trainer.data.formatting`):
+
+    Title: <dish>  Ingredients: - <line> - <line>  Steps: 1. <step> 2. <step>
+
+Newlines are optional: T5's tokenizer drops them, so sections are found by their markers,
+ingredients by their "- " bullets and steps by their running numbers (1., 2., 3. ... in order, so
+"bake 1 1/2 hours. 2. Cool" splits right while "350." inside a step does not).
+
+Scores, each in [0, 1]:
+* format: title, ingredients and steps markers present and in that order, each section non-empty,
+  steps numbered 1..n.
+* ingredient_coherence: 0.6 x share of ingredients named again in the steps (any content word of
+  the line; a step saying "all ingredients" counts for all) + 0.4 x share of ingredient lines with
+  a quantity.
+* instruction_quality: mean over steps of [has a cooking/action verb] and [reads as a sentence:
+  3-80 words, ends in . ! or )], times the share of distinct steps (repetition loops score low).
+* completeness: a title of 1-15 words, >= 2 ingredients, >= 2 steps, and the text ends with
+  terminal punctuation (not cut off mid-step).
+* overall = format x (0.35 ingredient_coherence + 0.4 instruction_quality + 0.25 completeness):
+  a text that is not a recipe in the expected format scores low however fluent it is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TITLE_MARKER = "Title:"
+INGREDIENTS_MARKER = "Ingredients:"
+STEPS_MARKER = "Steps:"
+
+_MARKERS = re.compile(r"\b(title|ingredients|steps|directions|instructions)\s*:", re.IGNORECASE)
+_BULLET = re.compile(r"(?:^|\s)[-*\u2022]\s+")
+_WORD = re.compile(r"[a-z]+")
+
+COOKING_VERBS = frozenset(
+    [
+        "add",
+        "allow",
+        "arrange",
+        "bake",
+        "baste",
+        "beat",
+        "blanch",
+        "blend",
+        "boil",
+        "braise",
+        "break",
+        "bring",
+        "broil",
+        "brown",
+        "brush",
+        "chill",
+        "chop",
+        "coat",
+        "combine",
+        "cook",
+        "cool",
+        "core",
+        "cover",
+        "cream",
+        "crumble",
+        "crush",
+        "cube",
+        "cut",
+        "debone",
+        "deglaze",
+        "dice",
+        "dip",
+        "discard",
+        "dissolve",
+        "divide",
+        "dot",
+        "drain",
+        "dredge",
+        "drizzle",
+        "drop",
+        "dust",
+        "fill",
+        "flip",
+        "fold",
+        "form",
+        "freeze",
+        "frost",
+        "fry",
+        "garnish",
+        "glaze",
+        "grate",
+        "grease",
+        "grill",
+        "grind",
+        "heat",
+        "knead",
+        "layer",
+        "line",
+        "marinate",
+        "mash",
+        "measure",
+        "melt",
+        "microwave",
+        "mince",
+        "mix",
+        "moisten",
+        "pat",
+        "peel",
+        "place",
+        "poach",
+        "pound",
+        "pour",
+        "preheat",
+        "prepare",
+        "press",
+        "process",
+        "puree",
+        "put",
+        "reduce",
+        "refrigerate",
+        "remove",
+        "repeat",
+        "reserve",
+        "return",
+        "roast",
+        "roll",
+        "rub",
+        "saute",
+        "scald",
+        "scramble",
+        "season",
+        "sear",
+        "serve",
+        "set",
+        "shake",
+        "shape",
+        "shred",
+        "sift",
+        "simmer",
+        "skim",
+        "slice",
+        "soak",
+        "soften",
+        "spoon",
+        "spray",
+        "spread",
+        "sprinkle",
+        "squeeze",
+        "steam",
+        "stir",
+        "strain",
+        "stuff",
+        "thaw",
+        "thicken",
+        "thin",
+        "toast",
+        "top",
+        "toss",
+        "transfer",
+        "trim",
+        "turn",
+        "uncover",
+        "wash",
+        "whip",
+        "whisk",
+        "wrap",
+    ]
+)
+UNITS = frozenset(
+    [
+        "c",
+        "cup",
+        "cups",
+        "tbsp",
+        "tablespoon",
+        "tablespoons",
+        "tbs",
+        "tsp",
+        "teaspoon",
+        "teaspoons",
+        "oz",
+        "ounce",
+        "ounces",
+        "lb",
+        "lbs",
+        "pound",
+        "pounds",
+        "g",
+        "gram",
+        "grams",
+        "kg",
+        "ml",
+        "l",
+        "liter",
+        "liters",
+        "litre",
+        "quart",
+        "quarts",
+        "qt",
+        "pint",
+        "pints",
+        "pt",
+        "gallon",
+        "gal",
+        "can",
+        "cans",
+        "pkg",
+        "pkgs",
+        "package",
+        "packages",
+        "box",
+        "jar",
+        "jars",
+        "bottle",
+        "stick",
+        "sticks",
+        "clove",
+        "cloves",
+        "slice",
+        "slices",
+        "bunch",
+        "pinch",
+        "dash",
+        "envelope",
+        "carton",
+        "container",
+        "bag",
+        "head",
+        "sprig",
+        "sprigs",
+        "stalk",
+        "stalks",
+        "piece",
+        "pieces",
+        "inch",
+    ]
+)
+_QUANTITY = re.compile(
+    r"^\s*(?:\d|[\u00bc-\u00be\u2150-\u215e]|(?:a|an|one|two|three|four|five|six|half|few|several)\b)",
+    re.IGNORECASE,
+)
+_NOT_NAMES = UNITS | frozenset(
+    [
+        "and",
+        "or",
+        "of",
+        "the",
+        "a",
+        "an",
+        "to",
+        "for",
+        "with",
+        "into",
+        "in",
+        "on",
+        "at",
+        "as",
+        "about",
+        "large",
+        "small",
+        "medium",
+        "fresh",
+        "chopped",
+        "diced",
+        "sliced",
+        "minced",
+        "cut",
+        "up",
+        "finely",
+        "thinly",
+        "firmly",
+        "packed",
+        "softened",
+        "melted",
+        "beaten",
+        "drained",
+        "crushed",
+        "grated",
+        "shredded",
+        "ground",
+        "whole",
+        "cooked",
+        "uncooked",
+        "frozen",
+        "canned",
+        "optional",
+        "taste",
+        "plus",
+        "more",
+        "each",
+        "inch",
+        "size",
+        "pieces",
+        "divided",
+        "room",
+        "temperature",
+        "lightly",
+        "well",
+    ]
+)
+_ALL_INGREDIENTS = re.compile(r"\b(all|remaining|other|rest of the|everything|ingredients)\b", re.I)
+
+
+@dataclass(frozen=True)
+class ParsedRecipe:
+    """The sections of a recipe text. `markers` lists the section markers found, in order."""
+
+    title: str
+    ingredients: tuple[str, ...]
+    steps: tuple[str, ...]
+    markers: tuple[str, ...]
+    numbered: bool  # steps carried running numbers 1..n
+
+
+def parse_recipe_text(text: str) -> ParsedRecipe:
+    """Split a recipe text into title, ingredients and steps, with or without newlines."""
+    sections: dict[str, str] = {}
+    found = list(_MARKERS.finditer(text))
+    markers = []
+    for i, match in enumerate(found):
+        name = match.group(1).lower()
+        name = "steps" if name in ("directions", "instructions") else name
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        markers.append(name)
+        sections.setdefault(name, text[match.end() : end])
+    title = " ".join(sections.get("title", "").split())
+    ingredients = _split_ingredients(sections.get("ingredients", ""))
+    steps, numbered = split_steps(sections.get("steps", ""))
+    return ParsedRecipe(title, ingredients, steps, tuple(markers), numbered)
+
+
+def _split_ingredients(section: str) -> tuple[str, ...]:
+    parts = section.splitlines() if "\n" in section.strip() else _BULLET.split(section)
+    items = (" ".join(_BULLET.sub(" ", " " + part).split()) for part in parts)
+    return tuple(item for item in items if item)
+
+
+def split_steps(section: str) -> tuple[tuple[str, ...], bool]:
+    """Steps by running numbers "1." "2." ... (each searched after the previous one); without
+    numbers, by lines. Returns (steps, whether they were numbered)."""
+    starts = []
+    position, number = 0, 1
+    while True:
+        match = re.compile(rf"(?:^|\s){number}[.)]\s").search(section, position)
+        if not match:
+            break
+        starts.append((match.start(), match.end()))
+        position, number = match.end(), number + 1
+    if not starts:
+        lines = (" ".join(line.split()) for line in section.splitlines())
+        return tuple(line for line in lines if line), False
+    steps = []
+    for i, (_, body_start) in enumerate(starts):
+        body_end = starts[i + 1][0] if i + 1 < len(starts) else len(section)
+        step = " ".join(section[body_start:body_end].split())
+        if step:
+            steps.append(step)
+    return tuple(steps), True
+
+
+def words(text: str) -> list[str]:
+    """Lower-case alphabetic words."""
+    return _WORD.findall(text.lower())
+
+
+def has_quantity(ingredient: str) -> bool:
+    """Whether an ingredient line starts with an amount ("1 c.", "1/2", "½", "two", "a pinch")."""
+    return bool(_QUANTITY.match(ingredient))
+
+
+def has_unit(ingredient: str) -> bool:
+    return any(word in UNITS for word in words(ingredient))
+
+
+def has_cooking_verb(step: str) -> bool:
+    return any(word in COOKING_VERBS for word in words(step))
+
+
+def ingredient_names(ingredient: str) -> set[str]:
+    """Content words of an ingredient line, singular-ish: what a step would call it."""
+    return {singular(w) for w in words(ingredient) if len(w) > 2 and w not in _NOT_NAMES}
+
+
+def singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("oes") or word.endswith("ches") or word.endswith("shes"):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def recipe_quality(text: str) -> dict[str, float]:
+    """Named scores in [0, 1] of a recipe text (see the module docstring), with "overall"."""
+    recipe = parse_recipe_text(text)
+    scores = {
+        "format": _format_score(recipe),
+        "ingredient_coherence": _coherence(recipe),
+        "instruction_quality": _instruction_quality(recipe),
+        "completeness": _completeness(recipe, text),
+    }
+    weighted = (
+        0.35 * scores["ingredient_coherence"]
+        + 0.4 * scores["instruction_quality"]
+        + 0.25 * scores["completeness"]
+    )
+    scores["overall"] = scores["format"] * weighted
+    return {name: round(value, 4) for name, value in scores.items()}
+
+
+def _format_score(recipe: ParsedRecipe) -> float:
+    wanted = ["title", "ingredients", "steps"]
+    checks = [
+        recipe.markers[:3] == tuple(wanted) and len(recipe.markers) == 3,
+        bool(recipe.title),
+        bool(recipe.ingredients),
+        bool(recipe.steps),
+        recipe.numbered,
+    ]
+    return sum(checks) / len(checks)
+
+
+def _coherence(recipe: ParsedRecipe) -> float:
+    if not recipe.ingredients or not recipe.steps:
+        return 0.0
+    step_words = {singular(w) for step in recipe.steps for w in words(step)}
+    steps_text = " ".join(recipe.steps)
+    says_all = bool(_ALL_INGREDIENTS.search(steps_text))
+    named = [ingredient_names(i) for i in recipe.ingredients]
+    mentioned = [bool(names & step_words) or (says_all and bool(names)) for names in named]
+    quantities = [has_quantity(i) for i in recipe.ingredients]
+    return 0.6 * sum(mentioned) / len(mentioned) + 0.4 * sum(quantities) / len(quantities)
+
+
+def _instruction_quality(recipe: ParsedRecipe) -> float:
+    if not recipe.steps:
+        return 0.0
+    per_step = [(has_cooking_verb(step) + _reads_as_sentence(step)) / 2 for step in recipe.steps]
+    distinct = len({step.lower() for step in recipe.steps}) / len(recipe.steps)
+    return sum(per_step) / len(per_step) * distinct
+
+
+def _reads_as_sentence(step: str) -> bool:
+    n_words = len(step.split())
+    return 3 <= n_words <= 80 and step.rstrip()[-1:] in ".!)"
+
+
+def _completeness(recipe: ParsedRecipe, text: str) -> float:
+    checks = [
+        1 <= len(recipe.title.split()) <= 15,
+        len(recipe.ingredients) >= 2,
+        len(recipe.steps) >= 2,
+        text.rstrip()[-1:] in ".!)",
+    ]
+    return sum(checks) / len(checks)
