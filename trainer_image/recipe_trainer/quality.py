@@ -12,13 +12,14 @@ ingredients by their "- " bullets and steps by their running numbers (1., 2., 3.
 "bake 1 1/2 hours. 2. Cool" splits right while "350." inside a step does not).
 
 Scores, each in [0, 1]:
-* format: title, ingredients and steps markers present and in that order, each section non-empty,
-  steps numbered 1..n.
+* format: share of [title, ingredients and steps sections non-empty, steps numbered 1., 2., ...],
+  times 0.4 unless the text opens with "Title:" and the three markers come once each, in order.
 * ingredient_coherence: 0.6 x share of ingredients named again in the steps (any content word of
   the line; a step saying "all ingredients" counts for all) + 0.4 x share of ingredient lines with
   a quantity.
 * instruction_quality: mean over steps of [has a cooking/action verb] and [reads as a sentence:
-  3-80 words, ends in . ! or )], times the share of distinct steps (repetition loops score low).
+  3-80 words, starts with a capital or digit, ends in . ! or )], times the share of distinct
+  steps (repetition loops score low).
 * completeness: a title of 1-15 words, >= 2 ingredients, >= 2 steps, and the text ends with
   terminal punctuation (not cut off mid-step).
 * overall = format x (0.35 ingredient_coherence + 0.4 instruction_quality + 0.25 completeness):
@@ -34,272 +35,41 @@ TITLE_MARKER = "Title:"
 INGREDIENTS_MARKER = "Ingredients:"
 STEPS_MARKER = "Steps:"
 
-_MARKERS = re.compile(r"\b(title|ingredients|steps|directions|instructions)\s*:", re.IGNORECASE)
-_BULLET = re.compile(r"(?:^|\s)[-*\u2022]\s+")
+# Capitalised as written by formatting, so "follow the package directions: ..." in a step is no marker.
+_MARKERS = re.compile(r"\b(Title|Ingredients|Steps|TITLE|INGREDIENTS|STEPS)\s*:")
+_LINE_BULLET = re.compile(r"^\s*[-*\u2022]\s*")  # any bullet starting a line
+_DASH_BULLET = re.compile(r"(?:^|\s)-\s+")  # the "- " bullets of a text without newlines
 _WORD = re.compile(r"[a-z]+")
 
+# Word lists as text: one frozenset each, easy to read and extend.
 COOKING_VERBS = frozenset(
-    [
-        "add",
-        "allow",
-        "arrange",
-        "bake",
-        "baste",
-        "beat",
-        "blanch",
-        "blend",
-        "boil",
-        "braise",
-        "break",
-        "bring",
-        "broil",
-        "brown",
-        "brush",
-        "chill",
-        "chop",
-        "coat",
-        "combine",
-        "cook",
-        "cool",
-        "core",
-        "cover",
-        "cream",
-        "crumble",
-        "crush",
-        "cube",
-        "cut",
-        "debone",
-        "deglaze",
-        "dice",
-        "dip",
-        "discard",
-        "dissolve",
-        "divide",
-        "dot",
-        "drain",
-        "dredge",
-        "drizzle",
-        "drop",
-        "dust",
-        "fill",
-        "flip",
-        "fold",
-        "form",
-        "freeze",
-        "frost",
-        "fry",
-        "garnish",
-        "glaze",
-        "grate",
-        "grease",
-        "grill",
-        "grind",
-        "heat",
-        "knead",
-        "layer",
-        "line",
-        "marinate",
-        "mash",
-        "measure",
-        "melt",
-        "microwave",
-        "mince",
-        "mix",
-        "moisten",
-        "pat",
-        "peel",
-        "place",
-        "poach",
-        "pound",
-        "pour",
-        "preheat",
-        "prepare",
-        "press",
-        "process",
-        "puree",
-        "put",
-        "reduce",
-        "refrigerate",
-        "remove",
-        "repeat",
-        "reserve",
-        "return",
-        "roast",
-        "roll",
-        "rub",
-        "saute",
-        "scald",
-        "scramble",
-        "season",
-        "sear",
-        "serve",
-        "set",
-        "shake",
-        "shape",
-        "shred",
-        "sift",
-        "simmer",
-        "skim",
-        "slice",
-        "soak",
-        "soften",
-        "spoon",
-        "spray",
-        "spread",
-        "sprinkle",
-        "squeeze",
-        "steam",
-        "stir",
-        "strain",
-        "stuff",
-        "thaw",
-        "thicken",
-        "thin",
-        "toast",
-        "top",
-        "toss",
-        "transfer",
-        "trim",
-        "turn",
-        "uncover",
-        "wash",
-        "whip",
-        "whisk",
-        "wrap",
-    ]
+    """add allow arrange bake baste beat blanch blend boil braise break bring broil brown brush chill
+    chop coat combine cook cool core cover cream crumble crush cube cut debone deglaze dice dip
+    discard dissolve divide dot drain dredge drizzle drop dust fill flip fold form freeze frost fry
+    garnish glaze grate grease grill grind heat knead layer line marinate mash measure melt microwave
+    mince mix moisten pat peel place poach pound pour preheat prepare press process puree put reduce
+    refrigerate remove repeat reserve return roast roll rub saute scald scramble season sear serve
+    set shake shape shred sift simmer skim slice soak soften spoon spray spread sprinkle squeeze
+    steam stir strain stuff thaw thicken thin toast top toss transfer trim turn uncover wash whip
+    whisk wrap""".split()  # noqa: SIM905
 )
 UNITS = frozenset(
-    [
-        "c",
-        "cup",
-        "cups",
-        "tbsp",
-        "tablespoon",
-        "tablespoons",
-        "tbs",
-        "tsp",
-        "teaspoon",
-        "teaspoons",
-        "oz",
-        "ounce",
-        "ounces",
-        "lb",
-        "lbs",
-        "pound",
-        "pounds",
-        "g",
-        "gram",
-        "grams",
-        "kg",
-        "ml",
-        "l",
-        "liter",
-        "liters",
-        "litre",
-        "quart",
-        "quarts",
-        "qt",
-        "pint",
-        "pints",
-        "pt",
-        "gallon",
-        "gal",
-        "can",
-        "cans",
-        "pkg",
-        "pkgs",
-        "package",
-        "packages",
-        "box",
-        "jar",
-        "jars",
-        "bottle",
-        "stick",
-        "sticks",
-        "clove",
-        "cloves",
-        "slice",
-        "slices",
-        "bunch",
-        "pinch",
-        "dash",
-        "envelope",
-        "carton",
-        "container",
-        "bag",
-        "head",
-        "sprig",
-        "sprigs",
-        "stalk",
-        "stalks",
-        "piece",
-        "pieces",
-        "inch",
-    ]
+    """c cup cups tbsp tablespoon tablespoons tbs tsp teaspoon teaspoons oz ounce ounces lb lbs pound
+    pounds g gram grams kg ml l liter liters litre quart quarts qt pint pints pt gallon gal can cans
+    pkg pkgs package packages box jar jars bottle stick sticks clove cloves slice slices bunch pinch
+    dash envelope carton container bag head sprig sprigs stalk stalks piece pieces inch""".split()  # noqa: SIM905
 )
 _QUANTITY = re.compile(
     r"^\s*(?:\d|[\u00bc-\u00be\u2150-\u215e]|(?:a|an|one|two|three|four|five|six|half|few|several)\b)",
     re.IGNORECASE,
 )
 _NOT_NAMES = UNITS | frozenset(
-    [
-        "and",
-        "or",
-        "of",
-        "the",
-        "a",
-        "an",
-        "to",
-        "for",
-        "with",
-        "into",
-        "in",
-        "on",
-        "at",
-        "as",
-        "about",
-        "large",
-        "small",
-        "medium",
-        "fresh",
-        "chopped",
-        "diced",
-        "sliced",
-        "minced",
-        "cut",
-        "up",
-        "finely",
-        "thinly",
-        "firmly",
-        "packed",
-        "softened",
-        "melted",
-        "beaten",
-        "drained",
-        "crushed",
-        "grated",
-        "shredded",
-        "ground",
-        "whole",
-        "cooked",
-        "uncooked",
-        "frozen",
-        "canned",
-        "optional",
-        "taste",
-        "plus",
-        "more",
-        "each",
-        "inch",
-        "size",
-        "pieces",
-        "divided",
-        "room",
-        "temperature",
-        "lightly",
-        "well",
-    ]
+    """and or of the a an to for with into in on at as about large small medium fresh chopped diced sliced
+    minced cut up finely thinly firmly packed softened melted beaten drained crushed grated shredded
+    ground whole cooked uncooked frozen canned optional taste plus more each inch size pieces
+    divided room temperature lightly well""".split()  # noqa: SIM905
 )
+OUT_OF_ORDER_FACTOR = 0.4  # format score kept when the text does not open with Title: ... in order
 _ALL_INGREDIENTS = re.compile(r"\b(all|remaining|other|rest of the|everything|ingredients)\b", re.I)
 
 
@@ -312,6 +82,7 @@ class ParsedRecipe:
     steps: tuple[str, ...]
     markers: tuple[str, ...]
     numbered: bool  # steps carried running numbers 1..n
+    starts_with_title: bool  # nothing but whitespace before the title marker
 
 
 def parse_recipe_text(text: str) -> ParsedRecipe:
@@ -321,19 +92,22 @@ def parse_recipe_text(text: str) -> ParsedRecipe:
     markers = []
     for i, match in enumerate(found):
         name = match.group(1).lower()
-        name = "steps" if name in ("directions", "instructions") else name
         end = found[i + 1].start() if i + 1 < len(found) else len(text)
         markers.append(name)
         sections.setdefault(name, text[match.end() : end])
     title = " ".join(sections.get("title", "").split())
     ingredients = _split_ingredients(sections.get("ingredients", ""))
     steps, numbered = split_steps(sections.get("steps", ""))
-    return ParsedRecipe(title, ingredients, steps, tuple(markers), numbered)
+    starts_with_title = bool(found) and markers[0] == "title" and not text[: found[0].start()].strip()
+    return ParsedRecipe(title, ingredients, steps, tuple(markers), numbered, starts_with_title)
 
 
 def _split_ingredients(section: str) -> tuple[str, ...]:
-    parts = section.splitlines() if "\n" in section.strip() else _BULLET.split(section)
-    items = (" ".join(_BULLET.sub(" ", " " + part).split()) for part in parts)
+    if "\n" in section.strip():
+        parts = [_LINE_BULLET.sub("", line) for line in section.splitlines()]
+    else:
+        parts = _DASH_BULLET.split(section)
+    items = (" ".join(part.split()) for part in parts)
     return tuple(item for item in items if item)
 
 
@@ -412,15 +186,10 @@ def recipe_quality(text: str) -> dict[str, float]:
 
 
 def _format_score(recipe: ParsedRecipe) -> float:
-    wanted = ["title", "ingredients", "steps"]
-    checks = [
-        recipe.markers[:3] == tuple(wanted) and len(recipe.markers) == 3,
-        bool(recipe.title),
-        bool(recipe.ingredients),
-        bool(recipe.steps),
-        recipe.numbered,
-    ]
-    return sum(checks) / len(checks)
+    checks = [bool(recipe.title), bool(recipe.ingredients), bool(recipe.steps), recipe.numbered]
+    score = sum(checks) / len(checks)
+    in_order = recipe.starts_with_title and recipe.markers == ("title", "ingredients", "steps")
+    return score if in_order else OUT_OF_ORDER_FACTOR * score
 
 
 def _coherence(recipe: ParsedRecipe) -> float:
@@ -445,7 +214,7 @@ def _instruction_quality(recipe: ParsedRecipe) -> float:
 
 def _reads_as_sentence(step: str) -> bool:
     n_words = len(step.split())
-    return 3 <= n_words <= 80 and step.rstrip()[-1:] in ".!)"
+    return 3 <= n_words <= 80 and (step[0].isupper() or step[0].isdigit()) and step.rstrip()[-1:] in ".!)"
 
 
 def _completeness(recipe: ParsedRecipe, text: str) -> float:

@@ -11,7 +11,8 @@ Target, the one format the model learns and `recipe_trainer.quality` parses back
     2. Stir over medium heat until mixture bubbles all over top.
 
 Why explicit markers, bullets and numbers: T5's tokenizer drops newlines, and the generated text
-must still split into its sections; the markers are what make that possible.
+must still split into its sections; the markers are what make that possible. For the same reason a
+" - " inside an ingredient line is written "-" ("1 - 12 oz. can beer" -> "1-12 oz. can beer").
 
 Source: an instruction naming the dish, then - where known - the ingredients (their names from
 RecipeNLG's NER column when present, else the ingredient lines), e.g.
@@ -26,6 +27,7 @@ gets the same newline if it lacks one).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from ..quality import INGREDIENTS_MARKER, STEPS_MARKER, TITLE_MARKER
@@ -34,6 +36,7 @@ from .records import Recipe
 Task = Literal["seq2seq", "causal"]
 
 DEFAULT_INSTRUCTION = "Write a recipe for {title}."
+_INNER_DASH = re.compile(r"\s+-\s+")  # "1 - 12 oz. can" would read as two bullets without newlines
 MAX_PROMPT_INGREDIENTS = 30  # longer lists are cut (counted in the prompt as "..."), sources stay short
 
 
@@ -42,7 +45,7 @@ def format_target(
 ) -> str:
     """The structured recipe text (see the module docstring)."""
     lines = [f"{TITLE_MARKER} {title}", INGREDIENTS_MARKER]
-    lines += [f"- {item}" for item in ingredients]
+    lines += [f"- {_INNER_DASH.sub('-', item)}" for item in ingredients]
     lines.append(STEPS_MARKER)
     lines += [f"{number}. {step}" for number, step in enumerate(steps, start=1)]
     return "\n".join(lines)

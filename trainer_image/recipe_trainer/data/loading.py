@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import sys
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 RECIPE_COLUMNS = ("title", "ingredients", "directions", "link", "source", "NER")
 REQUIRED_CSV_COLUMNS = ("title", "ingredients", "directions")
+MAX_RECORD_LINES = 64  # RecipeNLG records are one line; a longer one is a broken quote
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # RecipeNLG has a few very long direction cells
 
@@ -102,46 +104,84 @@ def _open_text(file: Path) -> io.TextIOBase:
     return open(file, encoding="utf-8", errors="replace", newline="")
 
 
+class _RecordTooLong(Exception):
+    """A CSV record ran over MAX_RECORD_LINES lines: an unclosed quote, not a recipe."""
+
+
+class _LineFeed:
+    """Numbered lines for csv.reader that remembers the lines of the record being read and can
+    take them back. Why: an unclosed quote makes csv swallow every following line into one cell;
+    with the feed, the broken record costs its first line only and the rest is read again."""
+
+    def __init__(self, stream: Iterator[str]):
+        self._stream = stream
+        self._returned: deque[tuple[int, str]] = deque()
+        self._number = 0
+        self.taken: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.taken) >= MAX_RECORD_LINES:
+            raise _RecordTooLong
+        if self._returned:
+            item = self._returned.popleft()
+        else:
+            item = (self._number + 1, next(self._stream))
+            self._number += 1
+        self.taken.append(item)
+        return item[1]
+
+    def next_record(self) -> None:
+        self.taken = []
+
+    def give_back(self, items: list[tuple[int, str]]) -> None:
+        self._returned.extendleft(reversed(items))
+
+
 def _csv_rows(file: Path) -> Iterator[RawRow]:
     with _open_text(file) as stream:
-        reader = csv.reader(stream)
+        feed = _LineFeed(stream)
+        reader = csv.reader(feed)
         try:
             header = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
+        except (csv.Error, _RecordTooLong) as exc:
             yield RawRow("malformed", f"{file}:1", error=f"unreadable CSV header ({exc})")
             return
         columns = [name.strip() for name in header]
         missing = [c for c in REQUIRED_CSV_COLUMNS if c not in columns]
         if missing:
+            expected = ", ".join(RECIPE_COLUMNS)
             yield RawRow(
-                "malformed",
-                f"{file}:1",
-                error=f"CSV header lacks {', '.join(missing)}; expected RecipeNLG columns {', '.join(RECIPE_COLUMNS)}",
+                "malformed", f"{file}:1", error=f"CSV header lacks {', '.join(missing)}; expected {expected}"
             )
             return
         wanted = [(i, name) for i, name in enumerate(columns) if name]  # "" is the unnamed index column
         width = len(columns)
-        line = reader.line_num
         while True:
-            start = line + 1
+            feed.next_record()
+            error = ""
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                line = reader.line_num
-                yield RawRow("malformed", f"{file}:{start}", error=f"broken CSV line ({exc})")
-                continue
-            line = reader.line_num
-            if not cells:
+                cells, error = None, f"broken CSV line ({exc})"
+            except _RecordTooLong:
+                cells, error = None, f"unclosed quote (a record over {MAX_RECORD_LINES} lines)"
+            where = f"{file}:{feed.taken[0][0]}" if feed.taken else str(file)
+            if cells is not None and len(cells) == width:
+                yield RawRow("recipe", where, {name: cells[i] for i, name in wanted})
+            elif cells == []:
                 continue  # a blank line is no row
-            where = f"{file}:{start}"
-            if len(cells) != width:
-                yield RawRow("malformed", where, error=f"{len(cells)} cells where the header has {width}")
-                continue
-            yield RawRow("recipe", where, {name: cells[i] for i, name in wanted})
+            else:
+                yield RawRow(
+                    "malformed", where, error=error or f"{len(cells)} cells where the header has {width}"
+                )
+                feed.give_back(feed.taken[1:])
 
 
 def _jsonl_rows(file: Path) -> Iterator[RawRow]:
