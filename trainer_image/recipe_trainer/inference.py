@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from recipe_api.trainer_config import TrainerConfig
+from recipe_api.v1alpha1 import ModelSpec
 
 from .checkpoint_layout import (
     BASE_MODEL_DIR,
@@ -65,19 +66,6 @@ class LoadedCheckpoint:
         return self.state.get("step")
 
 
-def task_of(model_config: Any, requested: str = "auto") -> Task:
-    """seq2seq for encoder-decoder configs (T5), causal otherwise, unless the spec says which."""
-    if requested in ("seq2seq", "causal"):
-        return requested  # type: ignore[return-value]
-    return "seq2seq" if getattr(model_config, "is_encoder_decoder", False) else "causal"
-
-
-def auto_model_class(task: Task) -> Any:
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    return AutoModelForSeq2SeqLM if task == "seq2seq" else AutoModelForCausalLM
-
-
 def read_trainer_config(checkpoint: Path) -> TrainerConfig | None:
     path = checkpoint / CONFIG_FILE
     return TrainerConfig.from_yaml(path.read_text()) if path.is_file() else None
@@ -98,7 +86,7 @@ def base_model_candidates(checkpoint: Path, config: TrainerConfig | None) -> lis
             if local.is_dir():
                 candidates.append(str(local.resolve()))
                 break
-    if config is not None:
+    if config is not None and config.spec.model.init == "pretrained":  # a scratch model's name is a label
         candidates.append(config.spec.model.name)
     if adapter_base:
         candidates.append(adapter_base)
@@ -125,10 +113,11 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckp
     from transformers import AutoConfig
 
     from .data.tokenizer import load_pretrained_tokenizer
+    from .model import auto_model_class, resolve_task
 
     checkpoint = resolve_checkpoint(path)
     config = read_trainer_config(checkpoint)
-    requested_task = config.spec.model.task if config is not None else "auto"
+    model_spec = config.spec.model if config is not None else ModelSpec(name=str(checkpoint))
     model_dir = checkpoint / MODEL_DIR
     tokenizer = load_pretrained_tokenizer(str(checkpoint / TOKENIZER_DIR))
     base_model = None
@@ -136,11 +125,16 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckp
         from peft import PeftModel
 
         base_model = _pick_base(base_model_candidates(checkpoint, config))
-        task = task_of(AutoConfig.from_pretrained(base_model), requested_task)
-        base = auto_model_class(task).from_pretrained(base_model)
+        # config overrides of a pretrained base applied in training apply here too
+        overrides = {k: v for k, v in model_spec.config.items() if k != "model_type"}
+        if model_spec.init == "scratch" or base_model != model_spec.name:
+            overrides = {}
+        model_config = AutoConfig.from_pretrained(base_model, **overrides)
+        task = resolve_task(model_spec, model_config)
+        base = auto_model_class(task).from_pretrained(base_model, config=model_config)
         model = PeftModel.from_pretrained(base, str(model_dir))
     else:
-        task = task_of(AutoConfig.from_pretrained(str(model_dir)), requested_task)
+        task = resolve_task(model_spec, AutoConfig.from_pretrained(str(model_dir)))
         model = auto_model_class(task).from_pretrained(str(model_dir))
     model.to(device or default_device()).eval()
     state_file = checkpoint / STATE_FILE
@@ -159,6 +153,13 @@ def tokenize_pair(
     settings = TokenizationSettings(task, max_source_length, max_target_length, 0.0, None)
     (source,), (target,) = tokenize_pairs(tokenizer, [prompt], [reference], settings)
     return TokenizedExample(source, target)
+
+
+def quiet_loading() -> None:
+    """Commands print their own one-line errors and progress: no per-file loading bars."""
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
 
 
 def default_device() -> str:
