@@ -1,0 +1,116 @@
+"""Cleaning keeps real recipes, normalises their text, and counts every dropped row by reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recipe_trainer.data.cleaning import clean_recipes
+from recipe_trainer.data.loading import RawRow, iter_raw_rows
+
+SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"
+
+
+def row(title="Creamy Corn", ingredients=None, directions=None, ner=None, where="t.csv:2") -> RawRow:
+    """A CSV-shaped row: list columns as JSON text, as RecipeNLG stores them."""
+    fields = {
+        "title": title,
+        "ingredients": json.dumps(
+            ["2 (16 oz.) pkg. frozen corn", "1/2 tsp. salt"] if ingredients is None else ingredients
+        ),
+        "directions": json.dumps(["In a slow cooker, combine all ingredients.", "Cook on low for 4 hours."])
+        if directions is None
+        else directions,
+        "NER": json.dumps(["frozen corn", "salt"] if ner is None else ner),
+    }
+    return RawRow("recipe", where, fields)
+
+
+def clean(rows):
+    recipes, report = clean_recipes(rows)
+    return list(recipes), report
+
+
+def test_sample_rows_are_all_accounted_for():
+    recipes, report = clean(iter_raw_rows(SAMPLE))
+    assert report["rows"] == 999
+    assert report["kept"] == len(recipes) and report["kept"] + report.dropped_total == 999
+    assert len(recipes) > 990  # the sample is real, clean RecipeNLG
+    first = recipes[0]
+    assert first.title == "No-Bake Nut Cookies" and first.ingredients[0] == "1 c. firmly packed brown sugar"
+    assert first.ner[0] == "brown sugar" and first.row == f"{SAMPLE}:2"
+    assert json.loads(json.dumps(report)) == report  # the report goes to JSON as it is
+
+
+def test_exact_and_near_duplicates_are_dropped_first_one_kept():
+    original = row(where="t.csv:2")
+    same_but_spacing = row(title="  creamy   CORN ", where="t.csv:3")
+    near = row(
+        title="Creamy Corn!", directions=json.dumps(["Mix everything.", "Bake 1 hour."]), where="t.csv:4"
+    )
+    other = row(ingredients=["1 can corn", "2 Tbsp. butter"], ner=["corn", "butter"], where="t.csv:5")
+    recipes, report = clean([original, same_but_spacing, near, other])
+    assert [r.row for r in recipes] == ["t.csv:2", "t.csv:5"]
+    assert report["dropped"] == {"exact duplicate": 1, "near duplicate": 1}
+    assert report["examples"]["near duplicate"] == ["t.csv:4: Creamy Corn!"]
+
+
+def test_rows_that_cannot_be_recipes_are_dropped_with_their_reason():
+    rows = [
+        row(title="   "),
+        row(ingredients=[]),
+        row(directions="[]"),
+        row(directions='["Mix it."'),  # broken JSON
+        row(directions='{"step": "Mix"}'),  # JSON, but not a list
+        RawRow("malformed", "t.csv:9", error="3 cells where the header has 7"),
+    ]
+    recipes, report = clean(rows)
+    assert recipes == []
+    assert report["dropped"] == {
+        "missing title": 1,
+        "missing ingredients": 1,
+        "missing directions": 1,
+        "unparseable directions": 2,
+        "malformed row": 1,
+    }
+    assert report["examples"]["malformed row"] == ["t.csv:9: 3 cells where the header has 7"]
+
+
+def test_junk_and_shouting_are_dropped():
+    rows = [
+        row(title="Best Cake Ever!!!!!!!!"),
+        row(directions=json.dumps(["MIX EVERYTHING TOGETHER AND BAKE IT FOR AN HOUR.", "SERVE."])),
+        row(title="x" * 200),
+    ]
+    recipes, report = clean(rows)
+    assert recipes == []
+    assert report["dropped"] == {"junk text": 1, "shouting": 1, "title too long": 1}
+
+
+def test_text_is_normalised():
+    recipes, _ = clean(
+        [
+            row(
+                title="MAC &amp; CHEESE",
+                ingredients=["1\u00a0c.  macaroni", "", "2 c. cheese\u00a0"],
+                directions=json.dumps(["Cook\tthe macaroni.", "Stir in the \ufb01ne cheese."]),
+            )
+        ]
+    )
+    (recipe,) = recipes
+    assert recipe.title == "Mac & Cheese"  # entities unescaped, all-capitals title-cased
+    assert recipe.ingredients == ("1 c. macaroni", "2 c. cheese")  # NFKC, whitespace, empty item gone
+    assert recipe.directions == ("Cook the macaroni.", "Stir in the fine cheese.")
+
+
+def test_prebuilt_pairs_are_kept_verbatim_and_deduplicated():
+    output = (
+        "Title: Tea\nIngredients:\n- 1 tea bag\n- 1 c. water\nSteps:\n1. Boil the water.\n2. Steep the tea."
+    )
+    pair = RawRow("pair", "p.jsonl:1", {"input": "Make tea.", "output": output})
+    empty = RawRow("pair", "p.jsonl:3", {"input": "Make tea.", "output": " "})
+    recipes, report = clean([pair, pair, empty])
+    (recipe,) = recipes
+    assert recipe.pair == ("Make tea.", output)
+    assert recipe.title == "Tea" and recipe.n_ingredients == 2 and recipe.n_steps == 2
+    assert report["dropped"] == {"exact duplicate": 1, "missing input or output": 1}
