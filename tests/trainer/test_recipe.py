@@ -1,0 +1,59 @@
+"""The training loop as a user sees it: a NaN loss skips the step without moving the weights and
+is counted; several in a row stop the run with a reason instead of training on garbage."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from recipe_trainer import checkpoint_layout as layout
+from recipe_trainer import losses
+from recipe_trainer.recipe import (
+    MAX_NONFINITE_STEPS_IN_A_ROW,
+    TrainingDiverged,
+    TrainingRecipe,
+    read_train_log,
+)
+from safetensors.torch import load_file
+
+from .conftest import trainer_config
+
+
+@pytest.mark.usefixtures("single_process", "recipe_data")
+def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
+    config = trainer_config(tmp_path, training={"maxSteps": 20}, checkpoint={"everySteps": 1, "keepLast": 20})
+    recipe = TrainingRecipe(config)
+    first_bad_step = 2  # steps 1..2 train normally, every later loss is NaN
+    real_loss = losses.label_smoothed_cross_entropy
+
+    def poisoned(logits, labels, smoothing=0.0, **kwargs):
+        result = real_loss(logits, labels, smoothing, **kwargs)
+        if recipe.progress.step >= first_bad_step and torch.is_grad_enabled():
+            return losses.TokenLoss(sum=result.sum * float("nan"), tokens=result.tokens)
+        return result
+
+    monkeypatch.setattr(losses, "label_smoothed_cross_entropy", poisoned)
+    recipe.setup()
+    with pytest.raises(TrainingDiverged, match=f"{MAX_NONFINITE_STEPS_IN_A_ROW} optimizer steps in a row"):
+        recipe.train()
+
+    steps = [e for e in read_train_log(tmp_path) if e["event"] == "step"]
+    assert [e.get("skipped", False) for e in steps] == [False] * first_bad_step + [
+        True
+    ] * MAX_NONFINITE_STEPS_IN_A_ROW
+    assert recipe.progress.nonfinite_steps == MAX_NONFINITE_STEPS_IN_A_ROW
+    assert b"recipe_trainer_nonfinite_steps_total 5.0" in recipe.metrics.exposition()
+
+    def adapter(step: int) -> dict[str, torch.Tensor]:
+        return load_file(
+            tmp_path
+            / "checkpoints"
+            / layout.step_dir_name(step)
+            / layout.MODEL_DIR
+            / "adapter_model.safetensors"
+        )
+
+    before, after = adapter(first_bad_step), adapter(first_bad_step + MAX_NONFINITE_STEPS_IN_A_ROW - 1)
+    assert before.keys() == after.keys()
+    for name in before:  # skipped steps left every weight as it was
+        assert torch.equal(before[name], after[name]), name
+    assert not all(torch.equal(before[n], adapter(1)[n]) for n in before)  # a good step does move them
