@@ -7,10 +7,17 @@ import shutil
 
 import pytest
 import torch
-from checkpoint_fixtures import gpt2_checkpoint, one_torch_thread, t5_checkpoints
+from checkpoint_fixtures import (
+    gpt2_checkpoint,
+    one_torch_thread,
+    t5_checkpoints,
+    trainer_config,
+    write_checkpoint,
+)
 from peft import PeftModel
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer.cli import main
+from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
 from recipe_trainer.inference import generate_recipe, load_checkpoint, prompt_for
 from transformers import AutoModelForSeq2SeqLM
 
@@ -114,3 +121,22 @@ def test_adapter_without_its_base_fails_with_a_hint(tmp_path, capsys):
         load_checkpoint(alone)
     assert main(["generate", str(alone), "--title", TITLE]) == 1
     assert "no base model" in capsys.readouterr().err
+
+
+def test_full_fine_tune_checkpoint_loads_without_a_base(tmp_path):
+    """lora.enabled: false (the CPU quickstart) keeps the whole model in model/."""
+    fixtures = t5_checkpoints()
+    model = AutoModelForSeq2SeqLM.from_pretrained(fixtures.full_model_dir)
+    tokenizer = load_pretrained_tokenizer(str(fixtures.full_model_dir))
+    config = trainer_config(
+        tmp_path, {"name": "tiny-t5", "init": "scratch", "config": {"model_type": "t5"}}, lora=False
+    )
+    checkpoint = write_checkpoint(tmp_path, 7, model, tokenizer, config)
+
+    loaded = load_checkpoint(tmp_path)
+
+    assert loaded.path == checkpoint and not loaded.is_adapter
+    prompt = prompt_for(TITLE, [], "seq2seq")
+    assert generate_recipe(loaded.model, loaded.tokenizer, prompt, max_new_tokens=16) == generate_recipe(
+        model.eval(), tokenizer, prompt, max_new_tokens=16
+    )
