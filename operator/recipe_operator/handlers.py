@@ -2,8 +2,9 @@
 
 Every handler ends in `reconcile(namespace, name)`: read the job, its Job and pods, ask
 `phases.decide` what to do, write the status, carry out the side effects, post the events.
-Pod and Job events reconcile their owner (found by the job-name label), a slow timer covers
-what only time changes (pending timeout, TTL), and a second timer mirrors rank 0's metrics.
+Pod and Job events reconcile their owner (found by the job-name label). Two operator-wide
+loops (not per-object kopf timers, which would cost a task and a finalizer per job) cover
+what only time changes (pending timeout, deadlines, TTL) and mirror rank 0's metrics.
 Reconciles of one job are serialised by a per-job lock; decide() is level-triggered, so a
 repeated or concurrent trigger changes nothing.
 """
@@ -32,9 +33,12 @@ from .settings import WEBHOOK_CONFIGURATION_NAME, Settings
 
 RTJ = (API_GROUP, API_VERSION, PLURAL)
 OWNED = {LABEL_MANAGED_BY: MANAGED_BY}
-RECONCILE_INTERVAL_SECONDS = 30.0
+RECONCILE_INTERVAL_SECONDS = 30.0  # periodic resync of unfinished jobs
+CLOCK_TICK_SECONDS = 0.5
+CONCURRENT_BACKGROUND_RECONCILES = 8
 MAX_STEPS_PER_RECONCILE = 4  # Restarting -> Launching happens in one reconcile when the Job is gone
-SETTINGS = Settings.from_env()  # read at import: timer intervals are fixed when kopf registers them
+SETTINGS = Settings.from_env()  # read at import: handler registration depends on it (webhook)
+logger = logging.getLogger(__name__)
 
 
 class Operator:
@@ -47,6 +51,24 @@ class Operator:
         self.locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = collections.defaultdict(
             asyncio.Lock
         )
+        self.phases: dict[tuple[str, str], str] = {}  # every job seen, by its last phase
+        self.wake_at: dict[tuple[str, str], float] = {}  # when the clock loop reconciles it again
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def remember(self, namespace: str, name: str, phase: str | None, requeue_after: float | None) -> None:
+        key = (namespace, name)
+        self.metrics.set_phase(namespace, name, phase)
+        if phase is None:
+            self.phases.pop(key, None)
+            self.wake_at.pop(key, None)
+            return
+        self.phases[key] = phase
+        if requeue_after is None and phase not in TERMINAL_PHASES:
+            requeue_after = RECONCILE_INTERVAL_SECONDS
+        if requeue_after is None:
+            self.wake_at.pop(key, None)
+        else:
+            self.wake_at[key] = time.monotonic() + requeue_after
 
 
 @kopf.on.startup()
@@ -54,7 +76,6 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     config = Settings.from_env()
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
-    settings.persistence.finalizer = f"{API_GROUP}/operator"
     if config.webhook_enabled:
         settings.admission.server = kopf.WebhookServer(
             addr="0.0.0.0", port=config.webhook_port, host=config.webhook_host or None
@@ -62,13 +83,21 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         settings.admission.managed = WEBHOOK_CONFIGURATION_NAME
     metrics = OperatorMetrics()
     metrics.serve(config.metrics_port)
-    memo.operator = Operator(config, Kube.from_environment(), metrics)
+    operator = Operator(config, Kube.from_environment(), metrics)
+    operator.tasks = [
+        asyncio.create_task(clock_loop(operator), name="recipe-operator clock"),
+        asyncio.create_task(progress_loop(operator), name="recipe-operator progress"),
+    ]
+    memo.operator = operator
 
 
 @kopf.on.cleanup()
 async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     operator: Operator | None = getattr(memo, "operator", None)
     if operator is not None:
+        for task in operator.tasks:
+            task.cancel()
+        await asyncio.gather(*operator.tasks, return_exceptions=True)
         operator.kube.close()
 
 
@@ -101,21 +130,7 @@ async def rtj_update(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> No
 
 @kopf.on.delete(*RTJ, optional=True)
 def rtj_delete(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
-    memo.operator.metrics.set_phase(namespace, name, None)
-
-
-def _needs_clock(body: kopf.Body, **_: Any) -> bool:
-    status = body.get("status") or {}
-    if status.get("phase") in TERMINAL_PHASES:
-        return (body.get("spec") or {}).get("runPolicy", {}).get("ttlSecondsAfterFinished") is not None
-    return True
-
-
-@kopf.timer(
-    *RTJ, interval=RECONCILE_INTERVAL_SECONDS, initial_delay=RECONCILE_INTERVAL_SECONDS, when=_needs_clock
-)
-async def rtj_timer(memo: kopf.Memo, namespace: str, name: str, **_: Any) -> None:
-    await reconcile(memo.operator, namespace, name)
+    memo.operator.remember(namespace, name, None, None)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OWNED)
@@ -128,16 +143,6 @@ async def job_event(memo: kopf.Memo, labels: kopf.Labels, namespace: str, **_: A
 async def pod_event(memo: kopf.Memo, labels: kopf.Labels, namespace: str, **_: Any) -> None:
     if labels.get(LABEL_JOB_NAME):
         await reconcile(memo.operator, namespace, labels[LABEL_JOB_NAME])
-
-
-def _is_running(body: kopf.Body, **_: Any) -> bool:
-    return (body.get("status") or {}).get("phase") == "Running"
-
-
-@kopf.timer(*RTJ, interval=SETTINGS.progress_interval_seconds, when=_is_running)
-async def rtj_progress(memo: kopf.Memo, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-    """Mirror rank 0's /metrics into status.progress; silently skipped while unreachable."""
-    await mirror_progress(memo.operator, body, namespace, name)
 
 
 # ------------------------------------------------------------------ the work
@@ -201,12 +206,12 @@ async def apply(
         elif isinstance(action, phases.DeleteOwner):
             await kube.delete(*_rtj_kind(), namespace, name, "Background")
     for event in d.events:
-        kube.post_event(body, event.type, event.reason, event.message)
+        await kube.post_event(body, event.type, event.reason, event.message)
     for counter in d.counters:
         metrics.count(counter, namespace, d.status.failure.reason)
     if d.seconds_to_running is not None:
         metrics.time_to_running.labels(namespace).observe(d.seconds_to_running)
-    metrics.set_phase(namespace, name, d.status.phase)
+    operator.remember(namespace, name, d.status.phase, d.requeue_after)
 
 
 def _rtj_kind() -> tuple[str, str]:
@@ -221,7 +226,7 @@ async def reconcile(operator: Operator, namespace: str, name: str) -> None:
             for _ in range(MAX_STEPS_PER_RECONCILE):
                 body = await operator.kube.get_job(namespace, name)
                 if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-                    operator.metrics.set_phase(namespace, name, None)
+                    operator.remember(namespace, name, None, None)
                     return
                 observed = await observe(operator.kube, body, datetime.now(UTC))
                 decision = phases.decide(observed)
@@ -235,7 +240,46 @@ async def reconcile(operator: Operator, namespace: str, name: str) -> None:
         operator.metrics.reconcile_duration.labels(namespace).observe(time.perf_counter() - started)
 
 
-async def mirror_progress(operator: Operator, body: kopf.Body, namespace: str, name: str) -> None:
+async def clock_loop(operator: Operator) -> None:
+    """Reconcile jobs whose time has come (pending timeout, TTL, or the periodic resync)."""
+    limit = asyncio.Semaphore(CONCURRENT_BACKGROUND_RECONCILES)
+
+    async def one(namespace: str, name: str) -> None:
+        async with limit:
+            try:
+                await reconcile(operator, namespace, name)
+            except Exception as exc:  # the next tick or watch event retries
+                logger.warning("periodic reconcile of %s/%s failed: %s", namespace, name, exc)
+
+    while True:
+        await asyncio.sleep(CLOCK_TICK_SECONDS)
+        now = time.monotonic()
+        due = [key for key, at in list(operator.wake_at.items()) if at <= now]
+        for key in due:
+            operator.wake_at.pop(key, None)
+        await asyncio.gather(*(one(*key) for key in due))
+
+
+async def progress_loop(operator: Operator) -> None:
+    """Every progress interval, mirror rank 0's metrics of each Running job (throttled, bounded)."""
+    limit = asyncio.Semaphore(CONCURRENT_BACKGROUND_RECONCILES)
+
+    async def one(namespace: str, name: str) -> None:
+        async with limit:
+            try:
+                body = await operator.kube.get_job(namespace, name)
+                if body is not None and (body.get("status") or {}).get("phase") == "Running":
+                    await mirror_progress(operator, body, namespace, name)
+            except Exception as exc:
+                logger.warning("progress of %s/%s not mirrored: %s", namespace, name, exc)
+
+    while True:
+        await asyncio.sleep(operator.settings.progress_interval_seconds)
+        running = [key for key, phase in list(operator.phases.items()) if phase == "Running"]
+        await asyncio.gather(*(one(*key) for key in running))
+
+
+async def mirror_progress(operator: Operator, body: dict[str, Any], namespace: str, name: str) -> None:
     status = body.get("status") or {}
     attempt = str(status.get("attempt", 1))
     pods = await operator.kube.list("v1", "Pod", namespace, {LABEL_JOB_NAME: name})

@@ -1,4 +1,4 @@
-"""The one module that talks to the Kubernetes API (and posts events through kopf).
+"""The one module that talks to the Kubernetes API.
 
 Everything else in the operator is pure. Calls go through the official client's ApiClient
 (it handles in-cluster tokens, kubeconfigs and exec plugins) on worker threads, with plain
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-import kopf
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
@@ -24,10 +26,13 @@ _COLLECTIONS = {
     ("v1", "Service"): "/api/v1/namespaces/{namespace}/services",
     ("v1", "PersistentVolumeClaim"): "/api/v1/namespaces/{namespace}/persistentvolumeclaims",
     ("v1", "Pod"): "/api/v1/namespaces/{namespace}/pods",
+    ("v1", "Event"): "/api/v1/namespaces/{namespace}/events",
     ("batch/v1", "Job"): "/apis/batch/v1/namespaces/{namespace}/jobs",
     (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
 }
 REQUEST_TIMEOUT_SECONDS = 30
+EVENT_SOURCE = "recipe-training-operator"
+logger = logging.getLogger(__name__)
 
 
 class Kube:
@@ -140,10 +145,37 @@ class Kube:
     async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.get(RTJ_API_VERSION, KIND, namespace, name)
 
-    @staticmethod
-    def post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """A Kubernetes Event on the RecipeTrainingJob, posted by kopf in the background."""
-        kopf.event(dict(body), type=type_, reason=reason, message=message[:1024])
+    async def post_event(self, body: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on the RecipeTrainingJob, named <job>.<unique hex> as client-go names them
+        (no generateName, so every event is its own object even on API emulators)."""
+        meta = body.get("metadata") or {}
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": RTJ_API_VERSION,
+                "kind": KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": EVENT_SOURCE},
+            "reportingComponent": EVENT_SOURCE,
+            "reportingInstance": EVENT_SOURCE,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self._request("POST", self._path("v1", "Event", meta["namespace"]), body=event)
+        except ApiException as exc:  # an event is never worth failing a reconcile for
+            logger.warning("could not post event %s on %s: %s", reason, meta["name"], exc.status)
 
     def close(self) -> None:
         self.api.close()
