@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 TITLE_MARKER = "Title:"
 INGREDIENTS_MARKER = "Ingredients:"
@@ -145,18 +146,20 @@ def has_quantity(ingredient: str) -> bool:
 
 
 def has_unit(ingredient: str) -> bool:
-    return any(word in UNITS for word in words(ingredient))
+    return not UNITS.isdisjoint(words(ingredient))
 
 
 def has_cooking_verb(step: str) -> bool:
-    return any(word in COOKING_VERBS for word in words(step))
+    return not COOKING_VERBS.isdisjoint(words(step))
 
 
-def ingredient_names(ingredient: str) -> set[str]:
+@lru_cache(maxsize=1 << 16)  # ingredient lines repeat across a corpus ("1 tsp. salt")
+def ingredient_names(ingredient: str) -> frozenset[str]:
     """Content words of an ingredient line, singular-ish: what a step would call it."""
-    return {singular(w) for w in words(ingredient) if len(w) > 2 and w not in _NOT_NAMES}
+    return frozenset(singular(w) for w in words(ingredient) if len(w) > 2 and w not in _NOT_NAMES)
 
 
+@lru_cache(maxsize=1 << 16)
 def singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"

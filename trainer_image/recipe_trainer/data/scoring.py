@@ -27,51 +27,62 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from functools import lru_cache
 
-from ..quality import has_cooking_verb, has_quantity, has_unit, ingredient_names, singular, words
+from ..quality import COOKING_VERBS, has_quantity, has_unit, ingredient_names, singular, words
 from .records import Recipe
 
 WEIGHTS = {"amounts": 0.25, "step_count": 0.15, "step_length": 0.15, "verbs": 0.20, "completeness": 0.25}
 JUNK_FACTOR = 0.5
 HARD_INGREDIENTS, HARD_STEPS = 20, 15
 
-_URL = re.compile(r"https?://|www\.|\S+@\S+\.\w+")
-_ALL_INGREDIENTS = re.compile(r"\b(all|remaining) ingredients\b|\beverything\b", re.IGNORECASE)
+_EMAIL = re.compile(r"\S@\S+\.[a-z]{2,}")
+_SAYS_ALL = ("all ingredients", "remaining ingredients", "everything")
 
 
 def quality_signals(recipe: Recipe) -> dict[str, float]:
     """Each signal of the quality formula, in [0, 1] (junk_signals is a count)."""
     ingredients, steps = recipe.ingredients, recipe.directions
     n_steps = len(steps)
-    step_words = [len(step.split()) for step in steps]
-    amounts = sum(0.7 * has_quantity(i) + 0.3 * has_unit(i) for i in ingredients) / max(1, len(ingredients))
-    steps_text = " ".join(steps)
-    junk = [
-        bool(_URL.search(steps_text) or _URL.search(" ".join(ingredients))),
-        sum(step_words) < 6,
-        len(set(steps)) < n_steps,
-    ]
+    step_words = [words(step) for step in steps]  # once per step: the costly part of scoring
+    lengths = [len(step.split()) for step in steps]
+    amounts = sum(_amount(i) for i in ingredients) / max(1, len(ingredients))
+    text = " ".join((*steps, *ingredients)).lower()
+    junk = [_has_address(text), sum(lengths) < 6, len(set(steps)) < n_steps]
     return {
         "amounts": amounts,
         "step_count": 1.0 if 2 <= n_steps <= 20 else 0.5 if n_steps else 0.0,
-        "step_length": sum(3 <= n <= 80 for n in step_words) / max(1, n_steps),
-        "verbs": sum(map(has_cooking_verb, steps)) / max(1, n_steps),
+        "step_length": sum(3 <= n <= 80 for n in lengths) / max(1, n_steps),
+        "verbs": sum(not COOKING_VERBS.isdisjoint(w) for w in step_words) / max(1, n_steps),
         "completeness": (
             (len(ingredients) >= 2)
             + (1 <= len(recipe.title.split()) <= 15)
-            + _ingredients_used(recipe, steps_text)
+            + _ingredients_used(ingredients, step_words, text)
         )
         / 3,
         "junk_signals": float(sum(junk)),
     }
 
 
-def _ingredients_used(recipe: Recipe, steps_text: str) -> bool:
-    if _ALL_INGREDIENTS.search(steps_text):
+@lru_cache(maxsize=1 << 16)  # ingredient lines repeat across a corpus
+def _amount(ingredient: str) -> float:
+    return 0.7 * has_quantity(ingredient) + 0.3 * has_unit(ingredient)
+
+
+def _has_address(lower_text: str) -> bool:
+    """A URL or e-mail address: scraped page furniture, not a recipe."""
+    if "http" in lower_text or "www." in lower_text:
         return True
-    step_words = {singular(w) for w in words(steps_text)}
-    used = sum(bool(ingredient_names(i) & step_words) for i in recipe.ingredients)
-    return used * 2 >= len(recipe.ingredients)
+    return "@" in lower_text and bool(_EMAIL.search(lower_text))
+
+
+def _ingredients_used(ingredients: tuple[str, ...], step_words: list[list[str]], lower_text: str) -> bool:
+    """At least half the ingredients named again in the steps, or the steps say "all ingredients"."""
+    if any(phrase in lower_text for phrase in _SAYS_ALL):
+        return True
+    named = {singular(w) for ws in step_words for w in ws}
+    used = sum(not ingredient_names(i).isdisjoint(named) for i in ingredients)
+    return used * 2 >= len(ingredients)
 
 
 def quality_score(recipe: Recipe) -> float:

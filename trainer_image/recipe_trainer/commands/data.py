@@ -1,0 +1,157 @@
+"""`recipe-train data inspect PATH`: what training would make of a dataset, before training on it.
+
+Runs the same loading, cleaning, scoring, split and formatting as the trainer and prints: rows
+read, kept and dropped (by reason, with examples), the train/validation sizes, histograms of the
+quality and difficulty scores, and a few formatted samples exactly as the model would see them.
+A progress bar runs on inputs over a few megabytes. `--json` prints the summary for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+BINS = 10
+SHOW_PROGRESS_BYTES = 5_000_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    inspect = sub.add_parser(
+        "inspect", help="counts, drop reasons, score histograms and samples of a dataset"
+    )
+    inspect.add_argument("path", metavar="PATH", help="RecipeNLG CSV or JSONL file, or a directory of them")
+    inspect.add_argument("--format", default="auto", choices=["auto", "recipenlg-csv", "jsonl"])
+    inspect.add_argument("--samples", type=int, default=3, metavar="N", help="formatted samples to show")
+    inspect.add_argument("--task", default="seq2seq", choices=["seq2seq", "causal"], help="pair form to show")
+    inspect.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.05,
+        help="held-out share (spec.dataset.validationFraction)",
+    )
+    inspect.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from recipe_trainer.data.loading import data_files
+
+    try:
+        if not 0.0 <= args.validation_fraction < 1.0:
+            raise ValueError("--validation-fraction must be in [0, 1)")
+        if args.samples < 0:
+            raise ValueError("--samples must be 0 or more")
+        total_bytes = sum(f.stat().st_size for f in data_files(args.path, args.format))
+        show_progress = not args.json and total_bytes > SHOW_PROGRESS_BYTES and sys.stderr.isatty()
+        summary = _with_progress(args, total_bytes) if show_progress else inspect_dataset(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"recipe-train data inspect: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _render(Console(), summary)
+    return 0
+
+
+def _with_progress(args: argparse.Namespace, total_bytes: int) -> dict[str, Any]:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("reading", total=total_bytes)
+        summary = inspect_dataset(args, on_row=lambda size: progress.advance(task, size))
+        progress.update(task, completed=total_bytes)
+    return summary
+
+
+def inspect_dataset(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
+    """The summary `inspect` prints. `on_row(approximate_bytes)` is called for every raw row."""
+    from recipe_trainer.data.cleaning import clean_recipes
+    from recipe_trainer.data.formatting import format_pair
+    from recipe_trainer.data.loading import iter_raw_rows
+    from recipe_trainer.data.scoring import score_recipe
+    from recipe_trainer.data.split import split_of
+
+    def rows():
+        for row in iter_raw_rows(args.path, args.format):
+            if on_row is not None:
+                on_row(sum(len(str(value)) + 1 for value in row.fields.values()) or len(row.error))
+            yield row
+
+    recipes, report = clean_recipes(rows())
+    quality, difficulty = [0] * BINS, [0] * BINS
+    sizes = {"train": 0, "validation": 0}
+    samples = []
+    for recipe in recipes:
+        recipe = score_recipe(recipe)
+        quality[min(BINS - 1, int(recipe.quality * BINS))] += 1
+        difficulty[min(BINS - 1, int(recipe.difficulty * BINS))] += 1
+        sizes[split_of(recipe, args.validation_fraction)] += 1
+        if len(samples) < args.samples:
+            source, target = format_pair(recipe, args.task)
+            samples.append(
+                {"row": recipe.row, "quality": recipe.quality, "difficulty": recipe.difficulty}
+                | {"source": source, "target": target}
+            )
+    return {
+        "report": dict(report),
+        "splits": sizes,
+        "quality": quality,
+        "difficulty": difficulty,
+        "samples": samples,
+    }
+
+
+def _render(console, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    report = summary["report"]
+    counts = Table(title="rows", show_header=False)
+    for name, value in (
+        ("read", report["rows"]),
+        ("kept", report["kept"]),
+        ("dropped", report["rows"] - report["kept"]),
+        ("train", summary["splits"]["train"]),
+        ("validation", summary["splits"]["validation"]),
+    ):
+        counts.add_row(name, f"{value:,}")
+    console.print(counts)
+    if report["dropped"]:
+        drops = Table(title="dropped rows by reason")
+        drops.add_column("reason")
+        drops.add_column("rows", justify="right")
+        drops.add_column("examples (file:line)")
+        for reason, count in sorted(report["dropped"].items(), key=lambda item: -item[1]):
+            drops.add_row(reason, f"{count:,}", "\n".join(report["examples"].get(reason, [])))
+        console.print(drops)
+    for name in ("quality", "difficulty"):
+        console.print(_histogram(name, summary[name]))
+    for sample in summary["samples"]:
+        console.rule(
+            f"{sample['row']}  quality {sample['quality']:.2f}  difficulty {sample['difficulty']:.2f}"
+        )
+        console.print("[bold]source[/bold]")
+        console.print(sample["source"], markup=False, highlight=False)
+        console.print("[bold]target[/bold]")
+        console.print(sample["target"], markup=False, highlight=False)
+
+
+def _histogram(name: str, counts: list[int]):
+    from rich.table import Table
+
+    table = Table(title=f"{name} score", show_header=False, box=None)
+    peak = max(counts) or 1
+    for i, count in enumerate(counts):
+        bar = "#" * round(40 * count / peak)
+        table.add_row(f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}", f"{count:>8,}", bar)
+    return table
