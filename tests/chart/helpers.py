@@ -74,12 +74,12 @@ def helm_env() -> dict[str, str]:
 
 
 def helm(*args: str, values: dict | None = None) -> subprocess.CompletedProcess:
-    """Run helm with the given arguments (and a values file when given); never raises."""
+    """Run helm with the given arguments (and a values file when values are given); never raises."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as vf:
         json.dump(values or {}, vf)
         vf.flush()
         return subprocess.run(
-            [helm_path(), *args, "-f", vf.name],
+            [helm_path(), *args, *(["-f", vf.name] if values is not None else [])],
             capture_output=True,
             text=True,
             env=helm_env(),

@@ -277,6 +277,22 @@ def test_chart_crd_is_the_generated_crd():
     assert rendered == generated
 
 
+def test_packaged_chart_carries_the_crd(tmp_path):
+    """`helm package` resolves the symlink: the published chart holds the CRD as a plain file."""
+    import tarfile
+
+    result = helm("package", str(CHART), "--destination", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (archive,) = tmp_path.glob("recipe-training-operator-*.tgz")
+    with tarfile.open(archive) as tar:
+        member = tar.getmember("recipe-training-operator/files/recipetrainingjobs.yaml")
+        assert member.isfile()
+        assert tar.extractfile(member).read() == (ROOT / "crds" / "recipetrainingjobs.yaml").read_bytes()
+        names = tar.getnames()
+    assert "recipe-training-operator/crds/kopf-peering.yaml" in names
+    assert "recipe-training-operator/dashboards/training.json" in names
+
+
 def test_crd_is_optional():
     assert (
         find(
