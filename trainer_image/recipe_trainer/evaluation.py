@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 
-from .inference import LoadedCheckpoint, generate_recipe, tokenize_pair
+from .inference import LoadedCheckpoint, generate_recipe, lengths_of, tokenize_pair
 
 if TYPE_CHECKING:
     import torch
 
 GENERATION_METRICS = ("quality", "rouge_l", "bleu")
 DEFAULT_SAMPLES = 20
-DEFAULT_MAX_NEW_TOKENS = 192
 Example = tuple[str, str]  # (prompt, reference recipe), as the trainer formats them
 Advance = Callable[[int], None]
 
@@ -175,7 +174,7 @@ def generate_and_score(
     examples: Sequence[Example],
     indices: Sequence[int],
     max_source_length: int,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_new_tokens: int,
     advance: Advance | None = None,
 ) -> list[SampleResult]:
     results = []
@@ -203,7 +202,7 @@ def evaluate(
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     batch_size: int = 8,
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_new_tokens: int | None = None,
     advance: Advance | None = None,
 ) -> EvalResult:
     """All metrics of one checkpoint on `examples`; `advance` is told of each example and sample
@@ -213,6 +212,7 @@ def evaluate(
         loaded, examples, max_source, max_target, batch_size=batch_size, advance=advance
     )
     indices = pick_samples(len(examples), samples, seed)
+    max_new_tokens = max_new_tokens or max_target  # as long as the recipes the model was trained on
     results = generate_and_score(loaded, examples, indices, max_source, max_new_tokens, advance)
     return EvalResult(
         checkpoint=str(loaded.path),
@@ -226,11 +226,3 @@ def evaluate(
         perplexity=perplexity,
         samples=results,
     )
-
-
-def lengths_of(loaded: LoadedCheckpoint) -> tuple[int, int]:
-    """The run's max source/target lengths (the API's defaults when the config is missing)."""
-    from recipe_api.v1alpha1 import TrainingSpec
-
-    training = loaded.config.spec.training if loaded.config is not None else TrainingSpec()
-    return training.max_source_length, training.max_target_length

@@ -66,6 +66,14 @@ class LoadedCheckpoint:
         return self.state.get("step")
 
 
+def lengths_of(loaded: LoadedCheckpoint) -> tuple[int, int]:
+    """The run's max source/target lengths (the API's defaults when the config is missing)."""
+    from recipe_api.v1alpha1 import TrainingSpec
+
+    training = loaded.config.spec.training if loaded.config is not None else TrainingSpec()
+    return training.max_source_length, training.max_target_length
+
+
 def read_trainer_config(checkpoint: Path) -> TrainerConfig | None:
     path = checkpoint / CONFIG_FILE
     return TrainerConfig.from_yaml(path.read_text()) if path.is_file() else None

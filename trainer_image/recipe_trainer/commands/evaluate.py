@@ -33,7 +33,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--whole-file", action="store_true", help="evaluate on every recipe, not just the validation split"
     )
     parser.add_argument("--batch-size", type=int, default=8, help="examples per forward pass for the loss")
-    parser.add_argument("--max-new-tokens", type=int, default=192, help="longest generated recipe in tokens")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="longest generated recipe (default: maxTargetLength)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
 
 

@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INGREDIENT",
         help='ingredients to use, e.g. --ingredients "2 c. flour" "1 egg" (when the prompt format uses them)',
     )
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="longest recipe in tokens")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=None, help="longest recipe in tokens (default: maxTargetLength)"
+    )
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (with --sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling draw (with --sample)")
@@ -32,7 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from recipe_trainer.inference import generate_recipe, load_checkpoint, prompt_for, quiet_loading
+    from recipe_trainer.inference import (
+        generate_recipe,
+        lengths_of,
+        load_checkpoint,
+        prompt_for,
+        quiet_loading,
+    )
     from recipe_trainer.quality import recipe_quality
 
     console = Console()
@@ -43,12 +51,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"recipe-train generate: {exc}", file=sys.stderr)
         return 1
     prompt = prompt_for(args.title, args.ingredients, loaded.task)
-    max_source = loaded.config.spec.training.max_source_length if loaded.config else None
+    max_source, max_target = lengths_of(loaded)
     recipe = generate_recipe(
         loaded.model,
         loaded.tokenizer,
         prompt,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=args.max_new_tokens or max_target,
         max_source_length=max_source,
         do_sample=args.sample,
         temperature=args.temperature,
