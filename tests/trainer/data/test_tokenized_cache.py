@@ -30,7 +30,7 @@ def tokenizer():
 def _example(text: str) -> dict:
     title = text.split("\n")[0]
     return {
-        "title": title, "ingredients": ["1 c. flour"], "directions": ["Mix."], "ner": ["flour"],
+        "title": title, "ingredients": ["1 c. flour"], "directions": ["Mix."], "ner": ["flour"], "is_pair": False,
         "source": f"Write a recipe for {title}.", "target": text, "quality": 0.9, "n_ingredients": 1, "n_steps": 1,
     }  # fmt: skip
 

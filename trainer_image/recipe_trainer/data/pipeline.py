@@ -30,8 +30,9 @@ and `load_state_dict()` in a fresh process continue with exactly the same batche
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,14 @@ from datasets import Dataset, DatasetDict
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 from transformers import PreTrainedTokenizerBase
 
+from .augmentation import augmented_pair_or_none
 from .curriculum import Curriculum, CurriculumSampler, RecipeTraits
+from .formatting import format_pair
 from .packing import Task, TokenizedExample, collate_rows, pack_best_fit_decreasing, row_capacity
 from .records import Recipe
+from .split import load_splits
 from .tokenized_cache import (
+    TEXT_COLUMNS,
     TokenizationSettings,
     build_or_load,
     cache_key,
@@ -57,46 +62,33 @@ WINDOW_GLOBAL_BATCHES = 16  # a window holds about this many global batches of r
 MIN_WINDOW, MAX_WINDOW = 256, 16384  # recipes per window
 
 
-# ---------------------------------------------------------------- the cleaning side (issue 3, part 1)
-# Thin adapters over the loading/cleaning/scoring/split/formatting/augmentation modules, so that
-# the rest of this file depends on three functions only.
+# ---------------------------------------------------------------- from clean recipes to cache rows
 
 
-def recipe_splits(spec: RecipeTrainingJobSpec) -> tuple[dict[str, Iterable[Recipe]], dict]:
+def recipe_splits(spec: RecipeTrainingJobSpec) -> tuple[dict[str, Iterator[Recipe]], dict]:
     """Load, clean, score and split the spec's dataset: ({"train": recipes, "validation": recipes},
-    report of counts and drop reasons). Streams: recipes are read as the splits are consumed."""
-    raise NotImplementedError("waiting for the loading/cleaning/scoring/split modules")
-
-
-def format_pair(recipe: Recipe, task: Task) -> tuple[str, str]:
-    """(source, target) texts of a recipe for the task: the prompt and the structured recipe."""
-    raise NotImplementedError("waiting for the formatting module")
-
-
-def augmented_pair(recipe: Recipe, task: Task, spec: RecipeTrainingJobSpec, rng: np.random.Generator):
-    """(source, target) of an augmented variant of the recipe, drawn with `rng` only."""
-    raise NotImplementedError("waiting for the augmentation module")
+    the cleaning report, complete once both splits are consumed). Streams."""
+    return load_splits(spec.dataset)
 
 
 def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | None = None) -> Iterator[str]:
-    """Source and target texts of training recipes (both tasks' phrasings), to train a scratch
-    model's tokenizer on (`tokenizer.train_recipe_tokenizer`)."""
+    """Prompt and recipe texts of the training split, to train a scratch model's tokenizer on
+    (`tokenizer.train_recipe_tokenizer`); validation recipes stay unseen."""
     splits, _ = recipe_splits(spec)
-    for count, recipe in enumerate(splits["train"]):
-        if max_recipes is not None and count >= max_recipes:
-            return
-        for task in ("seq2seq", "causal"):
-            yield from format_pair(recipe, task)
+    for recipe in islice(splits["train"], max_recipes):
+        yield from format_pair(recipe, "seq2seq")
 
 
 def example_row(recipe: Recipe, task: Task) -> dict:
-    """A recipe as a row of the token cache, before tokenization (the text columns)."""
+    """A recipe as a row of the token cache before tokenization (its text columns): the formatted
+    pair, and what curriculum and augmentation need to know of the recipe."""
     source, target = format_pair(recipe, task)
     return {
         "title": recipe.title,
         "ingredients": list(recipe.ingredients),
         "directions": list(recipe.directions),
         "ner": list(recipe.ner),
+        "is_pair": recipe.pair is not None,
         "source": source,
         "target": target,
         "quality": recipe.quality,
@@ -106,12 +98,14 @@ def example_row(recipe: Recipe, task: Task) -> dict:
 
 
 def _recipe_of(row: dict) -> Recipe:
+    """The recipe back from a cache row (for augmentation); a built pair stays a pair."""
     return Recipe(
         title=row["title"],
         ingredients=tuple(row["ingredients"]),
         directions=tuple(row["directions"]),
         ner=tuple(row["ner"]),
         quality=float(row["quality"]),
+        pair=(row["source"], row["target"]) if row["is_pair"] else None,
     )
 
 
@@ -150,6 +144,10 @@ class TrainingData:
         self.seed = spec.training.seed if seed is None else seed
         self.train: Dataset = splits["train"]
         self.validation: Dataset = splits["validation"]
+        # Column views made once (select_columns copies the dataset's metadata on every call).
+        self._train_texts = self.train.select_columns(TEXT_COLUMNS)
+        self._train_ids = self.train.select_columns(["source_ids", "target_ids"])
+        self._validation_ids = self.validation.select_columns(["source_ids", "target_ids"])
         self._cleaning_report = report
         self.packed = spec.training.packing
         self.capacity = row_capacity(task, spec.training.max_source_length, spec.training.max_target_length)
@@ -234,7 +232,7 @@ class TrainingData:
             groups, carry = self._global_batches(rows, sizes, complete_last=epoch_ends)
             for group in groups[self._window.emitted :]:
                 mine = group[self.rank * self.micro_batch_size : (self.rank + 1) * self.micro_batch_size]
-                batch = self._collate(self.train, mine, augmented)
+                batch = self._collate(self._train_ids, mine, augmented)
                 self._window.emitted += 1
                 self._real_tokens += batch["num_real_tokens"]
                 self._processed_tokens += batch["num_padded_tokens"]
@@ -253,12 +251,17 @@ class TrainingData:
     def _augmented(self, indices: list[int]) -> dict[int, TokenizedExample]:
         """The recipes of the window that are augmented this epoch, re-formatted and tokenized.
         Whether and how a recipe is augmented depends only on (seed, epoch, recipe index)."""
-        probability = self.spec.augmentation.probability
+        if self.spec.augmentation.probability <= 0 or not indices:
+            return {}
+        rows = self._train_texts[indices]
         pairs: dict[int, tuple[str, str]] = {}
-        for index in indices if probability > 0 else ():
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            if rng.random() < probability:
-                pairs[index] = augmented_pair(_recipe_of(self.train[index]), self.task, self.spec, rng)
+        for position, index in enumerate(indices):
+            recipe = _recipe_of({name: rows[name][position] for name in TEXT_COLUMNS})
+            pair = augmented_pair_or_none(
+                recipe, self.task, self.spec.augmentation, self.seed, self.epoch, index
+            )
+            if pair is not None:
+                pairs[index] = pair
         if not pairs:
             return {}
         sources, targets = tokenize_pairs(
@@ -310,11 +313,13 @@ class TrainingData:
         return groups, leftover
 
     def _collate(
-        self, dataset: Dataset, rows: list[list[int]], augmented: dict[int, TokenizedExample] | None = None
+        self, token_ids: Dataset, rows: list[list[int]], augmented: dict[int, TokenizedExample] | None = None
     ) -> dict[str, Any]:
+        """One micro-batch of `rows`: augmented recipes as given, the others read from `token_ids`
+        (the source_ids/target_ids columns of the split)."""
         augmented = augmented or {}
         cached = sorted({i for row in rows for i in row if i not in augmented})
-        fetched = dataset.select_columns(["source_ids", "target_ids"])[cached] if cached else {}
+        fetched = token_ids[cached] if cached else {}
         examples = dict(augmented)
         for position, index in enumerate(cached):
             examples[index] = TokenizedExample(
@@ -344,7 +349,7 @@ class TrainingData:
                 if produced >= limit:
                     return
                 mine = group[self.rank * self.micro_batch_size : (self.rank + 1) * self.micro_batch_size]
-                yield self._collate(self.validation, mine)
+                yield self._collate(self._validation_ids, mine)
                 produced += 1
 
     def validation_examples(self, n: int) -> list[tuple[str, str]]:

@@ -6,8 +6,10 @@ that shaped the tokens changes:
 
 * the data: every input file's path, size and modification time (cheap on a 2.3 GB corpus);
 * the tokenizer: a hash of its full serialisation (vocabulary, merges, normaliser, specials);
-* the settings: task, max lengths, validation fraction, max recipes, and `PIPELINE_VERSION`,
-  bumped whenever cleaning, scoring or formatting changes what a recipe turns into.
+* the settings: task, max lengths, validation fraction, max recipes;
+* the code: a hash of the modules that turn files into rows (loading, cleaning, scoring, split,
+  formatting, quality markers, this module and the pipeline), so an upgraded trainer image never
+  trains on rows an older cleaning or format produced.
 
 Building is idempotent and atomic: a builder writes into a private temporary directory and renames
 it to the key's name when complete, so readers never see half a cache and two ranks or pods
@@ -23,15 +25,14 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 
 import datasets
 from datasets.arrow_writer import ArrowWriter
 from transformers import PreTrainedTokenizerBase
 
-# Bump when cleaning/scoring/formatting change the examples derived from the same files.
-PIPELINE_VERSION = "1"
 TOKENIZE_BATCH = 2000
 REPORT_FILE = "contents.json"  # written last: its presence marks a complete cache
 
@@ -41,6 +42,7 @@ EXAMPLE_FEATURES = datasets.Features(
         "ingredients": datasets.Sequence(datasets.Value("string")),
         "directions": datasets.Sequence(datasets.Value("string")),
         "ner": datasets.Sequence(datasets.Value("string")),
+        "is_pair": datasets.Value("bool"),  # an already-built (input, output) pair from JSONL
         "source": datasets.Value("string"),
         "target": datasets.Value("string"),
         "quality": datasets.Value("float32"),
@@ -62,7 +64,20 @@ class TokenizationSettings:
     max_target_length: int
     validation_fraction: float
     max_recipes: int | None
-    pipeline_version: str = PIPELINE_VERSION
+    pipeline_version: str = field(default_factory=lambda: pipeline_code_version())
+
+
+@cache
+def pipeline_code_version() -> str:
+    """Hash of the source of every module that decides what a cached row holds."""
+    from .. import quality
+    from . import cleaning, formatting, loading, pipeline, records, scoring, split
+
+    digest = hashlib.sha256()
+    for module in (loading, cleaning, scoring, split, formatting, records, quality, pipeline):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def data_fingerprint(path: str | Path) -> str:
