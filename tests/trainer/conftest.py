@@ -3,6 +3,7 @@ DeepSpeed on CPU in this process, and the environment of real multi-process runs
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -158,3 +159,66 @@ def recipe_data(monkeypatch):
         monkeypatch.setattr(pipeline, "format_pair", _stand_in_pair)
     except Exception:
         pass
+
+
+# ---------------------------------------------------------------- real runs of `recipe-train local`
+
+
+def write_manifest(path: Path, name: str = "tiny", **overrides: Any) -> Path:
+    import yaml
+
+    manifest = {
+        "apiVersion": "training.chefgenius.io/v1alpha1",
+        "kind": "RecipeTrainingJob",
+        "metadata": {"name": name},
+        "spec": job_spec(**overrides),
+    }
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+def local_command(manifest: Path, run_dir: Path, processes: int) -> list[str]:
+    import sys
+
+    return [
+        sys.executable, "-m", "recipe_trainer.cli", "local", str(manifest),
+        "--processes", str(processes), "--run-dir", str(run_dir),
+    ]  # fmt: skip
+
+
+def local_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of `recipe-train local` in tests (and, while the data pipeline's cleaning
+    and formatting are not wired in, a sitecustomize that installs the stand-in above)."""
+    env = {**os.environ, **cpu_deepspeed_env(), "COLUMNS": "120"}
+    from recipe_trainer.data import pipeline
+
+    try:
+        pipeline.format_pair(None, "seq2seq")
+    except NotImplementedError:
+        shim = tmp_path / "stand-in"
+        shim.mkdir(exist_ok=True)
+        (shim / "sitecustomize.py").write_text(
+            "import sys\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "import conftest\n"
+            "from recipe_trainer.data import pipeline\n"
+            "pipeline.recipe_splits = conftest._stand_in_splits\n"
+            "pipeline.format_pair = conftest._stand_in_pair\n"
+        )
+        env["PYTHONPATH"] = os.pathsep.join([str(shim), env.get("PYTHONPATH", "")])
+    except Exception:
+        pass
+    return env
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything under it (sessions included), as a node failure would."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()

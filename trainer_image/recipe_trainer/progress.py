@@ -31,6 +31,8 @@ class LogFollower:
         self.path = path
         self._offset = path.stat().st_size if path.is_file() else 0  # only this run's events
         self._partial = ""
+        self.total: int | None = None  # planned steps, once the run has said
+        self.completed = 0
 
     def new_events(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
@@ -47,13 +49,18 @@ class LogFollower:
                 events.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
+        for event in events:
+            if event.get("event") == "start":
+                self.total = event["total_steps"]
+            if event.get("event") in ("start", "step"):
+                self.completed = event.get("step", event.get("resumed_from_step")) or 0
         return events
 
 
-def follow(launcher: subprocess.Popen, log_path: Path, console: Console) -> int:
+def follow(launcher: subprocess.Popen, follower: LogFollower, console: Console) -> int:
     """Show progress until the launcher exits; returns its exit code. KeyboardInterrupt passes
-    through to the caller (which asks the ranks to stop and calls `follow` again)."""
-    follower = LogFollower(log_path)
+    through to the caller (which asks the ranks to stop and calls `follow` again, with the same
+    follower, so the bar continues where it was)."""
     columns = (
         TextColumn("[bold]training"),
         BarColumn(),
@@ -65,14 +72,12 @@ def follow(launcher: subprocess.Popen, log_path: Path, console: Console) -> int:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("train", total=None, loss="-", tokens="-")
+        task = bar.add_task("train", total=follower.total, completed=follower.completed, loss="-", tokens="-")
         while True:
+            code = launcher.poll()
             for event in follower.new_events():
                 _show(event, bar, task, console)
-            code = launcher.poll()
             if code is not None:
-                for event in follower.new_events():
-                    _show(event, bar, task, console)
                 return code
             time.sleep(POLL_SECONDS)
 

@@ -97,13 +97,14 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
 def _follow_with_ctrl_c(process, log_path: Path, console) -> int:
     from .. import launcher, progress
 
+    follower = progress.LogFollower(log_path)
     try:
-        return progress.follow(process, log_path, console)
+        return progress.follow(process, follower, console)
     except KeyboardInterrupt:
         launcher.request_stop(process)
         console.print("stopping: writing a checkpoint first (Ctrl-C again to kill without one)")
     try:
-        return progress.follow(process, log_path, console)
+        return progress.follow(process, follower, console)
     except KeyboardInterrupt:
         launcher.kill(process)
         return process.wait()
