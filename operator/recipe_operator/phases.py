@@ -146,9 +146,9 @@ class _Draft:
         self.st.conditions = set_condition(self.st.conditions, type_, status, reason, message, self.o.now)
 
     def goto(self, phase: str, reason: str, message: str, type_: EventType = "Normal") -> None:
-        if self.st.phase != phase:
-            self.d.transition = (self.st.phase, phase)
-            self.st.phase = phase  # type: ignore[assignment]
+        self.st.phase = phase  # type: ignore[assignment]
+        original = self.o.status.phase
+        self.d.transition = (original, phase) if phase != original else None
         self.d.events.append(Event(type_, reason, message))
 
     def fail(self, reason: str, message: str, failure: FailureInfo | None = None) -> None:
@@ -168,10 +168,11 @@ class _Draft:
 
 def decide(o: Observed) -> Decision:
     draft = _Draft(o)
-    if o.job is None:
+    if draft.st.phase in TERMINAL_PHASES:
+        if o.job is not None:
+            _finished(draft, o.job)
+    elif o.job is None:
         _invalid(draft)
-    elif draft.st.phase in TERMINAL_PHASES:
-        _finished(draft, o.job)
     elif o.job.spec.suspend:
         _suspend(draft)
     else:
@@ -282,10 +283,9 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
         st.admission_time = now_text(o.now)
         if condition_is(st.conditions, "Queued"):
             draft.condition("Queued", False, "Admitted", "the queue admitted the job")
-    if st.phase == "Pending":
-        draft.goto(
-            "Launching", "Admitted", f"attempt {st.attempt}: {job.spec.resources.nodes} pod(s) starting"
-        )
+    if st.phase in ("Pending", "Restarting"):
+        reason = "Admitted" if st.phase == "Pending" else "Launching"
+        draft.goto("Launching", reason, f"attempt {st.attempt}: {job.spec.resources.nodes} pod(s) starting")
     pods = [p for p in o.pods if p.attempt in (None, st.attempt)]
     if current.complete:
         _succeed(draft, pods)
