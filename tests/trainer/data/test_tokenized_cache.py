@@ -14,7 +14,7 @@ from recipe_trainer.data.tokenized_cache import (
     tokenize_pairs,
     tokenizer_fingerprint,
 )
-from recipe_trainer.data.tokenizer import train_recipe_tokenizer
+from recipe_trainer.data.tokenizer import load_pretrained_tokenizer, train_recipe_tokenizer
 from trainer.data.test_tokenizer import sample_texts
 
 SETTINGS = TokenizationSettings(
@@ -112,3 +112,9 @@ def test_an_empty_validation_split_is_an_empty_dataset(tokenizer, tmp_path):
 
     splits, _ = build_or_load(tmp_path, "key", no_validation, tokenizer, SETTINGS)
     assert (len(splits["train"]), len(splits["validation"])) == (1, 0)
+
+
+def test_a_restarted_pod_loading_the_saved_tokenizer_hits_the_same_cache(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = load_pretrained_tokenizer(str(tmp_path))
+    assert tokenizer_fingerprint(reloaded) == tokenizer_fingerprint(tokenizer)

@@ -134,6 +134,7 @@ class TrainingData:
         rank: int = 0,
         world_size: int = 1,
         seed: int | None = None,
+        decoder_start_token_id: int | None = None,
     ):
         if len(splits["train"]) == 0:
             raise ValueError(
@@ -142,6 +143,11 @@ class TrainingData:
         self.spec, self.tokenizer, self.task = spec, tokenizer, task
         self.rank, self.world_size = rank, world_size
         self.seed = spec.training.seed if seed is None else seed
+        # Seq2seq decoders restart each packed target with this id: T5 uses its pad id (the
+        # default); pass the model config's decoder_start_token_id for other architectures.
+        self.decoder_start_token_id = (
+            tokenizer.pad_token_id if decoder_start_token_id is None else decoder_start_token_id
+        )
         self.train: Dataset = splits["train"]
         self.validation: Dataset = splits["validation"]
         # Column views made once (select_columns copies the dataset's metadata on every call).
@@ -177,6 +183,7 @@ class TrainingData:
         rank: int = 0,
         world_size: int = 1,
         seed: int | None = None,
+        decoder_start_token_id: int | None = None,
     ) -> TrainingData:
         """Load the tokenized cache for this data, tokenizer and settings, building it if missing
         (call on rank 0 first, then on the others after a barrier: building is atomic)."""
@@ -189,7 +196,7 @@ class TrainingData:
             return rows, report
 
         splits, report = build_or_load(cache_dir, key, make_examples, tokenizer, settings)
-        return cls(splits, report, spec, tokenizer, task, rank, world_size, seed)
+        return cls(splits, report, spec, tokenizer, task, rank, world_size, seed, decoder_start_token_id)
 
     # ---- progress and curriculum
 
@@ -329,7 +336,7 @@ class TrainingData:
             [[examples[i] for i in row] for row in rows],
             self.task,
             self.tokenizer.pad_token_id,
-            decoder_start_token_id=self.tokenizer.pad_token_id,
+            decoder_start_token_id=self.decoder_start_token_id,
             packed=self.packed,
         )
 
@@ -431,4 +438,5 @@ def _settings(spec: RecipeTrainingJobSpec, task: Task) -> TokenizationSettings:
         max_target_length=spec.training.max_target_length,
         validation_fraction=spec.dataset.validation_fraction,
         max_recipes=spec.dataset.max_recipes,
+        data_format=spec.dataset.format,
     )

@@ -6,7 +6,7 @@ that shaped the tokens changes:
 
 * the data: every input file's path, size and modification time (cheap on a 2.3 GB corpus);
 * the tokenizer: a hash of its full serialisation (vocabulary, merges, normaliser, specials);
-* the settings: task, max lengths, validation fraction, max recipes;
+* the settings: task, max lengths, validation fraction, max recipes, data format;
 * the code: a hash of the modules that turn files into rows (loading, cleaning, scoring, split,
   formatting, quality markers, this module and the pipeline), so an upgraded trainer image never
   trains on rows an older cleaning or format produced.
@@ -64,6 +64,7 @@ class TokenizationSettings:
     max_target_length: int
     validation_fraction: float
     max_recipes: int | None
+    data_format: str = "auto"
     pipeline_version: str = field(default_factory=lambda: pipeline_code_version())
 
 
