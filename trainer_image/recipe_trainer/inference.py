@@ -7,8 +7,11 @@ base model, which may live in several places, tried in this order:
 
 1. `base-model/` at the checkpoint root (init: scratch: the random base written once, offline);
 2. the adapter's own `base_model_name_or_path`, when it is a directory that exists here;
-3. `spec.model.name`: a model directory (e.g. an earlier full fine-tune on a volume, which is how
-   LoRA is applied on top of an existing full checkpoint) or a Hugging Face hub id.
+3. `spec.model.name` (init: pretrained; a scratch model's name is only a label): a model directory
+   (e.g. an earlier full fine-tune on a volume, which is how LoRA is applied on top of an existing
+   full checkpoint) or a Hugging Face hub id.
+
+The first that exists as a local directory wins; otherwise the first hub id is downloaded.
 
 Generation is greedy by default so that the same checkpoint and prompt always give the same text:
 compare, export round trips and the model card rely on that. Sampling is opt-in and seeded.
