@@ -249,3 +249,10 @@ def test_the_epoch_estimate_plans_about_the_real_number_of_batches(cache_dir, to
         actual = len(list(data.batches()))
         estimate = data.estimated_micro_batches_per_epoch(progress=1.0)
         assert abs(estimate - actual) <= max(1, actual // 10)
+
+
+def test_the_tokenizer_learns_from_training_recipes_only(cache_dir, tokenizers):
+    data = training_data(cache_dir, tokenizers)
+    corpus = set(tokenizer_training_corpus(job_spec()))
+    assert set(data.train["target"]) <= corpus and set(data.train["source"]) <= corpus
+    assert not set(data.validation["target"]) & corpus, "validation recipes stay unseen"
