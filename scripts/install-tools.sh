@@ -8,6 +8,7 @@
 #     (CI runs this as root on a fresh machine).
 # Re-running is cheap: each tool is skipped when it already works.
 set -euo pipefail
+trap 'echo "install-tools: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -46,8 +47,11 @@ PY
 }
 
 install_promtool() {
-    if command -v promtool >/dev/null 2>&1 || [[ -x /usr/bin/promtool ]]; then
-        echo ">> promtool already installed: $( (promtool --version 2>&1 || /usr/bin/promtool --version 2>&1) | head -1)"
+    local promtool
+    promtool="$(command -v promtool || true)"
+    [[ -n "$promtool" ]] || [[ ! -x /usr/bin/promtool ]] || promtool=/usr/bin/promtool
+    if [[ -n "$promtool" ]]; then
+        echo ">> promtool already installed: $("$promtool" --version 2>&1 | head -1)"
         return
     fi
     local sudo=""
