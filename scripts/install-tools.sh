@@ -7,7 +7,7 @@
 #   * promtool from Debian's `prometheus` package when /usr/bin/promtool is missing
 #     (CI runs this as root on a fresh machine).
 # Re-running is cheap: each tool is skipped when it already works.
-set -euo pipefail
+set -Eeuo pipefail
 trap 'echo "install-tools: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
