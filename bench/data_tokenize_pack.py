@@ -43,10 +43,11 @@ def main() -> None:
     parser.add_argument("--micro-batch-size", type=int, default=12)
     parser.add_argument("--batches", type=int, default=200, help="micro-batches drawn per packing measure")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # as each trainer rank runs (OMP_NUM_THREADS=1)
 
     results: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread"
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_average_at_start": round(os.getloadavg()[0], 1),  # other work on the machine skews figures
     }
     seq2seq_rows = sample_example_rows("seq2seq")
     rows = seq2seq_rows * args.copies
