@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 from recipe_trainer.data.packing import (
+    IGNORE_INDEX,
     TokenizedExample,
     collate_rows,
     forward_batch,
+    pack_best_fit_decreasing,
+    row_capacity,
+    supports_packing,
 )
 from transformers import (
+    BartConfig,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -96,3 +101,45 @@ def test_packed_t5_logits_equal_separate_rows():
             length = len(example.target_ids)
             assert torch.allclose(packed[r, start : start + length], next(separate), atol=1e-5)
             start += length
+
+
+def test_only_verified_models_with_mask_kernels_pack():
+    assert supports_packing(_tiny_causal("llama").config)
+    assert supports_packing(_tiny_t5().config)
+    flash = GPT2Config(n_embd=32, n_layer=1, n_head=2)
+    flash._attn_implementation = "flash_attention_2"
+    assert not supports_packing(flash), "flash attention takes no 4-D mask: pad instead"
+    assert not supports_packing(BartConfig()), "unverified architectures fall back to padding"
+
+
+def test_best_fit_decreasing_fills_rows_and_never_overflows():
+    sizes = [
+        (n,) for n in torch.randint(20, 400, (300,), generator=torch.Generator().manual_seed(0)).tolist()
+    ]
+    rows = pack_best_fit_decreasing(sizes, (512,))
+    assert sorted(p for row in rows for p in row) == list(range(300))
+    assert all(sum(sizes[p][0] for p in row) <= 512 for row in rows)
+    assert len(rows) <= -(-sum(s[0] for s in sizes) // 512) * 1.05  # within 5% of the ideal row count
+
+
+def test_seq2seq_rows_respect_both_sides():
+    sizes = [(200, 30), (200, 30), (100, 300), (100, 300)]
+    rows = pack_best_fit_decreasing(sizes, row_capacity("seq2seq", 256, 512))
+    for row in rows:
+        assert sum(sizes[p][0] for p in row) <= 512 and sum(sizes[p][1] for p in row) <= 512
+    with pytest.raises(ValueError, match="exceeds the row capacity"):
+        pack_best_fit_decreasing([(600,)], (512,))
+
+
+def test_labels_ignore_prompts_and_padding():
+    examples = [TokenizedExample([5, 6, 7], [8, 9, EOS]), TokenizedExample([5, 6], [10, EOS])]
+    batch = collate_rows([[examples[0], examples[1]], [examples[1]]], "causal", PAD)
+    assert batch["labels"][0].tolist() == [IGNORE_INDEX] * 3 + [8, 9, EOS] + [IGNORE_INDEX] * 2 + [10, EOS]
+    assert batch["labels"][1].tolist() == [IGNORE_INDEX] * 2 + [10, EOS] + [IGNORE_INDEX] * 6
+    assert batch["position_ids"][0].tolist() == [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]
+    assert (
+        batch["num_real_tokens"] == 14
+        and batch["num_padded_tokens"] == 20
+        and batch["num_target_tokens"] == 7
+    )
+    assert batch["attention_mask"].dtype == torch.bool

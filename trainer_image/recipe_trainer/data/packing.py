@@ -244,3 +244,19 @@ def forward_batch(model: Any, batch: dict[str, Any]) -> Any:
         decoder_input_ids=inputs["decoder_input_ids"],
         decoder_attention_mask=inputs["decoder_attention_mask"],
     )
+
+
+# Architectures whose packed logits were checked equal to separate rows (tests/trainer/data).
+PACKING_VERIFIED_MODEL_TYPES = frozenset({"t5", "mt5", "gpt2", "llama"})
+# Attention kernels that take a 4-D boolean mask (flash-attention kernels do not).
+MASK_ATTENTION_IMPLEMENTATIONS = frozenset({None, "eager", "sdpa"})
+
+
+def supports_packing(config: Any) -> bool:
+    """Whether a model (by its transformers config) may be trained on packed rows: an architecture
+    verified to give the same logits packed and unpacked, with an attention kernel that accepts
+    4-D masks. Others train on length-grouped padded batches instead, which is always correct."""
+    return (
+        getattr(config, "model_type", None) in PACKING_VERIFIED_MODEL_TYPES
+        and getattr(config, "_attn_implementation", None) in MASK_ATTENTION_IMPLEMENTATIONS
+    )

@@ -135,6 +135,7 @@ class TrainingData:
         world_size: int = 1,
         seed: int | None = None,
         decoder_start_token_id: int | None = None,
+        packing: bool | None = None,
     ):
         if len(splits["train"]) == 0:
             raise ValueError(
@@ -155,7 +156,7 @@ class TrainingData:
         self._train_ids = self.train.select_columns(["source_ids", "target_ids"])
         self._validation_ids = self.validation.select_columns(["source_ids", "target_ids"])
         self._cleaning_report = report
-        self.packed = spec.training.packing
+        self.packed = spec.training.packing if packing is None else packing
         self.capacity = row_capacity(task, spec.training.max_source_length, spec.training.max_target_length)
         self.settings = _settings(spec, task)
         self.micro_batch_size = spec.training.micro_batch_size
@@ -184,9 +185,14 @@ class TrainingData:
         world_size: int = 1,
         seed: int | None = None,
         decoder_start_token_id: int | None = None,
+        packing: bool | None = None,
     ) -> TrainingData:
         """Load the tokenized cache for this data, tokenizer and settings, building it if missing
-        (call on rank 0 first, then on the others after a barrier: building is atomic)."""
+        (call on rank 0 first, then on the others after a barrier: building is atomic).
+
+        `packing` None follows `training.packing`; pass False for a model that cannot pack
+        (`packing.supports_packing(model.config)` is False) to get length-grouped padded batches.
+        `seed` None is `training.seed`; `decoder_start_token_id` None is the pad id (T5)."""
         settings = _settings(spec, task)
         key = cache_key(data_fingerprint(spec.dataset.path), tokenizer_fingerprint(tokenizer), settings)
 
@@ -196,7 +202,9 @@ class TrainingData:
             return rows, report
 
         splits, report = build_or_load(cache_dir, key, make_examples, tokenizer, settings)
-        return cls(splits, report, spec, tokenizer, task, rank, world_size, seed, decoder_start_token_id)
+        return cls(
+            splits, report, spec, tokenizer, task, rank, world_size, seed, decoder_start_token_id, packing
+        )
 
     # ---- progress and curriculum
 
