@@ -1,4 +1,4 @@
-"""Benchmark: recipes/s of load + clean + score + split + format, streamed, on one core.
+"""Benchmark: recipes/s of load + clean + score + split + format, streamed, 1 and 2 processes.
 
     .venv/bin/python bench/data_pipeline.py              # 201 copies of the sample = 200,799 rows
     .venv/bin/python bench/data_pipeline.py --copies 20  # quick look
@@ -7,8 +7,10 @@ The bundled 999-row RecipeNLG sample is replicated into one CSV; copy k > 0 gets
 to every title, so the copies are distinct recipes to the deduplication (otherwise 99.5% of the
 rows would be dropped as duplicates and the figure would be meaningless). Each stage is timed
 cumulatively, as separate full passes over the file: load; load + clean; + score; + split and
-seq2seq formatting (everything the trainer does before tokenization). The last line extrapolates
-to the full 2.2M-recipe RecipeNLG corpus at the measured rate.
+seq2seq formatting (everything the trainer does before tokenization); then all of it again with
+cleaning and scoring in 2 worker processes (`clean_and_score(rows, workers=2)`). Each row is
+extrapolated to the full 2.2M-recipe RecipeNLG corpus at its measured rate. Wall time depends on
+what else runs on the machine: the load average is printed, and CPU time of this process beside.
 
 Tokenization throughput and packing efficiency are measured by bench/data_tokenize_pack.py.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import resource
 import tempfile
@@ -28,7 +31,7 @@ from recipe_trainer.data.cleaning import clean_recipes
 from recipe_trainer.data.formatting import format_pair
 from recipe_trainer.data.loading import iter_raw_rows
 from recipe_trainer.data.scoring import score_recipes
-from recipe_trainer.data.split import split_recipes
+from recipe_trainer.data.split import clean_and_score, split_recipes
 
 SAMPLE = Path(__file__).parents[1] / "examples" / "data" / "recipenlg_sample_999.csv"
 FULL_CORPUS = 2_231_142  # recipes in the full RecipeNLG dataset
@@ -64,8 +67,8 @@ def stages(path: Path) -> dict[str, Callable[[], Iterator]]:
     def score():
         return score_recipes(clean())
 
-    def split_and_format():
-        splits = split_recipes(score(), 0.05)
+    def split_and_format(workers: int = 1):
+        splits = split_recipes(clean_and_score(load(), workers)[0], 0.05)
         for side in ("train", "validation"):
             for recipe in splits[side]:
                 yield format_pair(recipe, "seq2seq")
@@ -75,6 +78,7 @@ def stages(path: Path) -> dict[str, Callable[[], Iterator]]:
         "+ clean (NFKC, dedup, junk)": clean,
         "+ score (quality, difficulty)": score,
         "+ split + format (seq2seq pairs)": split_and_format,
+        "all of it, 2 worker processes": lambda: split_and_format(workers=2),
     }
 
 
@@ -85,23 +89,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "replicated.csv"
         rows = replicate(path, args.copies)
+        size_mb = path.stat().st_size / 1e6
+        print(f"{rows:,} rows ({size_mb:.0f} MB), Python {platform.python_version()}")
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average before: {load} on {os.cpu_count()} cores")
         print(
-            f"{rows:,} rows ({path.stat().st_size / 1e6:.0f} MB), Python {platform.python_version()}, one process"
+            "| stage (cumulative) | rows out | wall s | CPU s (this process) | recipes/s (wall) | full corpus |"
         )
-        print("| stage (cumulative) | rows out | seconds | recipes/s |")
-        print("| --- | ---: | ---: | ---: |")
-        rate = 0.0
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
         for name, stream in stages(path).items():
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             produced = sum(1 for _ in stream())
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             rate = rows / seconds
-            print(f"| {name} | {produced:,} | {seconds:.1f} | {rate:,.0f} |")
+            minutes = FULL_CORPUS / rate / 60
+            print(f"| {name} | {produced:,} | {seconds:.1f} | {cpu:.1f} | {rate:,.0f} | {minutes:.1f} min |")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory: {peak_mb:.0f} MB")
-    print(
-        f"full corpus ({FULL_CORPUS:,} recipes) at {rate:,.0f} recipes/s: {FULL_CORPUS / rate / 60:.1f} min"
-    )
+    print(f"peak resident memory of this process: {peak_mb:.0f} MB")
+    print(f"full corpus = {FULL_CORPUS:,} recipes at the row's wall rate")
 
 
 if __name__ == "__main__":

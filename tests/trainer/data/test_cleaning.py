@@ -114,3 +114,20 @@ def test_prebuilt_pairs_are_kept_verbatim_and_deduplicated():
     assert recipe.pair == ("Make tea.", output)
     assert recipe.title == "Tea" and recipe.n_ingredients == 2 and recipe.n_steps == 2
     assert report["dropped"] == {"exact duplicate": 1, "missing input or output": 1}
+
+
+def test_inspect_command_shows_counts_drop_reasons_and_samples(tmp_path, capsys):
+    from recipe_trainer.cli import main
+
+    path = tmp_path / "mixed.csv"
+    with open(SAMPLE) as sample:
+        lines = sample.readlines()
+    path.write_text("".join(lines[:11]) + lines[5] + "99,Too short,x\n")
+    assert main(["data", "inspect", str(path), "--samples", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["report"]["rows"] == 12 and summary["report"]["kept"] == 10
+    assert summary["report"]["dropped"] == {"exact duplicate": 1, "malformed row": 1}
+    assert sum(summary["quality"]) == sum(summary["difficulty"]) == 10
+    assert summary["samples"][0]["target"].startswith("Title: No-Bake Nut Cookies")
+    assert main(["data", "inspect", str(tmp_path / "missing.csv")]) == 1
+    assert "dataset.path" in capsys.readouterr().err

@@ -57,3 +57,13 @@ def test_load_splits_cleans_scores_caps_and_reports():
     assert len(train) + len(validation) == 500
     assert all(0 < r.quality <= 1 and 0 < r.difficulty <= 1 for r in train + validation)
     assert report["kept"] >= 500 and report["rows"] == report["kept"] + report.dropped_total
+
+
+def test_worker_processes_give_the_same_recipes_and_report():
+    spec = DatasetSpec(path=str(SAMPLE), validationFraction=0.1)
+    results = []
+    for workers in (1, 2):
+        splits, report = load_splits(spec, workers=workers)
+        results.append(({name: list(side) for name, side in splits.items()}, report))
+    assert results[0] == results[1]
+    assert results[0][1]["rows"] == 999

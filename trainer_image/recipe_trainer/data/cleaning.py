@@ -27,6 +27,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..quality import parse_recipe_text
@@ -58,15 +59,26 @@ class DropReport(dict):
     def __init__(self) -> None:
         super().__init__(rows=0, kept=0, dropped={}, examples={})
 
-    def drop(self, reason: str, row: RawRow, excerpt: str = "") -> None:
+    def drop(self, rejected: Rejected) -> None:
+        reason = rejected.reason
         self["dropped"][reason] = self["dropped"].get(reason, 0) + 1
         examples = self["examples"].setdefault(reason, [])
         if len(examples) < EXAMPLES_PER_REASON:
-            examples.append(f"{row.where}: {excerpt[:120]}" if excerpt else row.where)
+            excerpt = rejected.excerpt[:120]
+            examples.append(f"{rejected.where}: {excerpt}" if excerpt else rejected.where)
 
     @property
     def dropped_total(self) -> int:
         return sum(self["dropped"].values())
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Why a row is no recipe: what `prepare_row` gives instead of one."""
+
+    where: str
+    reason: str
+    excerpt: str = ""
 
 
 class _Dropped(Exception):
@@ -107,8 +119,57 @@ def parse_list(value: Any, column: str) -> tuple[str, ...]:
     return tuple(items)
 
 
+def prepare_row(row: RawRow) -> Recipe | Rejected:
+    """All that cleaning does to one row on its own (parse, normalise, reject junk). Pure, so it
+    can run in worker processes; duplicates are left to `RecipeCleaner`, which sees every row."""
+    try:
+        return _pair(row) if row.kind == "pair" else _recipe(row)
+    except _Dropped as dropped:
+        return Rejected(row.where, dropped.reason, dropped.excerpt)
+
+
+def _recipe(row: RawRow) -> Recipe:
+    if row.kind == "malformed":
+        raise _Dropped(MALFORMED, row.error)
+    fields = row.fields
+    title = normalize_text(fields.get("title"))
+    ingredients = parse_list(fields.get("ingredients"), "ingredients")
+    directions = parse_list(fields.get("directions"), "directions")
+    ner = parse_list(fields.get("NER"), "NER")
+    if title.isupper():
+        title = title.title()
+    for name, value in (("title", title), ("ingredients", ingredients), ("directions", directions)):
+        if not value:
+            raise _Dropped(f"missing {name}", title)
+    _reject_junk(title, ingredients, directions)
+    return Recipe(
+        title=title,
+        ingredients=ingredients,
+        directions=directions,
+        ner=ner,
+        source=normalize_text(fields.get("source")),
+        link=normalize_text(fields.get("link")),
+        row=row.where,
+    )
+
+
+def _pair(row: RawRow) -> Recipe:
+    source, target = (row.fields.get(key) for key in ("input", "output"))
+    if not (isinstance(source, str) and isinstance(target, str) and source.strip() and target.strip()):
+        raise _Dropped("missing input or output", str(source)[:60])
+    source, target = (unicodedata.normalize("NFKC", text).strip() for text in (source, target))
+    parsed = parse_recipe_text(target)
+    return Recipe(
+        title=parsed.title or normalize_text(source),
+        ingredients=parsed.ingredients,
+        directions=parsed.steps,
+        row=row.where,
+        pair=(source, target),
+    )
+
+
 class RecipeCleaner:
-    """Cleans rows one by one; remembers what it has seen (duplicates) and reports drops."""
+    """Cleans rows one by one: remembers what it has seen (duplicates) and reports every drop."""
 
     def __init__(self) -> None:
         self.report = DropReport()
@@ -117,14 +178,20 @@ class RecipeCleaner:
 
     def clean(self, row: RawRow) -> Recipe | None:
         """The clean recipe of a row, or None (then the drop is in `self.report`)."""
+        return self.admit(prepare_row(row))
+
+    def admit(self, prepared: Recipe | Rejected) -> Recipe | None:
+        """Count a `prepare_row` result (made here or in a worker) and drop duplicates; rows must
+        come in their reading order, so that the first of two duplicates is the one kept."""
         self.report["rows"] += 1
-        try:
-            recipe = self._pair(row) if row.kind == "pair" else self._recipe(row)
-        except _Dropped as dropped:
-            self.report.drop(dropped.reason, row, dropped.excerpt)
-            return None
-        self.report["kept"] += 1
-        return recipe
+        if isinstance(prepared, Recipe):
+            reason = self._duplicate(prepared)
+            if reason is None:
+                self.report["kept"] += 1
+                return prepared
+            prepared = Rejected(prepared.row, reason, prepared.title)
+        self.report.drop(prepared)
+        return None
 
     def clean_all(self, rows: Iterable[RawRow]) -> Iterator[Recipe]:
         for row in rows:
@@ -132,65 +199,30 @@ class RecipeCleaner:
             if recipe is not None:
                 yield recipe
 
-    def _recipe(self, row: RawRow) -> Recipe:
-        if row.kind == "malformed":
-            raise _Dropped(MALFORMED, row.error)
-        fields = row.fields
-        title = normalize_text(fields.get("title"))
-        ingredients = parse_list(fields.get("ingredients"), "ingredients")
-        directions = parse_list(fields.get("directions"), "directions")
-        ner = parse_list(fields.get("NER"), "NER")
-        if title.isupper():
-            title = title.title()
-        for name, value in (("title", title), ("ingredients", ingredients), ("directions", directions)):
-            if not value:
-                raise _Dropped(f"missing {name}", title)
-        _reject_junk(title, ingredients, directions)
-        self._reject_duplicate(
-            hash(
-                (title.lower(), tuple(i.lower() for i in ingredients), tuple(d.lower() for d in directions))
-            ),
-            hash((_NOT_ALNUM.sub(" ", title.lower()).strip(), _ingredient_set(ingredients, ner))),
-            title,
-        )
-        return Recipe(
-            title=title,
-            ingredients=ingredients,
-            directions=directions,
-            ner=ner,
-            source=normalize_text(fields.get("source")),
-            link=normalize_text(fields.get("link")),
-            row=row.where,
-        )
-
-    def _pair(self, row: RawRow) -> Recipe:
-        source, target = (row.fields.get(key) for key in ("input", "output"))
-        if (
-            not isinstance(source, str)
-            or not isinstance(target, str)
-            or not source.strip()
-            or not target.strip()
-        ):
-            raise _Dropped("missing input or output", str(source)[:60])
-        source, target = (unicodedata.normalize("NFKC", text).strip() for text in (source, target))
-        self._reject_duplicate(hash((source, target)), None, source)
-        parsed = parse_recipe_text(target)
-        return Recipe(
-            title=parsed.title or normalize_text(source),
-            ingredients=parsed.ingredients,
-            directions=parsed.steps,
-            row=row.where,
-            pair=(source, target),
-        )
-
-    def _reject_duplicate(self, exact: int, near: int | None, title: str) -> None:
+    def _duplicate(self, recipe: Recipe) -> str | None:
+        """The duplicate reason, or None after remembering the recipe. Python's hash is enough:
+        keys live for one run, and a 64-bit collision among 2.2M recipes is about 1 in 10 million."""
+        if recipe.pair is not None:
+            exact, near = hash(recipe.pair), None
+        else:
+            title = recipe.title.lower()
+            exact = hash(
+                (
+                    title,
+                    *(i.lower() for i in recipe.ingredients),
+                    "\x1f",
+                    *(d.lower() for d in recipe.directions),
+                )
+            )
+            near = hash((_NOT_ALNUM.sub(" ", title).strip(), _ingredient_set(recipe.ingredients, recipe.ner)))
         if exact in self._exact:
-            raise _Dropped(EXACT_DUPLICATE, title)
+            return EXACT_DUPLICATE
         if near is not None and near in self._near:
-            raise _Dropped(NEAR_DUPLICATE, title)
+            return NEAR_DUPLICATE
         self._exact.add(exact)
         if near is not None:
             self._near.add(near)
+        return None
 
 
 def _ingredient_set(ingredients: tuple[str, ...], ner: tuple[str, ...]) -> frozenset[str]:

@@ -15,18 +15,20 @@ waits in a buffer (with the default fraction 0.05, reading "train" first buffers
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
 from recipe_api.v1alpha1 import DatasetSpec
 
-from .cleaning import DropReport, clean_recipes
-from .loading import iter_raw_rows
+from .cleaning import DropReport, RecipeCleaner, Rejected, prepare_row
+from .loading import RawRow, iter_raw_rows
 from .records import Recipe
-from .scoring import score_recipes
+from .scoring import score_recipe, score_recipes
 
 SPLITS = ("train", "validation")
+CHUNK_ROWS = 2000  # rows per task sent to a worker process
 
 
 def split_position(recipe: Recipe) -> float:
@@ -66,11 +68,44 @@ def split_recipes(recipes: Iterable[Recipe], validation_fraction: float) -> dict
     return {name: side(name) for name in SPLITS}
 
 
-def load_splits(dataset: DatasetSpec) -> tuple[dict[str, Iterator[Recipe]], DropReport]:
+def load_splits(dataset: DatasetSpec, workers: int = 1) -> tuple[dict[str, Iterator[Recipe]], DropReport]:
     """Load, clean, score, cap at `maxRecipes` and split the spec's dataset, streaming. The
-    report (rows read, kept, dropped by reason) is complete once both splits are consumed."""
-    recipes, report = clean_recipes(iter_raw_rows(dataset.path, dataset.format))
-    scored: Iterable[Recipe] = score_recipes(recipes)
+    report (rows read, kept, dropped by reason) is complete once both splits are consumed.
+    `workers` > 1 cleans and scores in that many processes (same recipes, same report)."""
+    recipes, report = clean_and_score(iter_raw_rows(dataset.path, dataset.format), workers)
     if dataset.max_recipes is not None:
-        scored = islice(scored, dataset.max_recipes)
-    return split_recipes(scored, dataset.validation_fraction), report
+        recipes = islice(recipes, dataset.max_recipes)
+    return split_recipes(recipes, dataset.validation_fraction), report
+
+
+def clean_and_score(rows: Iterable[RawRow], workers: int = 1) -> tuple[Iterator[Recipe], DropReport]:
+    """Clean, deduplicated, scored recipes in reading order, and the drop report they fill.
+
+    With workers, this process reads rows and sends chunks to a pool that runs `prepare_row` and
+    scoring; results come back in order and are deduplicated here, so the output is the same as
+    with one process. At most 2 chunks per worker are in flight: memory stays bounded."""
+    cleaner = RecipeCleaner()
+    if workers <= 1:
+        return score_recipes(cleaner.clean_all(rows)), cleaner.report
+    prepared = _prepared_in_pool(rows, workers)
+    admitted = (cleaner.admit(outcome) for outcome in prepared)
+    return (recipe for recipe in admitted if recipe is not None), cleaner.report
+
+
+def _prepared_in_pool(rows: Iterable[RawRow], workers: int) -> Iterator[Recipe | Rejected]:
+    # spawn, not fork: the trainer's process may hold threads (torch) that fork would copy mid-lock
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pending: deque = deque()
+        source = iter(rows)
+        while chunk := list(islice(source, CHUNK_ROWS)):
+            pending.append(pool.apply_async(_prepare_and_score, (chunk,)))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+def _prepare_and_score(chunk: list[RawRow]) -> list[Recipe | Rejected]:
+    """A worker's share: each row prepared and, when it is a recipe, scored."""
+    outcomes = (prepare_row(row) for row in chunk)
+    return [score_recipe(o) if isinstance(o, Recipe) else o for o in outcomes]
