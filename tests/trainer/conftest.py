@@ -4,8 +4,6 @@ DeepSpeed on CPU in this process, and the environment of real multi-process runs
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
 import os
 import socket
 from pathlib import Path
@@ -114,53 +112,6 @@ def single_process(monkeypatch):
         dist.destroy_process_group()
 
 
-# ---------------------------------------------------------------- stand-in for unfinished data modules
-
-
-def _sample_recipes():
-    from recipe_trainer.data.records import Recipe
-
-    with SAMPLE_CSV.open(newline="") as handle:
-        for number, row in enumerate(csv.DictReader(handle)):
-            yield Recipe(
-                title=row["title"],
-                ingredients=tuple(json.loads(row["ingredients"])),
-                directions=tuple(json.loads(row["directions"])),
-                ner=tuple(json.loads(row["NER"])),
-                quality=0.5 + 0.5 * ((number * 37) % 100) / 100,
-                row=str(number),
-            )
-
-
-def _stand_in_splits(spec):
-    recipes = list(_sample_recipes())[: spec.dataset.max_recipes]
-    cut = max(1, int(len(recipes) * spec.dataset.validation_fraction))
-    return {"train": iter(recipes[cut:]), "validation": iter(recipes[:cut])}, {"dropped": {}}
-
-
-def _stand_in_pair(recipe, task):
-    return f"Write a recipe for {recipe.title}.", "\n".join([*recipe.ingredients, *recipe.directions])
-
-
-@pytest.fixture
-def recipe_data(monkeypatch):
-    """Where the cleaning/formatting modules of the data pipeline are not written yet, use a plain
-    reading of the sample so the engine can be tested; once they exist this does nothing."""
-    from recipe_trainer.data import pipeline
-
-    try:
-        next(
-            iter(
-                pipeline.recipe_splits(pipeline.RecipeTrainingJobSpec.model_validate(job_spec()))[0]["train"]
-            )
-        )
-    except NotImplementedError:
-        monkeypatch.setattr(pipeline, "recipe_splits", _stand_in_splits)
-        monkeypatch.setattr(pipeline, "format_pair", _stand_in_pair)
-    except Exception:
-        pass
-
-
 # ---------------------------------------------------------------- real runs of `recipe-train local`
 
 
@@ -186,29 +137,9 @@ def local_command(manifest: Path, run_dir: Path, processes: int) -> list[str]:
     ]  # fmt: skip
 
 
-def local_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of `recipe-train local` in tests (and, while the data pipeline's cleaning
-    and formatting are not wired in, a sitecustomize that installs the stand-in above)."""
-    env = {**os.environ, **cpu_deepspeed_env(), "COLUMNS": "120"}
-    from recipe_trainer.data import pipeline
-
-    try:
-        pipeline.format_pair(None, "seq2seq")
-    except NotImplementedError:
-        shim = tmp_path / "stand-in"
-        shim.mkdir(exist_ok=True)
-        (shim / "sitecustomize.py").write_text(
-            "import sys\n"
-            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-            "import conftest\n"
-            "from recipe_trainer.data import pipeline\n"
-            "pipeline.recipe_splits = conftest._stand_in_splits\n"
-            "pipeline.format_pair = conftest._stand_in_pair\n"
-        )
-        env["PYTHONPATH"] = os.pathsep.join([str(shim), env.get("PYTHONPATH", "")])
-    except Exception:
-        pass
-    return env
+def local_env() -> dict[str, str]:
+    """The environment of `recipe-train local` in tests: CPU DeepSpeed and a wide terminal."""
+    return {**os.environ, **cpu_deepspeed_env(), "COLUMNS": "120"}
 
 
 def kill_tree(pid: int) -> None:

@@ -22,7 +22,7 @@ def run(config, monkeypatch, resume_from=None) -> TrainingRecipe:
     return recipe
 
 
-@pytest.mark.usefixtures("single_process", "recipe_data")
+@pytest.mark.usefixtures("single_process")
 def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
     from peft import PeftModel
     from transformers import AutoModelForSeq2SeqLM

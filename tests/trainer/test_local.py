@@ -22,7 +22,7 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
         training={"maxSteps": 12},
         validation={"everySteps": 6, "maxBatches": 2, "samples": 1},
     )
-    env = local_env(tmp_path)
+    env = local_env()
     command = local_command(manifest, tmp_path / "runs", processes=1)
     job_dir = tmp_path / "runs" / "local-demo"
 

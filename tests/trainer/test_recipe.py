@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from .conftest import trainer_config
 
 
-@pytest.mark.usefixtures("single_process", "recipe_data")
+@pytest.mark.usefixtures("single_process")
 def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
     config = trainer_config(tmp_path, training={"maxSteps": 20}, checkpoint={"everySteps": 1, "keepLast": 20})
     recipe = TrainingRecipe(config)

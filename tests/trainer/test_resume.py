@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer.recipe import read_train_log, step_losses
 
 from .conftest import kill_tree, local_command, local_env, write_manifest
@@ -22,6 +23,7 @@ def spec_overrides() -> dict:
                              "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2, "dropout_rate": 0.1}},
         "training": {"maxSteps": STEPS, "labelSmoothing": 0.1, "gradientNoise": {"enabled": True, "eta": 0.01}},
         "lora": {"dropout": 0.1},
+        "augmentation": {"probability": 0.3},
         "curriculum": {"enabled": True},
         "checkpoint": {"everySteps": CHECKPOINT_EVERY, "keepLast": 2},
         "validation": {"everySteps": 4, "maxBatches": 2, "samples": 0},
@@ -48,7 +50,7 @@ def train_until_killed(command, env, job_dir, kill_at_step: int) -> None:
 
 def test_killed_and_resumed_run_repeats_the_uninterrupted_losses(tmp_path):
     manifest = write_manifest(tmp_path / "job.yaml", name="resume", **spec_overrides())
-    env = local_env(tmp_path)
+    env = local_env()
 
     straight = train(local_command(manifest, tmp_path / "straight", processes=2), env)
     assert straight.returncode == 0, straight.stdout[-3000:]
@@ -56,11 +58,12 @@ def test_killed_and_resumed_run_repeats_the_uninterrupted_losses(tmp_path):
     interrupted_dir = tmp_path / "interrupted"
     command = local_command(manifest, interrupted_dir, processes=2)
     train_until_killed(command, env, interrupted_dir / "resume", KILL_AT_STEP)
-    saved = [e["step"] for e in read_train_log(interrupted_dir / "resume") if e["event"] == "checkpoint"]
-    assert saved and saved[-1] < STEPS
+    newest = layout.newest_checkpoint(interrupted_dir / "resume" / "checkpoints")
+    saved = int(newest.name.removeprefix("step-"))
+    assert 0 < saved < STEPS
     resumed = train(command, env)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
-    assert f"resumed from step {saved[-1]}" in resumed.stdout  # the newest complete checkpoint
+    assert f"resumed from step {saved}" in resumed.stdout  # the newest complete checkpoint
 
     expected = step_losses(read_train_log(tmp_path / "straight" / "resume"))
     actual = step_losses(read_train_log(interrupted_dir / "resume"))

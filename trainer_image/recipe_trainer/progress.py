@@ -100,5 +100,7 @@ def _show(event: dict[str, Any], bar: Progress, task: Any, console: Console) -> 
             f"perplexity {event['perplexity']:.1f}"
             + (f", quality {quality:.3f}" if quality is not None else "")
         )
+    elif kind == "end":  # the data may run out before the planned (estimated) step count
+        bar.update(task, total=event["step"], completed=event["step"])
     elif kind == "checkpoint":
         console.print(f"step {event['step']}: checkpoint {event['path']}", style="dim")

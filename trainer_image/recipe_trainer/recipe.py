@@ -260,6 +260,8 @@ class TrainingRecipe:
 
     def train(self) -> TerminationSummary:
         self.engine.train()
+        if self.progress.step == 0 and self.progress.last_validation_step is None:
+            self.validate()  # the untrained baseline every later validation is compared with
         while self.progress.step < self.total_steps:
             micro_batches = self._next_step_batches()
             if micro_batches is None:
@@ -428,7 +430,7 @@ class TrainingRecipe:
         if self.is_main:
             self.metrics.on_validation(loss, best, quality)
             self.notifier.on_validation(step, loss, best, evaluation["perplexity"], quality)
-        if improved:
+        if improved and step > 0:  # the untrained model is no checkpoint worth keeping
             self.progress.best_step = step
             self.save_checkpoint(best=True)
         return evaluation
@@ -504,6 +506,9 @@ class TrainingRecipe:
     # ------------------------------------------------------------------ helpers
 
     def _summary(self) -> TerminationSummary:
+        """Best validation loss (and its perplexity), the latest quality score, both checkpoints."""
+        from .metrics import perplexity
+
         last = self.progress.last_evaluation
         best_path = (
             str(self.checkpoint_dir / self.progress.best_checkpoint)
@@ -518,7 +523,9 @@ class TrainingRecipe:
             stopped_early=self.stopped_early,
             evaluation=Evaluation(
                 validation_loss=self.early_stopping.best,
-                perplexity=last.get("perplexity"),
+                perplexity=perplexity(self.early_stopping.best)
+                if self.early_stopping.best is not None
+                else None,
                 quality=last.get("quality"),
                 best_checkpoint=best_path,
             ),
