@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         help="held-out share (spec.dataset.validationFraction)",
     )
+    inspect.add_argument(
+        "--workers", type=int, default=1, help="processes that clean and score (large inputs)"
+    )
     inspect.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
 
 
@@ -76,11 +79,9 @@ def _with_progress(args: argparse.Namespace, total_bytes: int) -> dict[str, Any]
 
 def inspect_dataset(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
     """The summary `inspect` prints. `on_row(approximate_bytes)` is called for every raw row."""
-    from recipe_trainer.data.cleaning import clean_recipes
     from recipe_trainer.data.formatting import format_pair
     from recipe_trainer.data.loading import iter_raw_rows
-    from recipe_trainer.data.scoring import score_recipe
-    from recipe_trainer.data.split import split_of
+    from recipe_trainer.data.split import clean_and_score, split_of
 
     def rows():
         for row in iter_raw_rows(args.path, args.format):
@@ -88,12 +89,11 @@ def inspect_dataset(args: argparse.Namespace, on_row=None) -> dict[str, Any]:
                 on_row(sum(len(str(value)) + 1 for value in row.fields.values()) or len(row.error))
             yield row
 
-    recipes, report = clean_recipes(rows())
+    recipes, report = clean_and_score(rows(), args.workers)
     quality, difficulty = [0] * BINS, [0] * BINS
     sizes = {"train": 0, "validation": 0}
     samples = []
     for recipe in recipes:
-        recipe = score_recipe(recipe)
         quality[min(BINS - 1, int(recipe.quality * BINS))] += 1
         difficulty[min(BINS - 1, int(recipe.difficulty * BINS))] += 1
         sizes[split_of(recipe, args.validation_fraction)] += 1
