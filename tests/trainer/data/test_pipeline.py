@@ -246,9 +246,13 @@ def test_the_epoch_estimate_plans_about_the_real_number_of_batches(cache_dir, to
     for packing in (True, False):
         data = training_data(cache_dir, tokenizers, packing=packing)
         data.set_progress(1.0)
+        estimate, planned = (
+            data.estimated_micro_batches_per_epoch(1.0),
+            data.estimated_micro_batches_per_epoch(),
+        )
         actual = len(list(data.batches()))
-        estimate = data.estimated_micro_batches_per_epoch(progress=1.0)
         assert abs(estimate - actual) <= max(1, actual // 10)
+        assert data.estimated_micro_batches_per_epoch() == planned, "a resumed run plans the same steps"
 
 
 def test_the_tokenizer_learns_from_training_recipes_only(cache_dir, tokenizers):
