@@ -4,6 +4,7 @@ changed, and never left half-written."""
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from recipe_trainer.data.tokenized_cache import (
@@ -118,3 +119,27 @@ def test_a_restarted_pod_loading_the_saved_tokenizer_hits_the_same_cache(tokeniz
     tokenizer.save_pretrained(tmp_path)
     reloaded = load_pretrained_tokenizer(str(tmp_path))
     assert tokenizer_fingerprint(reloaded) == tokenizer_fingerprint(tokenizer)
+
+
+def test_two_builders_racing_both_end_with_the_same_complete_cache(tokenizer, tmp_path):
+    started = threading.Barrier(2)
+
+    class RacingBuilder(CountingBuilder):
+        def __call__(self):
+            started.wait()  # both are past the cache check before either finishes
+            return super().__call__()
+
+    builders = [RacingBuilder(sample_texts(30)) for _ in range(2)]
+    results = [None, None]
+
+    def build(n):
+        results[n] = build_or_load(tmp_path, "key", builders[n], tokenizer, SETTINGS)
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [b.calls for b in builders] == [1, 1]
+    assert results[0][0]["train"]["target_ids"] == results[1][0]["train"]["target_ids"]
+    assert os.listdir(tmp_path) == ["key"], "the loser's staging copy is gone"
