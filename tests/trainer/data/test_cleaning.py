@@ -101,6 +101,8 @@ def test_text_is_normalised():
     assert recipe.title == "Mac & Cheese"  # entities unescaped, all-capitals title-cased
     assert recipe.ingredients == ("1 c. macaroni", "2 c. cheese")  # NFKC, whitespace, empty item gone
     assert recipe.directions == ("Cook the macaroni.", "Stir in the fine cheese.")
+    raw_tab, _ = clean([row(directions='["Cook\tthe  macaroni. ", "Serve."]')])  # a raw tab in the JSON text
+    assert raw_tab[0].directions == ("Cook the macaroni.", "Serve.")
 
 
 def test_prebuilt_pairs_are_kept_verbatim_and_deduplicated():

@@ -99,13 +99,18 @@ def normalize_text(text: Any) -> str:
 
 def parse_list(value: Any, column: str) -> tuple[str, ...]:
     """A list column (JSON text or a list) as clean, non-empty strings; `_Dropped` if it is not one."""
+    plain = False
     if isinstance(value, str):
+        # ASCII without entities, escapes (tabs, newlines) or double spaces: the common case
+        plain = value.isascii() and not any(mark in value for mark in ("&", "\\", "  ", "\t", "\n"))
         try:
-            value = json.loads(value) if value.strip() else []
+            value = json.loads(value, strict=False) if value.strip() else []  # raw tabs tolerated
         except json.JSONDecodeError:
             raise _Dropped(f"unparseable {column}", value) from None
     if not isinstance(value, list):
         raise _Dropped(f"unparseable {column}", str(value))
+    if plain and all(type(item) is str for item in value):
+        return tuple(filter(None, map(str.strip, value)))  # nothing to normalise but the ends
     items = []
     for item in value:
         if isinstance(item, str) and item.isascii() and "&" not in item:
@@ -206,14 +211,8 @@ class RecipeCleaner:
             exact, near = hash(recipe.pair), None
         else:
             title = recipe.title.lower()
-            exact = hash(
-                (
-                    title,
-                    *(i.lower() for i in recipe.ingredients),
-                    "\x1f",
-                    *(d.lower() for d in recipe.directions),
-                )
-            )
+            text = "\x1f".join((title, *recipe.ingredients, "", *recipe.directions)).lower()
+            exact = hash(text)
             near = hash((_NOT_ALNUM.sub(" ", title).strip(), _ingredient_set(recipe.ingredients, recipe.ner)))
         if exact in self._exact:
             return EXACT_DUPLICATE
