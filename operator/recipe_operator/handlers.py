@@ -74,7 +74,8 @@ class Operator:
 @kopf.on.startup()
 async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Settings.from_env()
-    settings.posting.level = logging.INFO
+    # The operator posts its own events on transitions; kopf's per-handler chatter stays in logs.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     if config.webhook_enabled:
         settings.admission.server = kopf.WebhookServer(
