@@ -101,8 +101,8 @@ def parse_list(value: Any, column: str) -> tuple[str, ...]:
     """A list column (JSON text or a list) as clean, non-empty strings; `_Dropped` if it is not one."""
     plain = False
     if isinstance(value, str):
-        # ASCII without entities, escapes (tabs, newlines) or double spaces: the common case
-        plain = value.isascii() and not any(mark in value for mark in ("&", "\\", "  ", "\t", "\n"))
+        # printable ASCII (no tabs or newlines) without entities, escapes or double spaces: the common case
+        plain = value.isascii() and value.isprintable() and not any(m in value for m in ("&", "\\", "  "))
         try:
             value = json.loads(value, strict=False) if value.strip() else []  # raw tabs tolerated
         except json.JSONDecodeError:
