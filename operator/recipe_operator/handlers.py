@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -78,9 +80,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     if config.webhook_enabled:
-        settings.admission.server = kopf.WebhookServer(
-            addr="0.0.0.0", port=config.webhook_port, host=config.webhook_host or None
-        )
+        settings.admission.server = webhook_server(config)
         settings.admission.managed = WEBHOOK_CONFIGURATION_NAME
     metrics = OperatorMetrics()
     metrics.serve(config.metrics_port)
@@ -90,6 +90,26 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         asyncio.create_task(progress_loop(operator), name="recipe-operator progress"),
     ]
     memo.operator = operator
+
+
+def webhook_server(config: Settings) -> kopf.WebhookServer:
+    """kopf's webhook server with a fresh self-signed certificate for the webhook's host
+    (see certificates.py for why it is not kopf's own generator)."""
+    from .certificates import build_self_signed
+
+    host = config.webhook_host or "localhost"
+    cert, key = build_self_signed(host)
+    folder = Path(tempfile.mkdtemp(prefix="recipe-operator-webhook-"))
+    (folder / "tls.crt").write_bytes(cert)
+    (folder / "tls.key").write_bytes(key)
+    return kopf.WebhookServer(
+        addr="0.0.0.0",
+        port=config.webhook_port,
+        host=config.webhook_host or None,
+        certfile=str(folder / "tls.crt"),
+        pkeyfile=str(folder / "tls.key"),
+        cadata=cert,
+    )
 
 
 @kopf.on.cleanup()

@@ -296,9 +296,9 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
     if failure is not None:
         _on_failure(draft, job, failure)
         return
-    if waited is not None and st.phase == "Launching":
-        draft.d.requeue_after = max(1.0, timeout - waited)
     running = sum(p.running for p in pods)
+    if waited is not None and running < job.spec.resources.nodes:
+        draft.d.requeue_after = max(1.0, timeout - waited)  # look again when the pending timeout is due
     if running >= job.spec.resources.nodes and st.phase != "Running":
         first_time = not any(c.type == "Running" for c in st.conditions)
         message = f"attempt {st.attempt}: all {running} pod(s) running"

@@ -56,9 +56,15 @@ def job_of_attempt(cluster: Cluster, name: str, attempt: int):
 
 
 def start_pods(
-    cluster: Cluster, name: str, attempt: int, nodes: int = 2, pod_ip: str = "10.0.0.1"
+    cluster: Cluster,
+    name: str,
+    attempt: int,
+    nodes: int = 2,
+    pod_ip: str = "10.0.0.1",
+    state: dict | None = None,
 ) -> list[str]:
-    """What the Job controller and the kubelet do: pods from the template, then Running."""
+    """What the Job controller and the kubelet do: pods from the template, then Running
+    (or Pending in the given container `state`)."""
     job = wait_for(job_of_attempt(cluster, name, attempt), what=f"Job of attempt {attempt}")
     template_labels = job["spec"]["template"]["metadata"]["labels"]
     names = []
@@ -76,9 +82,11 @@ def start_pods(
                 },
                 "spec": job["spec"]["template"]["spec"],
                 "status": {
-                    "phase": "Running",
+                    "phase": "Running" if state is None else "Pending",
                     "podIP": pod_ip,
-                    "containerStatuses": [{"name": TRAINER_CONTAINER_NAME, "state": {"running": {}}}],
+                    "containerStatuses": [
+                        {"name": TRAINER_CONTAINER_NAME, "state": state or {"running": {}}}
+                    ],
                 },
             }
         )
@@ -334,3 +342,13 @@ def test_progress_is_mirrored_from_rank_zero_metrics(operator, rank0_metrics):
         "eta": "1h20m",
     }
     assert st["lastCheckpoint"]["step"] == 40 and st["lastCheckpoint"]["path"] == "/checkpoints/step-00000040"
+
+
+def test_an_image_pull_stuck_past_the_pending_timeout_fails_the_job(operator):
+    operator.create(rtj("nopull", runPolicy={"pendingTimeoutSeconds": 1}))
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "trainer:none"'}}
+    start_pods(operator, "nopull", attempt=1, state=waiting)
+    # Nothing else happens in the cluster: the operator's own clock must notice the timeout.
+    st = wait_for(phase_is(operator, "nopull", "Failed"), what="Failed after the pending timeout")
+    assert st["failure"]["reason"] == "ImagePullBackOff" and st["restarts"] == 0
+    assert "Back-off pulling image" in st["failure"]["message"]
