@@ -263,10 +263,11 @@ class TrainingRecipe:
         if self.progress.step == 0 and self.progress.last_validation_step is None:
             self.validate()  # the untrained baseline every later validation is compared with
         while self.progress.step < self.total_steps:
+            started = time.monotonic()  # tokens/s counts the time spent making batches too
             micro_batches = self._next_step_batches()
             if micro_batches is None:
                 break
-            self._train_step(micro_batches)
+            self._train_step(micro_batches, started)
             if self._stop_requested():
                 self.save_checkpoint()
                 raise StopRequested(self.stop_signal or signal.SIGTERM, self.progress.step)
@@ -308,10 +309,9 @@ class TrainingRecipe:
             batches.append(batch)
         return batches
 
-    def _train_step(self, micro_batches: list[dict]) -> None:
+    def _train_step(self, micro_batches: list[dict], started: float) -> None:
         from .losses import label_smoothed_cross_entropy, next_token_labels
 
-        started = time.monotonic()
         step = self.progress.step
         self.data.set_progress(step / self.total_steps)
         local = [
