@@ -210,10 +210,15 @@ async def apply(
     job = observed.job
     for action in d.actions:
         if isinstance(action, phases.EnsureChildren) and job is not None:
-            children = [builders.build_config_map(job, uid), builders.build_service(job, uid)]
+            config_map = builders.build_config_map(job, uid)
+            children = [builders.build_service(job, uid)]
             pvc = builders.build_checkpoint_pvc(job, uid)
             children += [pvc] if pvc else []
             await asyncio.gather(*(kube.create_if_absent(child) for child in children))
+            if not await kube.create_if_absent(config_map):
+                # Each attempt runs the spec as it is now: spec edits apply at the next attempt.
+                data = {**dict.fromkeys(builders.CONFIG_MAP_KEYS), **config_map["data"]}
+                await kube.patch("v1", "ConfigMap", namespace, config_map["metadata"]["name"], {"data": data})
         elif isinstance(action, phases.CreateJob) and job is not None:
             manifest = builders.build_job(
                 job, uid, action.attempt, settings.trainer_image, action.active_deadline_seconds

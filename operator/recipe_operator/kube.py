@@ -136,6 +136,17 @@ class Kube:
             raise
         return True
 
+    async def patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> None:
+        """JSON merge patch (a null removes a key)."""
+        await self._request(
+            "PATCH",
+            self._path(api_version, kind, namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = self._path(RTJ_API_VERSION, KIND, namespace, name) + "/status"
         await self._request(

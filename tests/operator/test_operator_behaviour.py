@@ -352,3 +352,14 @@ def test_an_image_pull_stuck_past_the_pending_timeout_fails_the_job(operator):
     st = wait_for(phase_is(operator, "nopull", "Failed"), what="Failed after the pending timeout")
     assert st["failure"]["reason"] == "ImagePullBackOff" and st["restarts"] == 0
     assert "Back-off pulling image" in st["failure"]["message"]
+
+
+def test_spec_edits_apply_at_the_next_attempt(operator):
+    operator.create(rtj("edited", training={"epochs": 5}))
+    pods = start_pods(operator, "edited", attempt=1)
+    wait_for(phase_is(operator, "edited", "Running"), what="Running")
+    operator.patch("RecipeTrainingJob", NS, "edited", {"spec": {"training": {"epochs": 2}}})
+    terminate(operator, pods[0], 137, "OOMKilled")
+    wait_for(job_of_attempt(operator, "edited", 2), what="attempt 2")
+    config = operator.get("ConfigMap", NS, "edited-config")["data"]["trainer-config.yaml"]
+    assert "epochs: 2" in config and "epochs: 5" not in config

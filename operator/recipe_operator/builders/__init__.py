@@ -8,12 +8,13 @@ from .common import (
     pvc_name,
     service_name,
 )
-from .configmap import build_config_map, build_hostfile, build_trainer_config
+from .configmap import CONFIG_MAP_KEYS, build_config_map, build_hostfile, build_trainer_config
 from .job import build_job, build_launcher_args
 from .pvc import build_checkpoint_pvc, checkpoint_claim_name
 from .service import build_service
 
 __all__ = [
+    "CONFIG_MAP_KEYS",
     "build_checkpoint_pvc",
     "build_config_map",
     "build_hostfile",

@@ -17,6 +17,7 @@ from recipe_api.v1alpha1 import RecipeTrainingJob
 from .common import config_map_name, job_name, object_meta, service_name
 
 RUN_DIR_NAME = "run"
+CONFIG_MAP_KEYS = (CONFIG_FILE_NAME, HOSTFILE_NAME)
 
 
 def build_trainer_config(job: RecipeTrainingJob) -> TrainerConfig:
