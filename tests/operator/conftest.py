@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -8,10 +7,6 @@ import pytest
 
 # The kmock harness lives beside the tests (tests/ is on the path, this folder is not).
 sys.path.insert(0, str(Path(__file__).parent))
-
-# Read when recipe_operator.handlers is imported (timer intervals are fixed at registration).
-os.environ.setdefault("RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS", "0.5")
-os.environ.setdefault("RECIPE_OPERATOR_METRICS_PORT", "0")
 
 
 @pytest.fixture()
@@ -22,6 +17,9 @@ def cluster(tmp_path, monkeypatch):
     with running_emulator() as cluster:
         kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", cluster.url)
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        # Read by the operator at startup: scrape often, serve no metrics port (several runs per session).
+        monkeypatch.setenv("RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS", "0.5")
+        monkeypatch.setenv("RECIPE_OPERATOR_METRICS_PORT", "0")
         # kopf logs in through the kubernetes client, whose default path is read at import time.
         monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
         yield cluster
