@@ -84,9 +84,11 @@ def test_key_changes_with_data_tokenizer_and_settings(tokenizer, tmp_path):
     assert cache_key(data_fingerprint(data), tokenizer_fingerprint(tokenizer), SETTINGS) != base
 
 
-def test_directory_fingerprint_sees_a_new_file(tmp_path):
+def test_directory_fingerprint_sees_a_new_data_file_only(tmp_path):
     (tmp_path / "a.jsonl").write_text("{}\n")
     before = data_fingerprint(tmp_path)
+    (tmp_path / "README.md").write_text("where the data came from\n")
+    assert data_fingerprint(tmp_path) == before
     (tmp_path / "b.jsonl").write_text("{}\n")
     assert data_fingerprint(tmp_path) != before
 

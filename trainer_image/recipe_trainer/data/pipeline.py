@@ -195,7 +195,8 @@ class TrainingData:
         (`packing.supports_packing(model.config)` is False) to get length-grouped padded batches.
         `seed` None is `training.seed`; `decoder_start_token_id` None is the pad id (T5)."""
         settings = _settings(spec, task)
-        key = cache_key(data_fingerprint(spec.dataset.path), tokenizer_fingerprint(tokenizer), settings)
+        data = data_fingerprint(spec.dataset.path, spec.dataset.format)
+        key = cache_key(data, tokenizer_fingerprint(tokenizer), settings)
 
         def make_examples():
             splits, report = recipe_splits(spec)

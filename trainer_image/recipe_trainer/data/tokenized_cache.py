@@ -81,12 +81,13 @@ def pipeline_code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def data_fingerprint(path: str | Path) -> str:
-    """Hash of the path, size and mtime of every file under `path` (a file or a directory)."""
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+def data_fingerprint(path: str | Path, format: str = "auto") -> str:
+    """Hash of the path, size and mtime of every data file the loader reads under `path` (a file,
+    or a directory's CSV/JSONL files: a README added beside them changes nothing)."""
+    from .loading import data_files
+
     digest = hashlib.sha256()
-    for file in files:
+    for file in data_files(path, format):
         stat = file.stat()
         digest.update(f"{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
