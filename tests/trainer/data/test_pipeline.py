@@ -58,13 +58,14 @@ def same_batches(left: list[dict], right: list[dict]) -> bool:
     )
 
 
-def run(data: TrainingData, micro_batches: int, total: int) -> list[dict]:
+def run(data: TrainingData, micro_batches: int, total: int, done: int = 0) -> list[dict]:
     """Take micro-batches across epochs as a trainer does, reporting progress as it goes."""
     taken: list[dict] = []
+    data.set_progress(done / total)
     while len(taken) < micro_batches:
         for batch in data.batches():
             taken.append(batch)
-            data.set_progress(len(taken) / total)
+            data.set_progress((done + len(taken)) / total)
             if len(taken) == micro_batches:
                 break
     return taken
@@ -81,15 +82,9 @@ def test_resume_mid_epoch_continues_with_exactly_the_same_batches(cache_dir, tok
     saved = json.loads(json.dumps(first.state_dict()))
     resumed = training_data(cache_dir, tokenizers, task, **settings)
     resumed.load_state_dict(saved)
-    resumed.set_progress(23 / total)
-    after = []
-    while len(after) < total - 23:
-        for batch in resumed.batches():
-            after.append(batch)
-            resumed.set_progress((23 + len(after)) / total)
-            if len(after) == total - 23:
-                break
+    after = run(resumed, total - 23, total, done=23)
     assert same_batches(before + after, reference)
+    assert resumed.epoch >= 1, "the run crossed an epoch end"
 
 
 def test_augmentation_rephrases_but_never_changes_a_recipes_facts(cache_dir, tokenizers):
@@ -113,7 +108,7 @@ def test_every_rank_runs_the_same_number_of_batches_and_the_epoch_covers_every_e
     per_rank = [list(training_data(cache_dir, tokenizers, rank=r, world_size=2).batches()) for r in range(2)]
     assert len(per_rank[0]) == len(per_rank[1]) > 0
     # The default curriculum's first stage: <= 6 ingredients, <= 6 steps, quality >= 0.5.
-    train = per_rank[0] and training_data(cache_dir, tokenizers).train
+    train = training_data(cache_dir, tokenizers).train
     eligible = train.filter(lambda r: r["n_ingredients"] <= 6 and r["n_steps"] <= 6 and r["quality"] >= 0.5)
     eos = tokenizers["seq2seq"].eos_token_id
     taken = [recipe for batches in per_rank for b in batches for recipe in _targets(b, eos)]
