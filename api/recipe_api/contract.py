@@ -45,3 +45,9 @@ GPU_MEMORY_ALLOCATED_BYTES = "recipe_trainer_gpu_memory_allocated_bytes"
 GPU_MEMORY_RESERVED_BYTES = "recipe_trainer_gpu_memory_reserved_bytes"
 NONFINITE_STEPS_TOTAL = "recipe_trainer_nonfinite_steps_total"
 PACKING_EFFICIENCY = "recipe_trainer_packing_efficiency"
+
+
+# ---- checkpoint directories on the volume (the trainer writes them, the operator reports them)
+def checkpoint_step_dir(step: int) -> str:
+    """Name of the complete checkpoint of optimizer step `step`, e.g. step-00000120."""
+    return f"step-{step:08d}"

@@ -79,9 +79,8 @@ def build_last_checkpoint(
         step = int(samples[contract.LAST_CHECKPOINT_STEP])
         if step != last.get("step"):
             last["step"] = step
-            # The trainer's layout names complete checkpoints step-<8 digits> (checkpoint_layout);
-            # it is not part of recipe_api.contract yet, hence written out here.
-            last["path"] = f"{checkpoint_dir}/step-{step:08d}" if checkpoint_dir else last.get("path")
+            step_dir = contract.checkpoint_step_dir(step)
+            last["path"] = f"{checkpoint_dir}/{step_dir}" if checkpoint_dir else last.get("path")
     if contract.LAST_CHECKPOINT_TIMESTAMP in samples:
         stamp = datetime.fromtimestamp(samples[contract.LAST_CHECKPOINT_TIMESTAMP], tz=UTC)
         last["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,6 +22,8 @@ import json
 import re
 from pathlib import Path
 
+from recipe_api.contract import checkpoint_step_dir
+
 BASE_MODEL_DIR = "base-model"
 MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"
@@ -34,7 +36,7 @@ _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
 
 def step_dir_name(step: int) -> str:
-    return f"step-{step:08d}"
+    return checkpoint_step_dir(step)
 
 
 def complete_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
