@@ -63,7 +63,7 @@ def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
         write_state(checkpoint, state)
 
     monkeypatch.setattr(checkpointing, "write_trainer_state", crash_once)
-    longer = trainer_config(tmp_path, training={"maxSteps": 6}, checkpoint={"everySteps": 2, "keepLast": 1})
+    longer = trainer_config(tmp_path, training={"maxSteps": 6}, checkpoint={"everySteps": 2, "keepLast": 2})
     with pytest.raises(OSError, match="disk full"):
         run(longer, monkeypatch)
     assert (root / (layout.TMP_PREFIX + layout.step_dir_name(6)) / layout.MODEL_DIR).is_dir()
@@ -77,3 +77,8 @@ def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
     assert layout.newest_checkpoint(root).name == layout.step_dir_name(6)
     assert not list(root.glob(layout.TMP_PREFIX + "step-*"))
     resumed.cleanup()
+
+    # a named checkpoint wins over the newest one (`recipe-train train --resume-from PATH`)
+    again = run(longer, monkeypatch, resume_from=str(root / layout.step_dir_name(4)))
+    assert again.resumed_from_step == 4
+    again.cleanup()

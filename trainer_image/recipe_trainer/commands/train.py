@@ -4,6 +4,9 @@ its last word in the termination log: the JSON summary on success, one line of r
 
 Exit codes: 0 done; 1 failed (reason in the termination log); 130 / 143 stopped by SIGINT /
 SIGTERM after writing a checkpoint (not done: run again, or the operator restarts the gang).
+
+Launch it with the launcher's `--no_local_rank`: each rank reads LOCAL_RANK from its environment,
+and a `--local_rank=N` placed before the sub-command would not parse.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="resume from this checkpoint (or checkpoint root) instead of the newest one",
     )
-    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # DeepSpeed's
 
 
 def run(args: argparse.Namespace) -> int:
