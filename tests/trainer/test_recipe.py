@@ -9,6 +9,7 @@ from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import losses
 from recipe_trainer.recipe import (
     MAX_NONFINITE_STEPS_IN_A_ROW,
+    EarlyStopping,
     TrainingDiverged,
     TrainingRecipe,
     read_train_log,
@@ -57,3 +58,26 @@ def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
     for name in before:  # skipped steps left every weight as it was
         assert torch.equal(before[name], after[name]), name
     assert not all(torch.equal(before[n], adapter(1)[n]) for n in before)  # a good step does move them
+
+
+@pytest.mark.parametrize(
+    ("patience", "min_delta", "losses", "stops_after"),
+    [
+        (2, 0.0, [3.0, 2.5, 2.6, 2.7, 2.0], 4),  # two validations without a new best
+        (2, 0.0, [3.0, 2.9, 2.8, 2.7], None),  # always improving
+        (2, 0.5, [3.0, 2.8, 2.7], 3),  # improvements smaller than minDelta do not count
+        (0, 0.0, [3.0, 4.0, 5.0, 6.0], None),  # patience 0: never stop early
+    ],
+)
+def test_early_stopping(patience, min_delta, losses, stops_after):
+    stopping = EarlyStopping(patience, min_delta)
+    stopped = None
+    for count, loss in enumerate(losses, start=1):
+        stopping.update(loss)
+        if stopping.should_stop:
+            stopped = count
+            break
+    assert stopped == stops_after
+    restored = EarlyStopping(patience, min_delta)
+    restored.load_state_dict(stopping.state_dict())
+    assert restored == stopping  # resumed runs keep counting where they were

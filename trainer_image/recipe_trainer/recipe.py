@@ -148,6 +148,11 @@ class TrainingRecipe:
         from .gradient_noise import GradientNoise
         from .schedule import LearningRateSchedule
 
+        if self.spec.deepspeed.zero_stage == 3:  # partitioned weights: no noise term, no save_pretrained
+            raise ValueError(
+                "spec.deepspeed.zeroStage: 3 is not supported by this trainer; use 2 (LoRA and models that fit "
+                "one GPU train faster with it)"
+            )
         deepspeed.init_distributed()
         self.dist = dist
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
