@@ -4,11 +4,11 @@ scheduler and garbage collector). See conftest.py for what enables them."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from polling import wait_for as poll
 from recipe_api.contract import LABEL_ATTEMPT
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
 
@@ -17,14 +17,8 @@ T = TypeVar("T")
 
 
 def wait_for(check: Callable[[], T], timeout: float = 120.0, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    """A real cluster moves in seconds, not milliseconds: poll less often and wait longer."""
+    return poll(check, timeout=timeout, what=what, interval=1.0)
 
 
 def manifest(

@@ -16,12 +16,13 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import kmock
 import yaml
+from polling import wait_for  # noqa: F401  (re-exported for the operator tests)
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,18 +88,6 @@ class Cluster:
 
     def events(self, ns: str, name: str) -> list[dict[str, Any]]:
         return [e for e in self.list("Event", ns) if (e.get("involvedObject") or {}).get("name") == name]
-
-
-def wait_for(check: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll until check() is truthy; the timeout only bounds a broken run, it is not asserted on."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
 class LeanEmulator(kmock.KubernetesEmulator):
