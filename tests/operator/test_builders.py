@@ -126,7 +126,15 @@ def test_hostfile_lists_every_pod_by_its_stable_hostname(resources, hostfile):
     [
         (
             {"nodes": 1, "gpusPerNode": 2},
-            ["--master_port=29500", "--num_gpus", "2", "--module", "recipe_trainer.cli", "train"],
+            [
+                "--master_port=29500",
+                "--num_gpus",
+                "2",
+                "--no_local_rank",
+                "--module",
+                "recipe_trainer.cli",
+                "train",
+            ],
         ),
         (
             {"nodes": 2, "gpusPerNode": 8},
@@ -139,6 +147,7 @@ def test_hostfile_lists_every_pod_by_its_stable_hostname(resources, hostfile):
                 "--master_port=29500",
                 "--num_gpus",
                 "8",
+                "--no_local_rank",
                 "--module",
                 "recipe_trainer.cli",
                 "train",

@@ -48,6 +48,9 @@ def build_launcher_args(job: RecipeTrainingJob) -> list[str]:
         f"--master_port={MASTER_PORT}",
         "--num_gpus",
         str(max(1, resources.gpus_per_node)),
+        # Ranks read LOCAL_RANK from the environment; a --local_rank argument would land before
+        # the `train` sub-command, where the trainer's CLI rejects it.
+        "--no_local_rank",
         "--module",
         TRAINER_MODULE,
         "train",
