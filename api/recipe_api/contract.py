@@ -51,3 +51,8 @@ PACKING_EFFICIENCY = "recipe_trainer_packing_efficiency"
 def checkpoint_step_dir(step: int) -> str:
     """Name of the complete checkpoint of optimizer step `step`, e.g. step-00000120."""
     return f"step-{step:08d}"
+
+
+# ---- environment of trainer pods (the operator sets them from Secrets, the trainer reads them)
+WEBHOOK_URL_ENV = "RECIPE_TRAINER_WEBHOOK_URL"
+WANDB_API_KEY_ENV = "WANDB_API_KEY"

@@ -25,10 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from recipe_api.contract import WANDB_API_KEY_ENV, WEBHOOK_URL_ENV
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig
 
-WEBHOOK_URL_ENV = "RECIPE_TRAINER_WEBHOOK_URL"
-WANDB_API_KEY_ENV = "WANDB_API_KEY"
 WANDB_MODE_ENV = "WANDB_MODE"
 MESSAGE_LIMIT_CHARS = 1900  # Discord refuses content over 2000 characters
 USER_AGENT = "chef-genius-trainer (notifications)"  # Discord rejects urllib's default agent

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recipe_api.contract import METRICS_PORT_NAME, TRAINER_CONTAINER_NAME
+from recipe_api.contract import METRICS_PORT_NAME, TRAINER_CONTAINER_NAME, WANDB_API_KEY_ENV, WEBHOOK_URL_ENV
 from recipe_api.trainer_config import (
     CHECKPOINT_MOUNT_PATH,
     CONFIG_FILE_NAME,
@@ -28,8 +28,6 @@ COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
 TRAINER_MODULE = "recipe_trainer.cli"
-WEBHOOK_URL_ENV = "RECIPE_TRAINER_WEBHOOK_URL"
-WANDB_API_KEY_ENV = "WANDB_API_KEY"
 
 
 def build_launcher_args(job: RecipeTrainingJob) -> list[str]:
