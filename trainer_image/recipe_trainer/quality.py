@@ -22,8 +22,13 @@ Scores, each in [0, 1]:
   steps (repetition loops score low).
 * completeness: a title of 1-15 words, >= 2 ingredients, >= 2 steps, and the text ends with
   terminal punctuation (not cut off mid-step).
-* overall = format x (0.35 ingredient_coherence + 0.4 instruction_quality + 0.25 completeness):
-  a text that is not a recipe in the expected format scores low however fluent it is.
+* fluency: distinct word bigrams / all word bigrams, mapped linearly from 0.5 (score 0) to 0.85
+  (score 1). Generation loops ("and pepper and pepper", "13-inch 13-inch") keep the format and the
+  verbs but repeat; every recipe of the bundled RecipeNLG sample has a ratio >= 0.83, a looping
+  tiny-model output about 0.5.
+* overall = format x fluency x (0.35 ingredient_coherence + 0.4 instruction_quality + 0.25
+  completeness): a text that is not a recipe in the expected format, or that loops, scores low
+  however good its other parts look.
 """
 
 from __future__ import annotations
@@ -178,13 +183,14 @@ def recipe_quality(text: str) -> dict[str, float]:
         "ingredient_coherence": _coherence(recipe),
         "instruction_quality": _instruction_quality(recipe),
         "completeness": _completeness(recipe, text),
+        "fluency": _fluency(text),
     }
     weighted = (
         0.35 * scores["ingredient_coherence"]
         + 0.4 * scores["instruction_quality"]
         + 0.25 * scores["completeness"]
     )
-    scores["overall"] = scores["format"] * weighted
+    scores["overall"] = scores["format"] * scores["fluency"] * weighted
     return {name: round(value, 4) for name, value in scores.items()}
 
 
@@ -213,6 +219,19 @@ def _instruction_quality(recipe: ParsedRecipe) -> float:
     per_step = [(has_cooking_verb(step) + _reads_as_sentence(step)) / 2 for step in recipe.steps]
     distinct = len({step.lower() for step in recipe.steps}) / len(recipe.steps)
     return sum(per_step) / len(per_step) * distinct
+
+
+LOOPING_BIGRAM_RATIO, FLUENT_BIGRAM_RATIO = 0.5, 0.85
+
+
+def _fluency(text: str) -> float:
+    """1.0 unless the text repeats itself (see the module docstring)."""
+    tokens = words(text)
+    bigrams = list(zip(tokens, tokens[1:], strict=False))
+    if len(bigrams) < 2:
+        return 1.0  # nothing to judge; format and completeness already score a stub low
+    ratio = len(set(bigrams)) / len(bigrams)
+    return min(1.0, max(0.0, (ratio - LOOPING_BIGRAM_RATIO) / (FLUENT_BIGRAM_RATIO - LOOPING_BIGRAM_RATIO)))
 
 
 def _reads_as_sentence(step: str) -> bool:

@@ -12,7 +12,7 @@ from recipe_trainer.data.split import load_splits
 from recipe_trainer.quality import recipe_quality
 
 SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"
-NAMES = {"format", "ingredient_coherence", "instruction_quality", "completeness", "overall"}
+NAMES = {"format", "ingredient_coherence", "instruction_quality", "completeness", "fluency", "overall"}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,18 @@ def test_degenerate_generations_lose_points(held_out):
     assert recipe_quality(looping)["instruction_quality"] < full["instruction_quality"]
     plain = text.replace("Title:", "").replace("Ingredients:", "").replace("Steps:", "")
     assert recipe_quality(plain)["overall"] < 0.4
+
+
+def test_word_loops_inside_a_well_formed_recipe_score_at_most_0_4(held_out):
+    """What tiny or undertrained models write: markers, verbs and ingredients all present, but the
+    steps loop ("... and pepper and pepper and pepper ...")."""
+    for text in held_out[:30]:
+        steps_at = text.index("Steps:")
+        first_step = text[steps_at:].split("2.")[0].rstrip(". ")
+        looping = f"{text[:steps_at]}{first_step} and pepper" + " and pepper" * 40 + ". 2. Serve."
+        scores = recipe_quality(looping)
+        assert scores["format"] == 1.0
+        assert scores["overall"] <= 0.4, looping
 
 
 def test_scores_are_named_and_in_range(held_out):
