@@ -15,9 +15,7 @@ from recipe_trainer.data.augmentation import (
     augmented_pair_or_none,
     sample_rng,
 )
-from recipe_trainer.data.cleaning import clean_recipes
 from recipe_trainer.data.formatting import format_pair
-from recipe_trainer.data.loading import iter_raw_rows
 from recipe_trainer.data.records import Recipe
 from recipe_trainer.quality import parse_recipe_text
 
@@ -26,9 +24,8 @@ ALWAYS = AugmentationSpec(probability=1.0)
 
 
 @pytest.fixture(scope="module")
-def recipes() -> list[Recipe]:
-    clean, _ = clean_recipes(iter_raw_rows(SAMPLE))
-    return list(clean)[:200]
+def recipes(clean_sample) -> list[Recipe]:
+    return clean_sample[:200]
 
 
 def test_same_seed_epoch_and_index_give_the_same_sample_in_any_call_order(recipes):

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 from recipe_api.v1alpha1 import DatasetSpec
-from recipe_trainer.data.cleaning import clean_recipes
-from recipe_trainer.data.loading import iter_raw_rows
 from recipe_trainer.data.records import Recipe
 from recipe_trainer.data.split import load_splits, split_of, split_recipes
 
@@ -15,9 +13,8 @@ SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999
 
 
 @pytest.fixture(scope="module")
-def recipes() -> list[Recipe]:
-    clean, _ = clean_recipes(iter_raw_rows(SAMPLE))
-    return list(clean)
+def recipes(clean_sample) -> list[Recipe]:
+    return clean_sample
 
 
 def rows(split):
