@@ -255,3 +255,19 @@ def test_the_tokenizer_learns_from_training_recipes_only(cache_dir, tokenizers):
     corpus = set(tokenizer_training_corpus(job_spec()))
     assert set(data.train["target"]) <= corpus and set(data.train["source"]) <= corpus
     assert not set(data.validation["target"]) & corpus, "validation recipes stay unseen"
+
+
+@pytest.mark.parametrize(
+    ("total_bytes", "cpus", "workers"),
+    [
+        (669_437, 2, 1),
+        (64 * 1024 * 1024 - 1, 16, 1),
+        (2_300_000_000, 2, 2),
+        (2_300_000_000, 64, 8),
+        (2_300_000_000, None, 1),
+    ],
+)
+def test_big_corpora_are_cleaned_on_every_core_small_ones_in_process(total_bytes, cpus, workers):
+    from recipe_trainer.data.pipeline import cleaning_workers
+
+    assert cleaning_workers(total_bytes, cpus) == workers

@@ -30,6 +30,7 @@ and `load_state_dict()` in a fresh process continue with exactly the same batche
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -45,6 +46,7 @@ from transformers import PreTrainedTokenizerBase
 from .augmentation import augmented_pair_or_none
 from .curriculum import Curriculum, CurriculumSampler, RecipeTraits
 from .formatting import format_pair
+from .loading import data_files
 from .packing import Task, TokenizedExample, collate_rows, pack_best_fit_decreasing, row_capacity
 from .records import Recipe
 from .split import load_splits
@@ -66,10 +68,23 @@ ASSUMED_ROW_FILL = 0.97  # packed rows' fill on their longest side, for planning
 # ---------------------------------------------------------------- from clean recipes to cache rows
 
 
+PARALLEL_CLEANING_MIN_BYTES = 64 * 1024 * 1024  # below this, starting worker processes costs more
+
+
+def cleaning_workers(total_bytes: int, cpus: int | None) -> int:
+    """Processes to clean and score with: every core for a big corpus (the full RecipeNLG takes
+    minutes on one core, see docs/benchmarks.md), one for small data where spawning workers would
+    cost more than it saves. The output is identical either way."""
+    if total_bytes < PARALLEL_CLEANING_MIN_BYTES:
+        return 1
+    return max(1, min(cpus or 1, 8))
+
+
 def recipe_splits(spec: RecipeTrainingJobSpec) -> tuple[dict[str, Iterator[Recipe]], dict]:
     """Load, clean, score and split the spec's dataset: ({"train": recipes, "validation": recipes},
     the cleaning report, complete once both splits are consumed). Streams."""
-    return load_splits(spec.dataset)
+    total_bytes = sum(f.stat().st_size for f in data_files(spec.dataset.path, spec.dataset.format))
+    return load_splits(spec.dataset, workers=cleaning_workers(total_bytes, os.cpu_count()))
 
 
 def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | None = None) -> Iterator[str]:
