@@ -48,9 +48,21 @@ PACKING_EFFICIENCY = "recipe_trainer_packing_efficiency"
 
 
 # ---- checkpoint directories on the volume (the trainer writes them, the operator reports them)
+_STEP_DIR_PREFIX = "step-"
+
+
 def checkpoint_step_dir(step: int) -> str:
     """Name of the complete checkpoint of optimizer step `step`, e.g. step-00000120."""
-    return f"step-{step:08d}"
+    return f"{_STEP_DIR_PREFIX}{step:08d}"
+
+
+def checkpoint_step_of(name: str) -> int | None:
+    """The step a checkpoint directory name stands for, or None for any other name."""
+    digits = name.removeprefix(_STEP_DIR_PREFIX)
+    if digits == name or not digits.isdigit():
+        return None
+    step = int(digits)
+    return step if checkpoint_step_dir(step) == name else None
 
 
 # ---- environment of trainer pods (the operator sets them from Secrets, the trainer reads them)

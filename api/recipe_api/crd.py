@@ -144,7 +144,7 @@ def build_openapi_schema() -> dict[str, Any]:
         "description": "A LoRA fine-tuning run of a recipe-generation model.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "training.chefgenius.io/v1alpha1"},
+            "apiVersion": {"type": "string", "description": f"{API_GROUP}/{API_VERSION}"},
             "kind": {"type": "string", "description": KIND},
             "metadata": {"type": "object"},
             "spec": spec,

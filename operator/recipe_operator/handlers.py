@@ -23,7 +23,14 @@ from typing import Any
 import kopf
 from recipe_api.contract import LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY
 from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
-from recipe_api.v1alpha1 import API_GROUP, API_VERSION, PLURAL, TERMINAL_PHASES, RecipeTrainingJobStatus
+from recipe_api.v1alpha1 import (
+    API_GROUP,
+    API_VERSION,
+    PLURAL,
+    TERMINAL_PHASES,
+    MetricsSpec,
+    RecipeTrainingJobStatus,
+)
 from recipe_api.validation import InvalidSpecError, parse_job
 
 from . import builders, phases, progress
@@ -320,7 +327,7 @@ async def mirror_progress(operator: Operator, body: dict[str, Any], namespace: s
     if rank0 is None:
         return
     host = operator.settings.metrics_host_override or rank0.pod_ip
-    port = ((body.get("spec") or {}).get("metrics") or {}).get("port", 9400)
+    port = ((body.get("spec") or {}).get("metrics") or {}).get("port", MetricsSpec().port)
     if not host:
         return
     text = await fetch_metrics(host, port)

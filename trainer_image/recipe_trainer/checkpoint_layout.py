@@ -19,10 +19,9 @@ a `.tmp-` name and rename atomically, so a crash mid-write never looks like a ch
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from recipe_api.contract import checkpoint_step_dir
+from recipe_api.contract import checkpoint_step_dir, checkpoint_step_of
 
 BASE_MODEL_DIR = "base-model"
 MODEL_DIR = "model"
@@ -32,7 +31,6 @@ STATE_FILE = "trainer_state.json"
 CONFIG_FILE = "trainer-config.yaml"
 BEST_FILE = "best.json"
 TMP_PREFIX = ".tmp-"
-_STEP_DIR = re.compile(r"^step-(\d{8})$")
 
 
 def step_dir_name(step: int) -> str:
@@ -45,9 +43,11 @@ def complete_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [
-        p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name) and (p / STATE_FILE).is_file()
+        p
+        for p in root.iterdir()
+        if p.is_dir() and checkpoint_step_of(p.name) is not None and (p / STATE_FILE).is_file()
     ]
-    return sorted(found, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
+    return sorted(found, key=lambda p: checkpoint_step_of(p.name))
 
 
 def newest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
