@@ -265,7 +265,7 @@ def test_ttl_after_finished_deletes_the_job(operator):
         {"status": {"conditions": [{"type": "Complete", "status": "True"}]}},
         status=True,
     )
-    wait_for(
+    assert wait_for(
         lambda: operator.get("RecipeTrainingJob", NS, "short-lived") is None, what="the job deleted by TTL"
     )
 

@@ -50,3 +50,15 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
     assert "quality score:" in second.stdout
     steps = {e["step"] for e in read_train_log(job_dir) if e["event"] == "step"}
     assert steps == set(range(1, 13))
+
+
+def test_a_missing_dataset_is_reported_before_anything_starts(tmp_path):
+    manifest = write_manifest(tmp_path / "job.yaml", name="no-data", dataset={"path": "missing/recipes.csv"})
+    result = subprocess.run(
+        local_command(manifest, tmp_path / "runs", processes=1),
+        env=local_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = [line for line in result.stdout.splitlines() if "spec.dataset.path" in line]
+    assert len(lines) == 1 and "does not exist" in lines[0] and "missing/recipes.csv" in lines[0]
+    assert not (tmp_path / "runs" / "no-data" / "train.log").exists()  # no trainer was launched

@@ -40,12 +40,14 @@ def run(args: argparse.Namespace) -> int:
         jobs = load_jobs(args.manifest)
     except InvalidSpecError as exc:
         for error in exc.errors:
-            console.print(f"[red]{args.manifest}: {error}[/red]")
+            console.print(f"[red]{args.manifest}: {error}[/red]", soft_wrap=True)
         return 2
     job = _pick(jobs, args.job)
     if job is None:
         names = ", ".join(j.metadata.name for j in jobs)
-        console.print(f"[red]{args.manifest} holds several jobs ({names}): choose one with --job[/red]")
+        console.print(
+            f"[red]{args.manifest} holds several jobs ({names}): choose one with --job[/red]", soft_wrap=True
+        )
         return 2
     return train_locally(job, Path(args.manifest), Path(args.run_dir), args, console)
 
@@ -54,12 +56,18 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
     from recipe_api.trainer_config import CONFIG_FILE_NAME, TrainerConfig, TrainerRuntime
 
     from .. import launcher
+    from ..data.loading import data_files
     from ..recipe import TRAIN_LOG
 
     run_dir = (run_root / job.metadata.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = job.spec.model_copy(deep=True)
     spec.dataset.path = _resolve_data_path(spec.dataset.path, manifest)
+    try:  # the trainer would say the same, but only after DeepSpeed has started (half a minute)
+        data_files(spec.dataset.path, spec.dataset.format)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{manifest}: spec.{exc}[/red]", soft_wrap=True)
+        return 2
     hardware = launcher.Hardware.detect()
     wants_gpus = spec.resources.gpus_per_node > 0
     processes = args.processes or launcher.default_processes(hardware, wants_gpus)
