@@ -9,10 +9,11 @@ which line of the user's YAML to fix.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .v1alpha1 import RecipeTrainingJob, RecipeTrainingJobSpec
 
@@ -52,7 +53,7 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
         path = _format_loc(err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown field; check the spelling against `kubectl explain rtj.spec`"
+            message = _unknown_field_message(err["loc"])
         elif err["type"] == "missing":
             message = "required field is missing"
         elif "input" in err and err["type"] not in ("model_type", "dict_type", "value_error"):
@@ -60,6 +61,46 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
         # Union branches repeat one problem per branch; keep the first per path.
         seen.setdefault(path, FieldError(path, message))
     return list(seen.values())
+
+
+def _unknown_field_message(loc: tuple[Any, ...]) -> str:
+    """Why a key is unknown, with the closest known name when there is one (`epoch` -> epochs),
+    else the names that are allowed there: the camelCase aliases of the model at that place."""
+    *parents, name = loc
+    known = _field_names_at(tuple(parents))
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]}?"
+    if known:
+        return f"unknown field; the fields here are {', '.join(known)}"
+    return "unknown field; check the spelling against `kubectl explain rtj.spec`"
+
+
+def _field_names_at(loc: tuple[Any, ...]) -> list[str]:
+    """The manifest names of the fields of the model that `loc` (a pydantic error location)
+    points into, starting at RecipeTrainingJob; [] where the walk finds no model."""
+    model: type[BaseModel] | None = RecipeTrainingJob
+    for part in loc:
+        if model is None:
+            return []
+        if not isinstance(part, str) or "[" in part:
+            continue  # list indices and union-branch tags stay in the same model
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as `X`, `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def world_size(spec: RecipeTrainingJobSpec) -> int:

@@ -55,3 +55,12 @@ def test_broken_yaml_names_the_line(tmp_path):
 def test_missing_file_is_an_error_not_a_crash(tmp_path):
     result = _validate(tmp_path / "nope.yaml")
     assert result.returncode == 1 and "cannot read" in result.stderr
+
+
+def test_a_misspelt_field_is_corrected_in_one_line(tmp_path):
+    bad = dict(MINIMAL, spec=dict(MINIMAL["spec"], training={"epoch": 3}))
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = _validate(path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{path}: spec.training.epoch: unknown field; did you mean epochs?"

@@ -123,3 +123,26 @@ def test_status_and_server_metadata_do_not_break_validation(minimal):
     minimal["metadata"].update(uid="1234", resourceVersion="7", managedFields=[{"manager": "kubectl"}])
     minimal["status"] = {"phase": "Running", "kopf": {"progress": {}}}
     assert parse_job(minimal).status.phase == "Running"
+
+
+MISSPELT = [
+    # (path set, value, path of the error, message)
+    ("spec.training.epoch", 3, "spec.training.epoch", "unknown field; did you mean epochs?"),
+    ("spec.training.scheduler.warmupStep", 9, "spec.training.scheduler.warmupStep", "did you mean warmupSteps?"),
+    ("spec.curriculum.stages", [{"until": 1.0, "maxIngredient": 6}], "spec.curriculum.stages[0].maxIngredient",
+     "did you mean maxIngredients?"),
+    ("spec.notifications.webhookSecretRef", {"name": "s", "key": "k", "kee": 1},
+     "spec.notifications.webhookSecretRef.kee", "did you mean key?"),
+    ("spec.runpolicy", {}, "spec.runpolicy", "did you mean runPolicy?"),
+    ("spce", {}, "spce", "did you mean spec?"),
+    # nothing close: the names allowed at that place instead
+    ("spec.lora.rank", 8, "spec.lora.rank", "unknown field; the fields here are enabled, r, alpha, dropout, targetModules"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "value", "field", "message"), MISSPELT, ids=[c[0] for c in MISSPELT])
+def test_a_misspelt_field_gets_the_closest_known_name(minimal, path, value, field, message):
+    with pytest.raises(InvalidSpecError) as caught:
+        parse_job(with_value(minimal, path, value))
+    messages = {e.path: e.message for e in caught.value.errors}
+    assert message in messages.get(field, ""), messages

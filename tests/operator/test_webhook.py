@@ -87,6 +87,12 @@ def test_the_webhook_rejects_an_invalid_job_naming_the_field_and_admits_a_valid_
         answer = wait_for(lambda: _try(call, client["url"], ca, review(bad)), what="the webhook answering")
         assert answer["response"]["allowed"] is False
         assert "spec.lora.rank" in answer["response"]["status"]["message"]
+        typo = call(client["url"], ca, review(rtj("typo", training={"epoch": 3})))
+        assert typo["response"]["allowed"] is False
+        assert (
+            "spec.training.epoch: unknown field; did you mean epochs?"
+            in typo["response"]["status"]["message"]
+        )
         good = call(client["url"], ca, review(rtj("good")))
         assert good["response"]["allowed"] is True
     finally:
