@@ -59,3 +59,25 @@ def test_prebuilt_pairs_pass_through():
     recipe = Recipe("Tea", (), (), pair=("Make tea, please.", "Title: Tea"))
     assert format_pair(recipe, "seq2seq") == ("Make tea, please.", "Title: Tea")
     assert format_pair(recipe, "causal") == ("Make tea, please.\n", "Title: Tea")
+
+
+def test_prompt_names_each_ingredient_once_in_first_seen_order():
+    recipe = Recipe(
+        "Italian Chicken",
+        ("1 tsp. italian seasoning", "2 chicken breasts", "1 tsp. Italian seasoning"),
+        ("Season the chicken.",),
+        ner=("italian seasoning", "chicken breasts", "Italian  Seasoning", "salt", "chicken breasts"),
+    )
+    source, _ = format_pair(recipe, "seq2seq")
+    assert (
+        source == "Write a recipe for Italian Chicken. Ingredients: italian seasoning, chicken breasts, salt."
+    )
+    without_ner = Recipe("Toast", ("1 slice bread", "1 Slice  bread", "butter"), ())
+    assert format_source(without_ner) == "Write a recipe for Toast. Ingredients: 1 slice bread, butter."
+
+
+def test_no_sample_prompt_repeats_an_ingredient(recipes):
+    for recipe in recipes:
+        source, _ = format_pair(recipe, "seq2seq")
+        names = source.split(" Ingredients: ", 1)[1].rstrip(".").split(", ")
+        assert len({n.casefold() for n in names}) == len(names), recipe.row

@@ -62,8 +62,18 @@ def format_source(recipe: Recipe, instruction: str = DEFAULT_INSTRUCTION) -> str
 
 
 def prompt_ingredients(recipe: Recipe) -> list[str]:
-    """What the prompt lists: NER names when known (the RecipeNLG task), else ingredient lines."""
-    return list(recipe.ner or recipe.ingredients)
+    """What the prompt lists: NER names when known (the RecipeNLG task), else ingredient lines;
+    each name once, in first-seen order and spelling. Why: RecipeNLG's NER repeats a name for
+    every line that uses it ("italian seasoning, italian seasoning"), which only lengthens the
+    prompt and teaches the model to repeat itself."""
+    seen: set[str] = set()
+    names = []
+    for name in recipe.ner or recipe.ingredients:
+        key = " ".join(name.casefold().split())
+        if key and key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
 
 
 def format_pair(recipe: Recipe, task: Task, instruction: str = DEFAULT_INSTRUCTION) -> tuple[str, str]:
