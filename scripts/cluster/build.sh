@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Build, or reuse from the cache, the binaries of the local control plane:
+#   chef-k8s  etcd + kube-apiserver + kube-controller-manager + kube-scheduler (chef-k8s/ module)
+#   kwok      nodes and pod lifecycles without kubelets (sigs.k8s.io/kwok, `go install`)
+# They live outside the repository, keyed by version and by the wrapper's go.sum, so a warm
+# machine never rebuilds and a changed go.mod/go.sum never reuses a stale binary.
+# Prints the directory that holds both binaries on its last line of stdout.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+mod_dir=$here/chef-k8s
+go=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
+[ -x "$go" ] || { echo "cluster build: no Go toolchain (install Go >= 1.25 or set GO=/path/to/go)" >&2; exit 1; }
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+
+k8s_version=$(sed -n 's/^require k8s.io\/kubernetes \(v[^ ]*\)$/\1/p;s/^[[:space:]]*k8s.io\/kubernetes \(v[^ ]*\)$/\1/p' "$mod_dir/go.mod" | head -1)
+[ -n "$k8s_version" ] || { echo "cluster build: no k8s.io/kubernetes version in $mod_dir/go.mod (run gen-go-mod.sh)" >&2; exit 1; }
+key=$k8s_version-$(cat "$mod_dir/go.sum" "$mod_dir/main.go" | sha256sum | cut -c1-12)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/k8s/$key
+mkdir -p "$cache"
+
+if [ ! -x "$cache/chef-k8s" ]; then
+  echo ">> building chef-k8s $k8s_version into $cache (cold build: tens of minutes on 2 cores)" >&2
+  # /version must report the real release: helm checks charts' kubeVersion against it.
+  ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    minor=${k8s_version#v1.}; minor=${minor%%.*}
+    ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$mod_dir" && "$go" build -trimpath -ldflags "$ldflags" -o "$cache/chef-k8s.tmp" .)
+  mv "$cache/chef-k8s.tmp" "$cache/chef-k8s"
+fi
+
+kwok_dir=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/kwok/$KWOK_VERSION
+if [ ! -x "$kwok_dir/kwok" ]; then
+  echo ">> building kwok $KWOK_VERSION into $kwok_dir" >&2
+  mkdir -p "$kwok_dir"
+  GOBIN=$kwok_dir "$go" install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+fi
+ln -sf "$kwok_dir/kwok" "$cache/kwok"
+echo "$cache"
