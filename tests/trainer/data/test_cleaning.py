@@ -76,15 +76,87 @@ def test_rows_that_cannot_be_recipes_are_dropped_with_their_reason():
     assert report["examples"]["malformed row"] == ["t.csv:9: 3 cells where the header has 7"]
 
 
-def test_junk_and_shouting_are_dropped():
+def test_loud_real_recipes_are_normalised_and_kept_with_examples():
     rows = [
-        row(title="Best Cake Ever!!!!!!!!"),
-        row(directions=json.dumps(["MIX EVERYTHING TOGETHER AND BAKE IT FOR AN HOUR.", "SERVE."])),
-        row(title="x" * 200),
+        row(title="Best Hash Browns Ever!!!!!!!!!!!", where="t.csv:2"),
+        row(
+            title="Chow Mix",
+            ingredients=["1 c. peanuts", "1 box Chex"],
+            directions=json.dumps(["Mix together and CHOW!!!!!!!", "Don't peek!!!!!!!!!!!"]),
+            where="t.csv:3",
+        ),
+        row(
+            title="SLOPPY JOES",
+            ingredients=["1 LB. GROUND BEEF", "1 C. KETCHUP"],
+            directions=json.dumps(["BROWN THE BEEF. I LIKE IT CRISPY.", "BAKE AT 350 F FOR 1 HOUR?!?!"]),
+            ner=["ground beef", "ketchup"],
+            where="t.csv:4",
+        ),
+        row(
+            title="*~*~* Holiday Fudge *~*~*",
+            ingredients=["2 c. sugar", "----------", "1 c. milk"],
+            directions=json.dumps(["Boil.......5 minutes", "Pour into a pan____"]),
+            ner=["sugar", "milk"],
+            where="t.csv:5",
+        ),
+    ]
+    recipes, report = clean(rows)
+    assert report["kept"] == 4 and report["dropped"] == {}
+    hash_browns, chow, joes, fudge = recipes
+    assert hash_browns.title == "Best Hash Browns Ever!"
+    assert chow.directions == ("Mix together and CHOW!", "Don't peek!")  # one loud word is no shouting
+    assert joes.title == "Sloppy Joes" and joes.ingredients == ("1 lb. ground beef", "1 c. ketchup")
+    assert joes.directions == ("Brown the beef. I like it crispy.", "Bake at 350 F for 1 hour?")
+    assert fudge.title == "Holiday Fudge" and fudge.ingredients == ("2 c. sugar", "1 c. milk")
+    assert fudge.directions == ("Boil...5 minutes", "Pour into a pan")
+    assert report["normalised"] == {"loud punctuation": 4, "shouting": 1}
+    examples = report["normalised_examples"]
+    assert (
+        examples["loud punctuation"][1]
+        == "t.csv:3: 'Mix together and CHOW!!!!!!!' -> 'Mix together and CHOW!'"
+    )
+    assert examples["shouting"] == ["t.csv:4: 'SLOPPY JOES' -> 'Sloppy Joes'"]
+
+
+def test_binary_text_and_placeholder_rows_are_dropped_by_reason():
+    binary_title = "\x00\x01\ufffd\ufffdPNG\x1a\n\x1b[0m"  # control characters and undecodable bytes
+    rows = [
+        row(title=binary_title, ingredients=["a", "b"], directions=json.dumps(["c", "d"]), where="t.csv:2"),
+        row(title="Pie", directions=json.dumps(["Mix the\u0007 sugar in.", "Bake."]), where="t.csv:3"),
+        row(title="Soup", ingredients=["a", "b", "1"], ner=[], where="t.csv:4"),
+        row(title="Stew", directions=json.dumps(["x", "1.", "-"]), where="t.csv:5"),
+        row(title="!!!!!!!!", where="t.csv:6"),
+        row(title="Keyboard Cake", directions=json.dumps(["Mix !@#$%^&*() well."]), where="t.csv:7"),
+        row(title="x" * 200, where="t.csv:8"),
     ]
     recipes, report = clean(rows)
     assert recipes == []
-    assert report["dropped"] == {"junk text": 1, "shouting": 1, "title too long": 1}
+    assert report["dropped"] == {
+        "control characters or binary": 2,
+        "placeholder ingredients": 1,
+        "placeholder steps": 1,
+        "placeholder title": 1,
+        "junk text": 1,
+        "title too long": 1,
+    }
+    first = report["examples"]["control characters or binary"][0]
+    assert first.startswith("t.csv:2: \\x00\\x01") and first.isprintable()  # escaped, not raw
+    assert report["examples"]["placeholder ingredients"] == ["t.csv:4: Soup | a | b | 1"]
+
+
+def test_real_but_odd_recipes_are_kept():
+    rows = [
+        row(title="Ice Water", ingredients=["ice", "water"], directions=json.dumps(["Mix."]), ner=[]),
+        row(title="Cr\ufffdme Br\ufffdl\ufffde", ner=["cream"]),  # one stray latin-1 byte per accent
+        row(title="Caf\u00c3\u00a9 Mocha", ner=["coffee"]),  # UTF-8 read as latin-1: repaired
+        row(title="BLT", ingredients=["1 BLT"], ner=["bacon"]),  # too short to be shouting
+        row(title="Tab\tand\nnewline Corn", ner=["corn"]),  # whitespace is not control text
+    ]
+    recipes, report = clean(rows)
+    assert [r.title for r in recipes] == [
+        "Ice Water", "Cr\ufffdme Br\ufffdl\ufffde", "Caf\u00e9 Mocha", "BLT", "Tab and newline Corn"
+    ]  # fmt: skip
+    assert report["dropped"] == {} and report["normalised"] == {"mojibake": 1}
 
 
 def test_text_is_normalised():
@@ -98,7 +170,7 @@ def test_text_is_normalised():
         ]
     )
     (recipe,) = recipes
-    assert recipe.title == "Mac & Cheese"  # entities unescaped, all-capitals title-cased
+    assert recipe.title == "Mac & Cheese"  # entities unescaped, all-capitals title in capitalised words
     assert recipe.ingredients == ("1 c. macaroni", "2 c. cheese")  # NFKC, whitespace, empty item gone
     assert recipe.directions == ("Cook the macaroni.", "Stir in the fine cheese.")
     raw_tab, _ = clean([row(directions='["Cook\tthe  macaroni. ", "Serve."]')])  # a raw tab in the JSON text

@@ -27,7 +27,7 @@ def test_hand_picked_real_recipes_score_high(sample):
 
 def test_real_rows_without_instructions_score_low(sample):
     # Real RecipeNLG rows whose "directions" are a remark, not steps.
-    assert sample["Monster Cookies"].directions == ("Makes lots of cookies!!!",)
+    assert sample["Monster Cookies"].directions == ("Makes lots of cookies!",)  # "!!!" normalised
     for title in ("Monster Cookies", "Summer Chicken"):
         assert sample[title].quality <= 0.5, title
 

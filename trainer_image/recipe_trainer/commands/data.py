@@ -134,6 +134,14 @@ def _render(console, summary: dict[str, Any]) -> None:
         for reason, count in sorted(report["dropped"].items(), key=lambda item: -item[1]):
             drops.add_row(reason, f"{count:,}", "\n".join(report["examples"].get(reason, [])))
         console.print(drops)
+    if report.get("normalised"):
+        repaired = Table(title="kept after normalising (loud punctuation, shouting, mojibake)")
+        repaired.add_column("kind")
+        repaired.add_column("recipes", justify="right")
+        repaired.add_column("examples (file:line: before -> after)")
+        for kind, count in sorted(report["normalised"].items(), key=lambda item: -item[1]):
+            repaired.add_row(kind, f"{count:,}", "\n".join(report["normalised_examples"].get(kind, [])))
+        console.print(repaired)
     for name in ("quality", "difficulty"):
         console.print(_histogram(name, summary[name]))
     for sample in summary["samples"]:

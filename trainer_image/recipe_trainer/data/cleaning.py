@@ -1,23 +1,38 @@
-"""Raw rows -> clean `Recipe`s, and a `DropReport` saying what was dropped and why.
+"""Raw rows -> clean `Recipe`s, and a `DropReport` saying what was dropped, what was repaired, and why.
 
 Why: RecipeNLG is scraped; it holds duplicates (the same recipe on several sites), empty cells,
-broken list columns and junk. The model should learn from each real recipe once.
+broken list columns and junk. The model should learn from each real recipe once. But it is also
+full of real recipes that are only loud ("Mix together and CHOW!!!!!!!", "Don't peek!!!!!!!!!!!",
+"BAKE AT 350 F FOR 1 HOUR."): those are repaired and kept, never dropped.
 
 Per row, in order (the first failing check names the drop reason):
 1. a malformed row from loading (broken CSV quoting, bad JSON) -> "malformed row";
 2. list columns (ingredients, directions, NER) must be JSON lists of strings -> "unparseable <column>";
-3. text: HTML entities unescaped, unicode NFKC, whitespace runs -> one space, empty items removed;
-   an all-capitals title is title-cased (a repair, not a drop);
-4. no title / no ingredients / no directions -> "missing <field>";
-5. junk: a run of 6+ punctuation marks ("!!!!!!", "------", "*~*~*~"), a title over 150
-   characters, or shouting (directions of 20+ ASCII letters, over 60% of them capitals);
-6. duplicates: "exact duplicate" (same title, ingredients and directions, ignoring case) and
+3. binary: a C0/C1 control character (tabs and newlines are whitespace, not control) or two
+   undecodable bytes in a row (U+FFFD U+FFFD, what `loading` makes of bytes that are not UTF-8)
+   -> "control characters or binary". UTF-8 misread as latin-1 or cp1252 ("CafÃ©", "Donâ€™t")
+   is repaired first ("Café", "Don’t"; counted as "mojibake"), so a real recipe is kept; a single
+   U+FFFD (one stray byte of a legacy encoding in an otherwise real recipe) is kept as it is;
+4. text: HTML entities unescaped, unicode NFKC, whitespace runs -> one space, empty items removed;
+5. loud text is normalised and kept, counted under "normalised" with examples: runs of ! and ?
+   become one mark ("!!!!!!" -> "!"), runs of 4+ dots an ellipsis, decoration runs ("------",
+   "*~*~*~", "____") a space, any other mark repeated 4+ times one mark ("loud punctuation");
+   an item (title, ingredient line or step) of 4+ letters, over 60% of them capitals, is re-cased:
+   titles in capitalised words, steps in sentence case, ingredient lines in lower case ("shouting");
+6. no title / no ingredients / no directions -> "missing <field>";
+7. placeholders: a title without 2 letters, ingredients of which none has 2 letters, or steps of
+   which none has 3 letters ("a", "x", "1", "-") -> "placeholder title|ingredients|steps";
+8. junk: a run of 6+ punctuation marks that normalising left (keyboard mashing: "!@#$%^&*()")
+   -> "junk text"; a title over 150 characters -> "title too long";
+9. duplicates: "exact duplicate" (same title, ingredients and directions, ignoring case) and
    "near duplicate" (same title up to case and punctuation, and the same set of ingredient names:
    NER when present, else the ingredient lines without amounts). The first one seen is kept.
 
-Nothing is dropped silently: every drop is counted in the report by reason, with the first few
-rows (file:line and a short excerpt) as examples. The report is a plain JSON-able dict, filled in
-while the recipes stream, so it is complete once the iterator is exhausted.
+Nothing is dropped or changed silently: every drop is counted in the report by reason, every
+repair by kind, with the first few rows (file:line and a short excerpt) as examples. The report
+is a plain JSON-able dict, filled in while the recipes stream, so it is complete once the
+iterator is exhausted. How often each rule fires on real and on junk rows is measured by
+`bench/cleaning_rules.py` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,16 +52,37 @@ from .records import Recipe
 
 EXAMPLES_PER_REASON = 3
 MAX_TITLE_CHARS = 150
-SHOUTING_MIN_LETTERS, SHOUTING_CAPITALS = 20, 0.6
+SHOUTING_MIN_LETTERS, SHOUTING_CAPITALS = 4, 0.6
+MIN_TITLE_LETTERS, MIN_INGREDIENT_LETTERS, MIN_STEP_LETTERS = 2, 2, 3
 
 MALFORMED = "malformed row"
 EXACT_DUPLICATE = "exact duplicate"
 NEAR_DUPLICATE = "near duplicate"
+BINARY = "control characters or binary"
 JUNK = "junk text"
-SHOUTING = "shouting"
 LONG_TITLE = "title too long"
+PLACEHOLDER = "placeholder {}"  # title, ingredients or steps
+# kinds of repair (report["normalised"])
+LOUD_PUNCTUATION = "loud punctuation"
+SHOUTING = "shouting"
+MOJIBAKE = "mojibake"
 
+_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\ufffd\ufffd")
+_MOJIBAKE_HINT = re.compile("[\u00c2-\u00f4][\u0080-\u00bf\u0152-\u203a\u20ac\u2122]")  # "Ã©", "â€™"
+_LOUD_HINT = re.compile(r"[!?]{2}|\.{4}|[^\w\s]{4}|_{3}")  # cheap test: is there anything to normalise
+_LOUD_MARKS = re.compile(r"[!?]{2,}")
+_DOTS = re.compile(r"\.{4,}")
+_DECORATION = re.compile(r"[-=*~+#^<>|_\u2022\u00b7]{4,}|_{3,}")
+_REPEATED_MARK = re.compile(r"([^\w\s])\1{3,}")
 _JUNK_RUN = re.compile(r"[^\w\s]{6,}")
+_CAPITALS_HINT = re.compile(r"[A-Z]{2}")
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
+_PRONOUN_I = re.compile(r"\bi\b(?!\.)")
+_FAHRENHEIT = re.compile(r"(\d\s?\u00b0?\s?)f\b")
+_TITLE_LETTERS, _INGREDIENT_LETTERS, _STEP_LETTERS = (
+    re.compile(r"[^\W\d_]" + r"(?:.*?[^\W\d_])" * (n - 1))
+    for n in (MIN_TITLE_LETTERS, MIN_INGREDIENT_LETTERS, MIN_STEP_LETTERS)
+)  # an item with at least n letters (any alphabet)
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _AMOUNT = re.compile(r"[\d\u00bc-\u00be\u2150-\u215e/.()-]+")
 _UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -53,11 +90,13 @@ _LETTERS = _UPPER + b"abcdefghijklmnopqrstuvwxyz"  # ASCII only: bytes.translate
 
 
 class DropReport(dict):
-    """{"rows": read, "kept": n, "dropped": {reason: n}, "examples": {reason: ["file:line: excerpt"]}}.
-    A dict so it goes to JSON (the token cache's report.json) and to logs as it is."""
+    """{"rows": read, "kept": n, "dropped": {reason: n}, "examples": {reason: ["file:line: excerpt"]},
+    "normalised": {kind: recipes}, "normalised_examples": {kind: ["file:line: before -> after"]}}.
+    A dict so it goes to JSON (the token cache's report.json) and to logs as it is. A kept recipe
+    repaired in two ways counts once under each kind."""
 
     def __init__(self) -> None:
-        super().__init__(rows=0, kept=0, dropped={}, examples={})
+        super().__init__(rows=0, kept=0, dropped={}, examples={}, normalised={}, normalised_examples={})
 
     def drop(self, rejected: Rejected) -> None:
         reason = rejected.reason
@@ -65,7 +104,16 @@ class DropReport(dict):
         examples = self["examples"].setdefault(reason, [])
         if len(examples) < EXAMPLES_PER_REASON:
             excerpt = rejected.excerpt[:120]
+            if not excerpt.isprintable():  # control characters shown escaped, not sent to a terminal
+                excerpt = repr(excerpt)[1:-1]
             examples.append(f"{rejected.where}: {excerpt}" if excerpt else rejected.where)
+
+    def normalised(self, recipe: Recipe) -> None:
+        for kind, (before, after) in recipe.extra.get("normalised", {}).items():
+            self["normalised"][kind] = self["normalised"].get(kind, 0) + 1
+            examples = self["normalised_examples"].setdefault(kind, [])
+            if len(examples) < EXAMPLES_PER_REASON:
+                examples.append(f"{recipe.row}: {before[:100]!r} -> {after[:100]!r}")
 
     @property
     def dropped_total(self) -> int:
@@ -97,8 +145,31 @@ def normalize_text(text: Any) -> str:
     return " ".join(text.split())
 
 
-def parse_list(value: Any, column: str) -> tuple[str, ...]:
-    """A list column (JSON text or a list) as clean, non-empty strings; `_Dropped` if it is not one."""
+def readable(text: str, repairs: dict | None = None) -> str:
+    """`text` with double-encoded UTF-8 repaired, or `_Dropped` when it holds control characters
+    or binary bytes (see the module docstring). Call before `normalize_text`, whose whitespace
+    collapsing would hide some control characters (\x1c-\x1f count as whitespace for str.split)."""
+    if text.isascii() and text.isprintable():
+        return text
+    if _MOJIBAKE_HINT.search(text):
+        for wrong in ("latin-1", "cp1252"):  # the two ways UTF-8 gets misread
+            try:
+                repaired = text.encode(wrong).decode("utf-8")
+            except UnicodeError:
+                continue
+            if repairs is not None:
+                repairs.setdefault(MOJIBAKE, (text, repaired))
+            text = repaired
+            break
+    found = _BINARY.search(text)
+    if found:
+        raise _Dropped(BINARY, text[max(0, found.start() - 30) : found.end() + 30])
+    return text
+
+
+def parse_list(value: Any, column: str, repairs: dict | None = None) -> tuple[str, ...]:
+    """A list column (JSON text or a list) as clean, non-empty strings; `_Dropped` if it is not one
+    or holds binary text."""
     plain = False
     if isinstance(value, str):
         # printable ASCII (no tabs or newlines) without entities, escapes or double spaces: the common case
@@ -113,15 +184,50 @@ def parse_list(value: Any, column: str) -> tuple[str, ...]:
         return tuple(filter(None, map(str.strip, value)))  # nothing to normalise but the ends
     items = []
     for item in value:
-        if isinstance(item, str) and item.isascii() and "&" not in item:
+        if isinstance(item, str) and item.isascii() and item.isprintable() and "&" not in item:
             item = " ".join(item.split())  # the common case, without normalize_text's call
         elif isinstance(item, str | int | float):
-            item = normalize_text(item)
+            item = normalize_text(readable(str(item), repairs))
         else:
             raise _Dropped(f"unparseable {column}", str(value))
         if item:
             items.append(item)
     return tuple(items)
+
+
+def normalise_punctuation(text: str) -> str:
+    """Loud punctuation made plain: "!!!!" -> "!", "?!?!" -> "?", "......" -> "...", decoration
+    runs ("-----", "*~*~*~", "____") -> a space, any other mark repeated 4+ times -> one."""
+    text = _LOUD_MARKS.sub(lambda m: "?" if "?" in m.group() else "!", text)
+    text = _DOTS.sub("...", text)
+    text = _DECORATION.sub(" ", text)
+    text = _REPEATED_MARK.sub(r"\1", text)
+    return " ".join(text.split())
+
+
+def is_shouting(text: str) -> bool:
+    """4+ letters, over 60% of them capitals."""
+    if text.isascii():
+        raw = text.encode()
+        letters = len(raw) - len(raw.translate(None, _LETTERS))
+        capitals = len(raw) - len(raw.translate(None, _UPPER))
+    else:
+        letters = sum(c.isalpha() for c in text)
+        capitals = sum(c.isupper() for c in text)
+    return letters >= SHOUTING_MIN_LETTERS and capitals > SHOUTING_CAPITALS * letters
+
+
+def quieten(text: str, kind: str) -> str:
+    """A shouted item in ordinary case: "title" in capitalised words, "step" in sentence case
+    (with "I" and degrees F kept upper case), "ingredient" in lower case."""
+    text = text.lower()
+    if kind == "title":
+        return string.capwords(text)
+    if kind == "step":
+        text = _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+        text = _PRONOUN_I.sub("I", text)
+        return _FAHRENHEIT.sub(lambda m: m.group(1) + "F", text)
+    return text
 
 
 def prepare_row(row: RawRow) -> Recipe | Rejected:
@@ -137,15 +243,17 @@ def _recipe(row: RawRow) -> Recipe:
     if row.kind == "malformed":
         raise _Dropped(MALFORMED, row.error)
     fields = row.fields
-    title = normalize_text(fields.get("title"))
-    ingredients = parse_list(fields.get("ingredients"), "ingredients")
-    directions = parse_list(fields.get("directions"), "directions")
-    ner = parse_list(fields.get("NER"), "NER")
-    if title.isupper():
-        title = title.title()
+    repairs: dict[str, tuple[str, str]] = {}
+    raw_title = fields.get("title")
+    title = normalize_text(readable(str(raw_title), repairs) if raw_title is not None else None)
+    ingredients = parse_list(fields.get("ingredients"), "ingredients", repairs)
+    directions = parse_list(fields.get("directions"), "directions", repairs)
+    ner = parse_list(fields.get("NER"), "NER", repairs)
+    title, ingredients, directions = _quieten(title, ingredients, directions, repairs)
     for name, value in (("title", title), ("ingredients", ingredients), ("directions", directions)):
         if not value:
             raise _Dropped(f"missing {name}", title)
+    _reject_placeholders(title, ingredients, directions)
     _reject_junk(title, ingredients, directions)
     return Recipe(
         title=title,
@@ -155,14 +263,44 @@ def _recipe(row: RawRow) -> Recipe:
         source=normalize_text(fields.get("source")),
         link=normalize_text(fields.get("link")),
         row=row.where,
+        extra={"normalised": repairs} if repairs else {},
     )
+
+
+def _quieten(
+    title: str, ingredients: tuple[str, ...], directions: tuple[str, ...], repairs: dict
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """Loud punctuation and shouting normalised (step 5 of the module docstring); each kind of
+    repair is noted in `repairs` with its first (before, after)."""
+    fields = [(title,), ingredients, directions]
+    kinds = ("title", "ingredient", "step")
+    everything = "\n".join((title, *ingredients, *directions))  # the hints never match across "\n"
+    for hint, kind in ((_LOUD_HINT, LOUD_PUNCTUATION), (_CAPITALS_HINT, SHOUTING)):
+        if not hint.search(everything):
+            continue
+        for f, (items, item_kind) in enumerate(zip(fields, kinds, strict=True)):
+            if not hint.search("\n".join(items)):
+                continue
+            changed = []
+            for item in items:
+                if kind == LOUD_PUNCTUATION:
+                    new = normalise_punctuation(item)
+                else:
+                    new = quieten(item, item_kind) if is_shouting(item) else item
+                if new != item:
+                    repairs.setdefault(kind, (item, new))
+                if new:
+                    changed.append(new)
+            fields[f] = tuple(changed)
+    (title,) = fields[0] or ("",)
+    return title, fields[1], fields[2]
 
 
 def _pair(row: RawRow) -> Recipe:
     source, target = (row.fields.get(key) for key in ("input", "output"))
     if not (isinstance(source, str) and isinstance(target, str) and source.strip() and target.strip()):
         raise _Dropped("missing input or output", str(source)[:60])
-    source, target = (unicodedata.normalize("NFKC", text).strip() for text in (source, target))
+    source, target = (unicodedata.normalize("NFKC", readable(text)).strip() for text in (source, target))
     parsed = parse_recipe_text(target)
     return Recipe(
         title=parsed.title or normalize_text(source),
@@ -193,6 +331,7 @@ class RecipeCleaner:
             reason = self._duplicate(prepared)
             if reason is None:
                 self.report["kept"] += 1
+                self.report.normalised(prepared)
                 return prepared
             prepared = Rejected(prepared.row, reason, prepared.title)
         self.report.drop(prepared)
@@ -230,6 +369,17 @@ def _ingredient_set(ingredients: tuple[str, ...], ner: tuple[str, ...]) -> froze
     return frozenset(" ".join(_AMOUNT.sub(" ", item.lower()).split()) for item in ingredients)
 
 
+def _reject_placeholders(title: str, ingredients: tuple[str, ...], directions: tuple[str, ...]) -> None:
+    """Rows whose title, ingredients or steps are too short to be real ("x", "1", "-")."""
+    for name, items, pattern in (
+        ("title", (title,), _TITLE_LETTERS),
+        ("ingredients", ingredients, _INGREDIENT_LETTERS),
+        ("steps", directions, _STEP_LETTERS),
+    ):
+        if not any(pattern.search(item) for item in items):
+            raise _Dropped(PLACEHOLDER.format(name), f"{title} | {' | '.join(items[:4])}")
+
+
 def _reject_junk(title: str, ingredients: tuple[str, ...], directions: tuple[str, ...]) -> None:
     if len(title) > MAX_TITLE_CHARS:
         raise _Dropped(LONG_TITLE, title)
@@ -237,12 +387,6 @@ def _reject_junk(title: str, ingredients: tuple[str, ...], directions: tuple[str
     junk = _JUNK_RUN.search(text)
     if junk:
         raise _Dropped(JUNK, text[max(0, junk.start() - 30) : junk.end() + 30])
-    steps = " ".join(directions).encode()
-    letters = len(steps) - len(steps.translate(None, _LETTERS))
-    if letters >= SHOUTING_MIN_LETTERS:
-        capitals = len(steps) - len(steps.translate(None, _UPPER))
-        if capitals > SHOUTING_CAPITALS * letters:
-            raise _Dropped(SHOUTING, directions[0])
 
 
 def clean_recipes(rows: Iterable[RawRow]) -> tuple[Iterator[Recipe], DropReport]:
