@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install or upgrade the chart in the local cluster with the real helm: charts/recipe-training-operator
+# as release $RELEASE in $OPERATOR_NAMESPACE, CRD through the chart. Extra arguments go to helm
+# (`chart.sh --set replicaCount=2`); without any, the values go back to the baseline below.
+# CLUSTER_WEBHOOK=0 installs it without the admission webhook.
+# replicaCount=0: no operator pod (kwok would only pretend to run it on a fake node); the operator
+# runs as a local process with the Deployment's environment and ServiceAccount (operator.sh).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+export KUBECONFIG=$STATE/kubeconfig
+export HELM_CACHE_HOME=$ROOT/.tools/helm/cache HELM_CONFIG_HOME=$ROOT/.tools/helm/config \
+  HELM_DATA_HOME=$ROOT/.tools/helm/data
+# shellcheck disable=SC2086  # CLUSTER_HELM_ARGS is a list of helm arguments
+"$HELM" upgrade --install "$RELEASE" "$ROOT/charts/recipe-training-operator" \
+  --namespace "$OPERATOR_NAMESPACE" --create-namespace --wait --timeout 2m \
+  --set replicaCount=0 --set "webhook.enabled=$([ "${CLUSTER_WEBHOOK:-1}" = 1 ] && echo true || echo false)" \
+  ${CLUSTER_HELM_ARGS:-} "$@"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run one command against a fresh local cluster (up.sh) and stop the cluster afterwards, whatever
+# happens (success, failure, Ctrl-C): `make test` uses it so no control-plane process outlives it.
+# The command sees KUBECONFIG (admin), RECIPE_E2E_INSTALLED_OPERATOR=1 (the chart's operator runs)
+# and RECIPE_E2E_LOCAL_CLUSTER=1 (tests/e2e may use kwok and operator.sh; see tests/local_cluster.py).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+[ $# -gt 0 ] || die "usage: with-cluster.sh COMMAND [ARGS...]"
+trap '"$CLUSTER_DIR/down.sh"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+"$CLUSTER_DIR/up.sh"
+KUBECONFIG=$STATE/kubeconfig RECIPE_E2E_INSTALLED_OPERATOR=1 RECIPE_E2E_LOCAL_CLUSTER=1 "$@"
