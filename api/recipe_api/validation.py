@@ -10,6 +10,7 @@ which line of the user's YAML to fix.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -182,6 +183,38 @@ def semantic_errors(spec: RecipeTrainingJobSpec) -> list[FieldError]:
     return errors
 
 
+# Kubernetes' quantity grammar (apimachinery resource.ParseQuantity): a non-negative number, then
+# a binary-SI suffix, a decimal-SI suffix or an exponent. The CRD's looser pattern lets `1.2.3`
+# through, which the API server then refuses when the operator creates the pod or claim.
+STRICT_QUANTITY = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
+# A Service name, which the job's name becomes: a DNS-1035 label (a letter first).
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def object_errors(job: RecipeTrainingJob) -> list[FieldError]:
+    """What the API server would refuse when the operator creates the job's children."""
+    errors: list[FieldError] = []
+    if not DNS_1035_LABEL.match(job.metadata.name):
+        errors.append(
+            FieldError(
+                "metadata.name",
+                f"{job.metadata.name!r} must start with a letter (it names the job's Service, a DNS-1035 "
+                "label: lower-case letters, digits and '-')",
+            )
+        )
+    quantities = {
+        "spec.resources.cpu": job.spec.resources.cpu,
+        "spec.resources.memory": job.spec.resources.memory,
+        "spec.checkpoint.volume.size": job.spec.checkpoint.volume.size,
+    }
+    for path, value in quantities.items():
+        if not STRICT_QUANTITY.match(value):
+            errors.append(
+                FieldError(path, f"{value!r} is not a Kubernetes quantity; write e.g. 8, 500m, 64Gi or 1.5")
+            )
+    return errors
+
+
 def parse_job(manifest: Any) -> RecipeTrainingJob:
     """Validate a manifest (a dict from YAML) and return it with every default filled in.
 
@@ -195,7 +228,7 @@ def parse_job(manifest: Any) -> RecipeTrainingJob:
         job = RecipeTrainingJob.model_validate(manifest)
     except ValidationError as exc:
         raise InvalidSpecError(_pydantic_errors(exc)) from None
-    errors = semantic_errors(job.spec)
+    errors = object_errors(job) + semantic_errors(job.spec)
     if errors:
         raise InvalidSpecError(errors)
     return job

@@ -129,6 +129,9 @@ class JobView:
     complete: bool = False
     failed_reason: str | None = None
     failed_message: str = ""
+    uid: str | None = None
+    deletion_timestamp: str | None = None  # when its (Foreground) deletion began
+    active: int = 0  # pods the Job controller counts as running or pending
 
     @classmethod
     def from_dict(cls, job: dict[str, Any]) -> JobView:
@@ -148,6 +151,9 @@ class JobView:
             complete="Complete" in conditions,
             failed_reason=failed.get("reason") if failed else None,
             failed_message=failed.get("message", "") if failed else "",
+            uid=meta.get("uid"),
+            deletion_timestamp=meta.get("deletionTimestamp"),
+            active=int((job.get("status") or {}).get("active") or 0),
         )
 
 

@@ -28,11 +28,28 @@ _COLLECTIONS = {
     ("v1", "Pod"): "/api/v1/namespaces/{namespace}/pods",
     ("v1", "Event"): "/api/v1/namespaces/{namespace}/events",
     ("batch/v1", "Job"): "/apis/batch/v1/namespaces/{namespace}/jobs",
+    ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
     (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
 }
 REQUEST_TIMEOUT_SECONDS = 30
+RTJ_ALL_NAMESPACES = f"/apis/{API_GROUP}/{API_VERSION}/{PLURAL}"
 EVENT_SOURCE = "recipe-training-operator"
 logger = logging.getLogger(__name__)
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own sentence from a failed call (its Status body), else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or b"{}")
+    except (TypeError, ValueError):
+        body = {}
+    return str(body.get("message") or exc.reason or f"HTTP {exc.status}")
+
+
+def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """True when `obj` has an ownerReference to the object with this uid."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(ref.get("uid") == uid for ref in refs)
 
 
 class Kube:
@@ -110,6 +127,28 @@ class Kube:
             if all(((item.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in labels.items())
         ]
 
+    async def list_all_jobs(self, namespaces: list[str]) -> list[dict[str, Any]]:
+        """Every RecipeTrainingJob in the watched namespaces (all of them when the list is empty)."""
+        if not namespaces:
+            return (await self._request("GET", RTJ_ALL_NAMESPACES)).get("items") or []
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces:
+            result = await self._request("GET", self._path(RTJ_API_VERSION, KIND, namespace))
+            items += result.get("items") or []
+        return items
+
+    async def list_events(self, namespace: str, uid: str, reason: str) -> list[dict[str, Any]]:
+        """Events about the object with this uid and reason (e.g. a Job's FailedCreate)."""
+        selector = f"involvedObject.uid={uid},reason={reason}"
+        result = await self._request(
+            "GET", self._path("v1", "Event", namespace), query=[("fieldSelector", selector)]
+        )
+        return [
+            e
+            for e in result.get("items") or []
+            if (e.get("involvedObject") or {}).get("uid") == uid and e.get("reason") == reason
+        ]
+
     async def create_if_absent(self, obj: dict[str, Any]) -> bool:
         """Create; an existing object of that name is left alone. True when created now."""
         meta = obj["metadata"]
@@ -124,22 +163,42 @@ class Kube:
         return True
 
     async def delete(
-        self, api_version: str, kind: str, namespace: str, name: str, propagation: str = "Background"
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        propagation: str = "Background",
+        uid: str | None = None,
+        grace_period_seconds: int | None = None,
     ) -> bool:
-        """Delete; False when it was already gone."""
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        """Delete; False when it was already gone (or, with `uid`, replaced by another object of
+        that name: the uid precondition makes sure only the object the caller saw is deleted)."""
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
         try:
             await self._request("DELETE", self._path(api_version, kind, namespace, name), body=body)
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status == 404 or (uid and exc.status == 409):
                 return False
             raise
         return True
 
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST; every error (409 included) propagates."""
+        meta = obj["metadata"]
+        return await self._request(
+            "POST", self._path(obj["apiVersion"], obj["kind"], meta["namespace"]), body=obj
+        )
+
     async def patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
     ) -> None:
-        """JSON merge patch (a null removes a key)."""
+        """JSON merge patch (a null removes a key; a metadata.resourceVersion in it is a
+        precondition: 409 when the object changed since it was read)."""
         await self._request(
             "PATCH",
             self._path(api_version, kind, namespace, name),

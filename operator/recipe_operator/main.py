@@ -1,8 +1,9 @@
 """`recipe-operator`: run the kopf operator with the settings from RECIPE_OPERATOR_* variables.
 
 Equivalent to `kopf run -m recipe_operator.handlers` with `-A` (or `--namespace` per watched
-namespace), `--liveness=http://0.0.0.0:<health port>/healthz` and `--standalone` or
-`--peering=<name>`; the handlers module reads the same settings for the rest.
+namespace), `--liveness=http://0.0.0.0:<health port>/healthz` and `--standalone`: kopf peering is never used
+(active/standby replicas elect a leader on a Lease, see leader.py); the handlers module reads
+the same settings for the rest.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ def kopf_run_arguments(settings: Settings) -> dict:
     """Keyword arguments of kopf.run() for these settings (pure, tested)."""
     arguments: dict = {
         "liveness_endpoint": f"http://0.0.0.0:{settings.health_port}/healthz",
-        "standalone": settings.standalone,
-        "peering_name": settings.peering or None,
+        "standalone": True,
     }
     if settings.all_namespaces:
         arguments["clusterwide"] = True

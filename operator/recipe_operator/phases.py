@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from recipe_api.trainer_config import TerminationSummary
 from recipe_api.v1alpha1 import (
@@ -54,11 +54,25 @@ class DeleteJob:
 
 
 @dataclass(frozen=True)
+class ForceDeletePods:
+    """The old gang's pods outlived the termination timeout (a lost node never confirms their
+    deletion): delete them with gracePeriodSeconds 0 so the Foreground Job deletion can finish."""
+
+    attempt: int | None
+
+
+@dataclass(frozen=True)
+class OrphanJob:
+    """Still stuck after force-deleting the pods (e.g. a finalizer nobody removes): re-delete the
+    old Job with propagation Orphan, so it goes now and the stuck pods no longer block the gang."""
+
+
+@dataclass(frozen=True)
 class DeleteOwner:
     """ttlSecondsAfterFinished passed: delete the RecipeTrainingJob (children follow by owner refs)."""
 
 
-Action = EnsureChildren | CreateJob | DeleteJob | DeleteOwner
+Action = EnsureChildren | CreateJob | DeleteJob | ForceDeletePods | OrphanJob | DeleteOwner
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,41 @@ class Observed:
     pods: tuple[PodView, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     created: str | None = None  # metadata.creationTimestamp of the RecipeTrainingJob
+    # A same-named object this job does not own (never adopted, never deleted): what it is.
+    conflict: str | None = None
+    # Why the Job controller cannot create the attempt's pods (its FailedCreate events).
+    create_failure: CreateFailure | None = None
+    # How long an old gang may take to terminate before its pods are force-deleted.
+    termination_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """The API server refused to create a child or a pod: `message` is the API's own words."""
+
+    reason: str
+    message: str
+    permanent: bool
+
+
+# FailedCreate messages (the API server's words, as the Job controller relays them) -> our reason,
+# and whether waiting can help. A quota frees up when other jobs end; a missing PriorityClass or a
+# pod that violates the namespace's Pod Security level never heals by itself.
+_CREATE_FAILURES = (
+    ("exceeded quota", "QuotaExceeded", False),
+    ("no PriorityClass with name", "PriorityClassNotFound", True),
+    ("violates PodSecurity", "PodSecurityViolation", True),
+)
+
+
+def classify_create_failure(message: str, status_code: int | None = None) -> CreateFailure:
+    """A refused create, from its message (and HTTP code when the operator made the call)."""
+    for needle, reason, permanent in _CREATE_FAILURES:
+        if needle in message:
+            return CreateFailure(reason, message, permanent)
+    # 4xx on the operator's own call: the request itself is wrong, repeating it cannot help.
+    permanent = status_code is not None and 400 <= status_code < 500
+    return CreateFailure("FailedCreate", message, permanent)
 
 
 @dataclass
@@ -171,6 +220,10 @@ def decide(o: Observed) -> Decision:
     if draft.st.phase in TERMINAL_PHASES:
         if o.job is not None:
             _finished(draft, o.job)
+    elif o.conflict is not None:
+        message = f"{o.conflict}; rename the job or remove that object"
+        draft.condition("Conflict", True, "ConflictingObject", message)
+        draft.fail("ConflictingObject", message)
     elif o.job is None:
         _invalid(draft)
     elif o.job.spec.suspend:
@@ -228,6 +281,8 @@ def _run(draft: _Draft, job: RecipeTrainingJob) -> None:
         # An older attempt's Job: the gang must be gone before the next one starts.
         if not o.child.deleting:
             draft.d.actions.append(DeleteJob(f"replaced by attempt {st.attempt}"))
+        else:
+            _escalate_termination(draft, o.child)
         if resumed:
             draft.goto("Launching", "Resumed", f"resuming as attempt {st.attempt}")
         return
@@ -240,6 +295,33 @@ def _run(draft: _Draft, job: RecipeTrainingJob) -> None:
     if current.deleting:
         return
     _observe(draft, job, current)
+
+
+def _escalate_termination(draft: _Draft, old: JobView) -> None:
+    """An old gang that will not go: force-delete its pods after the termination timeout, and
+    orphan them after twice that (a pod on a lost node is never confirmed deleted otherwise)."""
+    o = draft.o
+    waited = pending_seconds_since(old.deletion_timestamp, o.now)
+    if waited is None:
+        return
+    timeout = o.termination_timeout
+    if waited < timeout:
+        draft.d.requeue_after = max(1.0, timeout - waited)
+        return
+    stuck = [p.name for p in o.pods if p.attempt == old.attempt]
+    message = (
+        f"attempt {old.attempt}'s Job has been terminating for {int(waited)}s "
+        f"(over {int(timeout)}s); force-deleting its pods {', '.join(stuck) or '(none left)'}"
+    )
+    if waited >= 2 * timeout:
+        message = f"attempt {old.attempt}'s Job still terminating after {int(waited)}s; orphaning its pods"
+        draft.d.actions.append(OrphanJob())
+    else:
+        draft.d.actions.append(ForceDeletePods(old.attempt))
+        draft.d.requeue_after = max(1.0, 2 * timeout - waited)
+    if not any(c.type == "TerminationTimeout" and c.message == message for c in draft.st.conditions):
+        draft.condition("TerminationTimeout", True, "GangTerminationTimeout", message)
+        draft.d.events.append(Event("Warning", "GangTerminationTimeout", message))
 
 
 def _launch(draft: _Draft, job: RecipeTrainingJob, resumed: bool) -> None:
@@ -292,6 +374,11 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
         return
     timeout = job.spec.run_policy.pending_timeout_seconds
     waited = pending_seconds_since(st.admission_time, o.now)
+    if o.create_failure is not None:
+        if _create_failed(draft, o.create_failure, waited, timeout):
+            return
+    elif condition_is(st.conditions, "CreateFailed"):
+        draft.condition("CreateFailed", False, "PodsCreated", "the attempt's pods were created")
     failure = first_failure(current, pods, waited, timeout)
     if failure is not None:
         _on_failure(draft, job, failure)
@@ -307,6 +394,35 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
         draft.goto("Running", "Running", message)
         if first_time and o.created:
             draft.d.seconds_to_running = pending_seconds_since(o.created, o.now)
+
+
+def _create_failed(draft: _Draft, failure: CreateFailure, waited: float | None, timeout: float) -> bool:
+    """The API refuses the attempt's pods. Permanent causes fail the job now; the others keep it
+    Launching with a `CreateFailed` condition carrying the API's message until the pending
+    timeout, then fail it. True when the job failed."""
+    if failure.permanent or (waited is not None and waited > timeout):
+        suffix = "" if failure.permanent else f" (for over {int(timeout)}s)"
+        draft.fail(
+            failure.reason, f"pods of attempt {draft.st.attempt} cannot be created: {failure.message}{suffix}"
+        )
+        draft.d.actions.append(DeleteJob(failure.reason))
+        return True
+    draft.condition("CreateFailed", True, failure.reason, failure.message)
+    if waited is not None:
+        draft.d.requeue_after = max(1.0, timeout - waited)
+    return False
+
+
+def fail_launch(observed: Observed, failure: CreateFailure) -> Decision:
+    """The operator's own create of a child was refused (4xx) or collided with an object the job
+    does not own: the job ends Failed with the API's message, never Launching forever."""
+    draft = _Draft(observed)
+    if draft.st.phase in TERMINAL_PHASES:
+        return draft.d
+    if failure.reason == "ConflictingObject":
+        draft.condition("Conflict", True, "ConflictingObject", failure.message)
+    draft.fail(failure.reason, failure.message)
+    return draft.d
 
 
 def _succeed(draft: _Draft, pods: list[PodView]) -> None:
@@ -370,8 +486,38 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
     draft.d.actions.append(DeleteJob(failure.reason))
 
 
+def _without_nulls(value: Any) -> Any:
+    """What the API server stores: it prunes nulls of non-nullable fields, inside lists too."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def merge_patch(before: dict, after: dict) -> dict:
+    """The smallest JSON merge patch (RFC 7386) that turns `before` into `after`, where a None in
+    `after` means "absent". Objects are diffed key by key (a changed progress.loss sends only
+    that key), lists are replaced whole (merge patch has no list merge), a null is sent only
+    to remove a key that is stored, and an empty result means nothing to write."""
+    patch: dict = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if value is None:
+            if old is not None:
+                patch[key] = None
+            continue
+        if isinstance(value, dict) and isinstance(old, dict):
+            sub = merge_patch(old, value)
+            if sub:
+                patch[key] = sub
+            continue
+        value = _without_nulls(value)
+        if value != old:
+            patch[key] = value
+    return patch
+
+
 def status_patch(before: dict, new: RecipeTrainingJobStatus) -> dict:
-    """Top-level status keys that differ from the stored status (a merge patch: lists and objects
-    are replaced whole; a null the stored status does not have is not written)."""
-    after = new.to_manifest()
-    return {k: v for k, v in after.items() if before.get(k) != v and not (v is None and k not in before)}
+    """The minimal merge patch from the stored status to `new` ({} when they agree)."""
+    return merge_patch(before, new.to_manifest())

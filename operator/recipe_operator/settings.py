@@ -10,25 +10,32 @@ are part of the chart's contract: rename one here and the chart must follow.
 | RECIPE_OPERATOR_METRICS_PORT | 8080 | the operator's own Prometheus /metrics |
 | RECIPE_OPERATOR_HEALTH_PORT | 8081 | kopf's liveness endpoint, served at /healthz |
 | RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS | 30 | how often rank 0's /metrics is mirrored into status.progress |
-| RECIPE_OPERATOR_PEERING | "" | kopf peering object name for active/standby HA; empty = standalone |
+| RECIPE_OPERATOR_LEADER_ELECTION_LEASE | "" | Lease name for active/standby replicas; empty = always active |
+| RECIPE_OPERATOR_LEADER_ELECTION_NAMESPACE | "" | namespace of that Lease (default: the pod's own namespace) |
+| RECIPE_OPERATOR_TERMINATION_TIMEOUT_SECONDS | 300 | how long an old gang may take to terminate before escalation |
 | RECIPE_OPERATOR_WEBHOOK_ENABLED | false | serve the @kopf.on.validate admission webhook |
-| RECIPE_OPERATOR_WEBHOOK_HOST | "" | the Service DNS name the API server calls the webhook at |
+| RECIPE_OPERATOR_WEBHOOK_ADDRESS | 0.0.0.0 | address the webhook listens on (127.0.0.1 for a local operator) |
 | RECIPE_OPERATOR_WEBHOOK_PORT | 9443 | the port the webhook listens on |
+| RECIPE_OPERATOR_WEBHOOK_CERT_FILE | "" | PEM serving certificate (the chart's Secret, tls.crt) |
+| RECIPE_OPERATOR_WEBHOOK_KEY_FILE | "" | its private key (tls.key) |
 
-When the webhook is enabled kopf manages the ValidatingWebhookConfiguration named after the
-CRD (recipetrainingjobs.training.chefgenius.io) with its self-signed certificate.
+The operator only serves the webhook: the chart owns the ValidatingWebhookConfiguration and
+the certificate (a Secret it generates, or cert-manager's), so a dead or scaled operator never
+leaves a configuration behind and every replica serves the same certificate. kopf re-reads
+the files when they change (cert-manager renewals).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from recipe_api.v1alpha1 import API_GROUP, PLURAL
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "RECIPE_OPERATOR_"
-WEBHOOK_CONFIGURATION_NAME = f"{PLURAL}.{API_GROUP}"
+WEBHOOK_PATH = "/validate-spec"  # kopf serves a handler at /<handler id>; the chart's config points here
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class Settings(BaseModel):
@@ -51,10 +58,22 @@ class Settings(BaseModel):
     progress_interval_seconds: float = Field(
         30.0, gt=0, description="Seconds between reads of rank 0's /metrics into status.progress."
     )
-    peering: str = Field("", description="kopf peering name for active/standby; empty = standalone.")
+    leader_election_lease: str = Field(
+        "", description="Lease name for active/standby replicas; empty = this replica is always active."
+    )
+    leader_election_namespace: str = Field(
+        "", description="Namespace of the Lease; empty = the pod's own namespace (or default)."
+    )
+    termination_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds an old gang may take to terminate before its pods are force-deleted.",
+    )
     webhook_enabled: bool = Field(False, description="Serve the validating admission webhook.")
-    webhook_host: str = Field("", description="Service DNS name of the webhook (used in its config).")
+    webhook_address: str = Field("0.0.0.0", min_length=1, description="Address the webhook listens on.")
     webhook_port: int = Field(9443, ge=1, le=65535, description="Port the webhook server listens on.")
+    webhook_cert_file: str = Field("", description="PEM serving certificate of the webhook (tls.crt).")
+    webhook_key_file: str = Field("", description="Private key of that certificate (tls.key).")
     # Not a chart setting: lets behaviour tests and benchmarks point the progress reader at a
     # local endpoint instead of a pod IP (kmock has no pods with reachable IPs).
     metrics_host_override: str = Field(
@@ -68,9 +87,25 @@ class Settings(BaseModel):
             return [ns.strip() for ns in value.split(",") if ns.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _webhook_needs_a_certificate(self) -> Settings:
+        if self.webhook_enabled and not (self.webhook_cert_file and self.webhook_key_file):
+            raise ValueError(
+                "webhook_enabled needs RECIPE_OPERATOR_WEBHOOK_CERT_FILE and RECIPE_OPERATOR_WEBHOOK_KEY_FILE "
+                "(the chart mounts its webhook Secret and sets both)"
+            )
+        return self
+
     @property
-    def standalone(self) -> bool:
-        return not self.peering
+    def leader_election(self) -> bool:
+        return bool(self.leader_election_lease)
+
+    def lease_namespace(self) -> str:
+        if self.leader_election_namespace:
+            return self.leader_election_namespace
+        if SERVICE_ACCOUNT_NAMESPACE_FILE.exists():
+            return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip()
+        return "default"
 
     @property
     def all_namespaces(self) -> bool:

@@ -1,11 +1,5 @@
-"""A self-signed serving certificate for the admission webhook.
-
-kopf can generate one itself, but through certbuilder/oscrypto, and oscrypto 1.3 cannot
-load OpenSSL 3.0.10+ ("Error detecting the version of libcrypto"), which Debian's python
-images ship. This builds the same thing with `cryptography`: a certificate for the webhook's
-Service DNS name (and its short forms), valid a year, used both as the server certificate
-and as the caBundle kopf writes into the ValidatingWebhookConfiguration. The operator makes
-a new one at every start, so expiry is never reached in practice.
+"""A self-signed serving certificate for webhook tests: what the chart's Secret holds in a
+cluster (helm's genSignedCert), made here with `cryptography` for a local webhook server.
 """
 
 from __future__ import annotations

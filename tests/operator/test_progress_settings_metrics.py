@@ -87,7 +87,7 @@ def test_eta_text(seconds, text):
 
 def test_settings_defaults():
     s = Settings.from_env({})
-    assert s.all_namespaces and s.standalone and not s.webhook_enabled
+    assert s.all_namespaces and not s.leader_election and not s.webhook_enabled
     assert (s.metrics_port, s.health_port, s.webhook_port, s.progress_interval_seconds) == (
         8080,
         8081,
@@ -104,14 +104,17 @@ def test_settings_from_the_chart_variables():
             "RECIPE_OPERATOR_METRICS_PORT": "9090",
             "RECIPE_OPERATOR_HEALTH_PORT": "9091",
             "RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS": "15",
-            "RECIPE_OPERATOR_PEERING": "recipe-operator",
+            "RECIPE_OPERATOR_LEADER_ELECTION_LEASE": "recipe-operator",
+            "RECIPE_OPERATOR_LEADER_ELECTION_NAMESPACE": "ops",
             "RECIPE_OPERATOR_WEBHOOK_ENABLED": "true",
-            "RECIPE_OPERATOR_WEBHOOK_HOST": "op-webhook.ops.svc",
             "RECIPE_OPERATOR_WEBHOOK_PORT": "9443",
+            "RECIPE_OPERATOR_WEBHOOK_CERT_FILE": "/certs/tls.crt",
+            "RECIPE_OPERATOR_WEBHOOK_KEY_FILE": "/certs/tls.key",
             "UNRELATED": "x",
         }
     )
-    assert s.namespaces == ["ml", "research"] and not s.standalone and s.webhook_enabled
+    assert s.namespaces == ["ml", "research"] and s.leader_election and s.webhook_enabled
+    assert s.lease_namespace() == "ops" and s.webhook_cert_file == "/certs/tls.crt"
     assert s.trainer_image == "registry.example/trainer:2" and s.progress_interval_seconds == 15.0
     assert {
         "RECIPE_OPERATOR_NAMESPACES",
@@ -119,15 +122,20 @@ def test_settings_from_the_chart_variables():
         "RECIPE_OPERATOR_METRICS_PORT",
         "RECIPE_OPERATOR_HEALTH_PORT",
         "RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS",
-        "RECIPE_OPERATOR_PEERING",
+        "RECIPE_OPERATOR_LEADER_ELECTION_LEASE",
         "RECIPE_OPERATOR_WEBHOOK_ENABLED",
-        "RECIPE_OPERATOR_WEBHOOK_HOST",
+        "RECIPE_OPERATOR_WEBHOOK_CERT_FILE",
         "RECIPE_OPERATOR_WEBHOOK_PORT",
     } <= env_names()
 
 
 @pytest.mark.parametrize(
-    "env", [{"RECIPE_OPERATOR_METRICS_PORT": "http"}, {"RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS": "0"}]
+    "env",
+    [
+        {"RECIPE_OPERATOR_METRICS_PORT": "http"},
+        {"RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS": "0"},
+        {"RECIPE_OPERATOR_WEBHOOK_ENABLED": "true"},  # a webhook without the chart's certificate
+    ],
 )
 def test_bad_settings_are_rejected(env):
     with pytest.raises(ValueError):
@@ -138,14 +146,14 @@ def test_kopf_run_arguments():
     assert kopf_run_arguments(Settings.from_env({})) == {
         "liveness_endpoint": "http://0.0.0.0:8081/healthz",
         "standalone": True,
-        "peering_name": None,
         "clusterwide": True,
     }
     scoped = kopf_run_arguments(
-        Settings.from_env({"RECIPE_OPERATOR_NAMESPACES": "a,b", "RECIPE_OPERATOR_PEERING": "p"})
+        Settings.from_env({"RECIPE_OPERATOR_NAMESPACES": "a,b", "RECIPE_OPERATOR_LEADER_ELECTION_LEASE": "p"})
     )
     assert scoped["namespaces"] == ["a", "b"] and "clusterwide" not in scoped
-    assert scoped["standalone"] is False and scoped["peering_name"] == "p"
+    # Replicas elect a leader on a Lease, never with kopf peering (which pauses only kopf's handlers).
+    assert scoped["standalone"] is True
 
 
 def test_exported_metric_names_cover_every_series_the_chart_uses():

@@ -1,0 +1,148 @@
+"""The operator against kmock for the defects a real cluster showed (issue 10): objects the job
+does not own, pods the API refuses, status writes of a steady job, and leader election. What
+only RBAC, admission or a controller decides is covered again in tests/e2e."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kmock_cluster import Cluster, wait_for
+from kopf.testing import KopfRunner
+from recipe_operator import handlers, leader
+from recipe_operator.kube import Kube
+from test_operator_behaviour import ARGS, NS, phase_is, rtj, start_pods, status
+
+
+@pytest.fixture()
+def operator(cluster):
+    with KopfRunner(ARGS, timeout=30) as runner:
+        yield cluster
+    assert runner.exit_code == 0, runner.output[-2000:]
+
+
+def test_a_same_named_job_it_does_not_own_is_left_alone_and_the_job_fails_naming_it(operator: Cluster):
+    foreign = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "taken", "namespace": NS, "labels": {"app": "someone-else"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    }
+    operator.create(foreign)
+    operator.create(rtj("taken"))
+    st = wait_for(phase_is(operator, "taken", "Failed"), what="Failed")
+    assert st["failure"]["reason"] == "ConflictingObject"
+    assert "Job ml/taken" in st["failure"]["message"] and "without an owner" in st["failure"]["message"]
+    job = operator.get("Job", NS, "taken")
+    assert job is not None and not job["metadata"].get("deletionTimestamp")
+    assert job["metadata"]["labels"] == {"app": "someone-else"}
+
+
+def test_a_same_named_service_it_does_not_own_fails_the_launch_instead_of_being_adopted(operator: Cluster):
+    operator.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "clash", "namespace": NS},
+            "spec": {"ports": [{"port": 80}]},
+        }
+    )
+    operator.create(rtj("clash"))
+    st = wait_for(phase_is(operator, "clash", "Failed"), what="Failed")
+    assert st["failure"]["reason"] == "ConflictingObject" and "Service ml/clash" in st["failure"]["message"]
+    assert operator.get("Job", NS, "clash") is None
+    assert not operator.get("Service", NS, "clash")["metadata"].get("ownerReferences")
+
+
+def test_pods_refused_for_a_missing_priority_class_fail_the_job_with_the_api_message(operator: Cluster):
+    operator.create(rtj("urgent", resources={"nodes": 1, "priorityClassName": "urgent"}))
+    wait_for(lambda: operator.get("Job", NS, "urgent"), what="the Job")
+    operator.patch("Job", NS, "urgent", {"metadata": {"uid": "job-uid-1"}})  # kmock assigns none
+    message = 'Error creating: pods "urgent-0-x" is forbidden: no PriorityClass with name urgent was found'
+    operator.create(  # what the Job controller posts when the Priority admission plugin refuses a pod
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "urgent.1", "namespace": NS},
+            "involvedObject": {"kind": "Job", "name": "urgent", "namespace": NS, "uid": "job-uid-1"},
+            "reason": "FailedCreate",
+            "type": "Warning",
+            "message": message,
+            "lastTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+    operator.patch("Job", NS, "urgent", {"metadata": {"annotations": {"touch": "1"}}})  # a watch event
+    st = wait_for(phase_is(operator, "urgent", "Failed"), what="Failed")
+    assert st["failure"]["reason"] == "PriorityClassNotFound" and message in st["failure"]["message"]
+
+
+def test_a_steady_running_job_writes_no_status(cluster: Cluster, monkeypatch):
+    writes: list[dict] = []
+    original = Kube.patch_status
+
+    async def counting(self, namespace, name, patch):
+        writes.append(patch)
+        await original(self, namespace, name, patch)
+
+    monkeypatch.setattr(Kube, "patch_status", counting)
+    monkeypatch.setattr(handlers, "RECONCILE_INTERVAL_SECONDS", 0.2)  # many periodic resyncs
+    with KopfRunner(ARGS, timeout=30) as runner:
+        cluster.create(rtj("steady"))
+        pods = start_pods(cluster, "steady", attempt=1)
+        wait_for(phase_is(cluster, "steady", "Running"), what="Running")
+        before = len(writes)
+        for i in range(5):  # pod and Job events as a kubelet's heartbeats would cause
+            cluster.patch("Pod", NS, pods[0], {"metadata": {"annotations": {"beat": str(i)}}})
+            cluster.patch("Job", NS, "steady", {"metadata": {"annotations": {"beat": str(i)}}})
+        time.sleep(3)  # a dozen periodic resyncs and every event above reconciled
+        assert writes[before:] == [], writes[before:]
+        assert status(cluster, "steady")["phase"] == "Running"
+    assert runner.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("holder", "renewed_ago", "step"),
+    [
+        (None, None, "acquire"),  # no Lease yet
+        ("me", 1, "renew"),
+        ("other", 5, "standby"),  # a live holder
+        ("other", 16, "acquire"),  # its lease ran out (15 s)
+        ("", 1, "acquire"),  # released on a clean shutdown
+    ],
+)
+def test_lease_steps(holder, renewed_ago, step):
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    spec = None
+    if holder is not None:
+        renew = (now - timedelta(seconds=renewed_ago)).strftime(leader.MICRO)
+        spec = {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renew}
+    assert leader.lease_step(spec, "me", now) == step
+
+
+def test_one_of_two_electors_leads_and_the_other_takes_over_when_it_releases(cluster: Cluster):
+    async def scenario() -> list[str]:
+        kube = Kube.from_environment()
+        log: list[str] = []
+
+        def elector(me: str) -> leader.Elector:
+            async def start() -> None:
+                log.append(f"{me} leads")
+
+            async def stop() -> None:
+                log.append(f"{me} stops")
+
+            return leader.Elector(kube, NS, "recipe-operator", start, stop, me=me)
+
+        a, b = elector("a"), elector("b")
+        assert await a.try_once() is True
+        assert await b.try_once() is False
+        await a.release()
+        assert await b.try_once() is True and await a.try_once() is False
+        kube.close()
+        return log
+
+    asyncio.run(scenario())
+    lease = cluster._call("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/recipe-operator")
+    assert lease["spec"]["holderIdentity"] == "b"
