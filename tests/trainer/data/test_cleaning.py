@@ -151,10 +151,11 @@ def test_real_but_odd_recipes_are_kept():
         row(title="Caf\u00c3\u00a9 Mocha", ner=["coffee"]),  # UTF-8 read as latin-1: repaired
         row(title="BLT", ingredients=["1 BLT"], ner=["bacon"]),  # too short to be shouting
         row(title="Tab\tand\nnewline Corn", ner=["corn"]),  # whitespace is not control text
+        row(title="Page Corn", directions=json.dumps(["Mix.\f", "Bake."]), ner=["cornmeal"]),  # form feed
     ]
     recipes, report = clean(rows)
     assert [r.title for r in recipes] == [
-        "Ice Water", "Cr\ufffdme Br\ufffdl\ufffde", "Caf\u00e9 Mocha", "BLT", "Tab and newline Corn"
+        "Ice Water", "Cr\ufffdme Br\ufffdl\ufffde", "Caf\u00e9 Mocha", "BLT", "Tab and newline Corn", "Page Corn"
     ]  # fmt: skip
     assert report["dropped"] == {} and report["normalised"] == {"mojibake": 1}
 

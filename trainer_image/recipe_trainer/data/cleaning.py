@@ -8,7 +8,7 @@ full of real recipes that are only loud ("Mix together and CHOW!!!!!!!", "Don't 
 Per row, in order (the first failing check names the drop reason):
 1. a malformed row from loading (broken CSV quoting, bad JSON) -> "malformed row";
 2. list columns (ingredients, directions, NER) must be JSON lists of strings -> "unparseable <column>";
-3. binary: a C0/C1 control character (tabs and newlines are whitespace, not control) or two
+3. binary: a C0/C1 control character (tab, newline, CR, VT, FF are whitespace, not control) or two
    undecodable bytes in a row (U+FFFD U+FFFD, what `loading` makes of bytes that are not UTF-8)
    -> "control characters or binary". UTF-8 misread as latin-1 or cp1252 ("CafÃ©", "Donâ€™t")
    is repaired first ("Café", "Don’t"; counted as "mojibake"), so a real recipe is kept; a single
@@ -17,7 +17,7 @@ Per row, in order (the first failing check names the drop reason):
 5. loud text is normalised and kept, counted under "normalised" with examples: runs of ! and ?
    become one mark ("!!!!!!" -> "!"), runs of 4+ dots an ellipsis, decoration runs ("------",
    "*~*~*~", "____") a space, any other mark repeated 4+ times one mark ("loud punctuation");
-   an item (title, ingredient line or step) of 4+ letters, over 60% of them capitals, is re-cased:
+   an item (title, ingredient line or step) of 4+ letters, all of them capitals, is re-cased:
    titles in capitalised words, steps in sentence case, ingredient lines in lower case ("shouting");
 6. no title / no ingredients / no directions -> "missing <field>";
 7. placeholders: a title without 2 letters, ingredients of which none has 2 letters, or steps of
@@ -52,7 +52,7 @@ from .records import Recipe
 
 EXAMPLES_PER_REASON = 3
 MAX_TITLE_CHARS = 150
-SHOUTING_MIN_LETTERS, SHOUTING_CAPITALS = 4, 0.6
+SHOUTING_MIN_LETTERS = 4
 MIN_TITLE_LETTERS, MIN_INGREDIENT_LETTERS, MIN_STEP_LETTERS = 2, 2, 3
 
 MALFORMED = "malformed row"
@@ -67,15 +67,14 @@ LOUD_PUNCTUATION = "loud punctuation"
 SHOUTING = "shouting"
 MOJIBAKE = "mojibake"
 
-_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\ufffd\ufffd")
+_BINARY = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]|\ufffd\ufffd")
 _MOJIBAKE_HINT = re.compile("[\u00c2-\u00f4][\u0080-\u00bf\u0152-\u203a\u20ac\u2122]")  # "Ã©", "â€™"
-_LOUD_HINT = re.compile(r"[!?]{2}|\.{4}|[^\w\s]{4}|_{3}")  # cheap test: is there anything to normalise
+_PUNCTUATION_RUN = re.compile(r"[^\w\s]{2,}")
 _LOUD_MARKS = re.compile(r"[!?]{2,}")
 _DOTS = re.compile(r"\.{4,}")
 _DECORATION = re.compile(r"[-=*~+#^<>|_\u2022\u00b7]{4,}|_{3,}")
 _REPEATED_MARK = re.compile(r"([^\w\s])\1{3,}")
 _JUNK_RUN = re.compile(r"[^\w\s]{6,}")
-_CAPITALS_HINT = re.compile(r"[A-Z]{2}")
 _SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
 _PRONOUN_I = re.compile(r"\bi\b(?!\.)")
 _FAHRENHEIT = re.compile(r"(\d\s?\u00b0?\s?)f\b")
@@ -85,8 +84,6 @@ _TITLE_LETTERS, _INGREDIENT_LETTERS, _STEP_LETTERS = (
 )  # an item with at least n letters (any alphabet)
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _AMOUNT = re.compile(r"[\d\u00bc-\u00be\u2150-\u215e/.()-]+")
-_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_LETTERS = _UPPER + b"abcdefghijklmnopqrstuvwxyz"  # ASCII only: bytes.translate is 10x faster than str's
 
 
 class DropReport(dict):
@@ -206,20 +203,15 @@ def normalise_punctuation(text: str) -> str:
 
 
 def is_shouting(text: str) -> bool:
-    """4+ letters, over 60% of them capitals."""
-    if text.isascii():
-        raw = text.encode()
-        letters = len(raw) - len(raw.translate(None, _LETTERS))
-        capitals = len(raw) - len(raw.translate(None, _UPPER))
-    else:
-        letters = sum(c.isalpha() for c in text)
-        capitals = sum(c.isupper() for c in text)
-    return letters >= SHOUTING_MIN_LETTERS and capitals > SHOUTING_CAPITALS * letters
+    """4+ letters, all of them capitals. (One loud word in a sentence, "Mix and CHOW!", is not.)"""
+    return text.isupper() and sum(map(str.isalpha, text)) >= SHOUTING_MIN_LETTERS
 
 
 def quieten(text: str, kind: str) -> str:
     """A shouted item in ordinary case: "title" in capitalised words, "step" in sentence case
-    (with "I" and degrees F kept upper case), "ingredient" in lower case."""
+    (with "I" and degrees F kept upper case), "ingredient" in lower case; others unchanged."""
+    if not is_shouting(text):
+        return text
     text = text.lower()
     if kind == "title":
         return string.capwords(text)
@@ -249,12 +241,12 @@ def _recipe(row: RawRow) -> Recipe:
     ingredients = parse_list(fields.get("ingredients"), "ingredients", repairs)
     directions = parse_list(fields.get("directions"), "directions", repairs)
     ner = parse_list(fields.get("NER"), "NER", repairs)
-    title, ingredients, directions = _quieten(title, ingredients, directions, repairs)
+    title, ingredients, directions, long_runs = _quieten(title, ingredients, directions, repairs)
     for name, value in (("title", title), ("ingredients", ingredients), ("directions", directions)):
         if not value:
             raise _Dropped(f"missing {name}", title)
     _reject_placeholders(title, ingredients, directions)
-    _reject_junk(title, ingredients, directions)
+    _reject_junk(title, ingredients, directions, long_runs)
     return Recipe(
         title=title,
         ingredients=ingredients,
@@ -269,31 +261,33 @@ def _recipe(row: RawRow) -> Recipe:
 
 def _quieten(
     title: str, ingredients: tuple[str, ...], directions: tuple[str, ...], repairs: dict
-) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+) -> tuple[str, tuple[str, ...], tuple[str, ...], bool]:
     """Loud punctuation and shouting normalised (step 5 of the module docstring); each kind of
-    repair is noted in `repairs` with its first (before, after)."""
+    repair is noted in `repairs` with its first (before, after). Also says whether there was a
+    run of 6+ marks (only then can junk be left). Why the pre-checks: one regex pass over the
+    recipe and `str.isupper` per item cost little, and most recipes need nothing more."""
     fields = [(title,), ingredients, directions]
-    kinds = ("title", "ingredient", "step")
-    everything = "\n".join((title, *ingredients, *directions))  # the hints never match across "\n"
-    for hint, kind in ((_LOUD_HINT, LOUD_PUNCTUATION), (_CAPITALS_HINT, SHOUTING)):
-        if not hint.search(everything):
-            continue
-        for f, (items, item_kind) in enumerate(zip(fields, kinds, strict=True)):
-            if not hint.search("\n".join(items)):
-                continue
-            changed = []
-            for item in items:
-                if kind == LOUD_PUNCTUATION:
-                    new = normalise_punctuation(item)
-                else:
-                    new = quieten(item, item_kind) if is_shouting(item) else item
-                if new != item:
-                    repairs.setdefault(kind, (item, new))
-                if new:
-                    changed.append(new)
-            fields[f] = tuple(changed)
+    everything = "\n".join((title, *ingredients, *directions))
+    runs = _PUNCTUATION_RUN.findall(everything)
+    if "___" in everything or any(len(run) >= 4 or _LOUD_MARKS.search(run) for run in runs):
+        fields = [_each(items, normalise_punctuation, LOUD_PUNCTUATION, repairs) for items in fields]
+    for f, kind in enumerate(("title", "ingredient", "step")):
+        if any(map(str.isupper, fields[f])):
+            fields[f] = _each(fields[f], lambda item, k=kind: quieten(item, k), SHOUTING, repairs)
     (title,) = fields[0] or ("",)
-    return title, fields[1], fields[2]
+    return title, fields[1], fields[2], any(len(run) >= 6 for run in runs)
+
+
+def _each(items: tuple[str, ...], change, kind: str, repairs: dict) -> tuple[str, ...]:
+    """`change` applied to every item, empty results removed, the first change noted as `kind`."""
+    changed = []
+    for item in items:
+        new = change(item)
+        if new != item:
+            repairs.setdefault(kind, (item, new))
+        if new:
+            changed.append(new)
+    return tuple(changed)
 
 
 def _pair(row: RawRow) -> Recipe:
@@ -380,9 +374,13 @@ def _reject_placeholders(title: str, ingredients: tuple[str, ...], directions: t
             raise _Dropped(PLACEHOLDER.format(name), f"{title} | {' | '.join(items[:4])}")
 
 
-def _reject_junk(title: str, ingredients: tuple[str, ...], directions: tuple[str, ...]) -> None:
+def _reject_junk(
+    title: str, ingredients: tuple[str, ...], directions: tuple[str, ...], long_runs: bool
+) -> None:
     if len(title) > MAX_TITLE_CHARS:
         raise _Dropped(LONG_TITLE, title)
+    if not long_runs:
+        return
     text = " ".join((title, *ingredients, *directions))
     junk = _JUNK_RUN.search(text)
     if junk:
