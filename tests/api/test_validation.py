@@ -103,7 +103,7 @@ def test_minimal_manifest_gets_the_documented_defaults():
     assert spec.run_policy.pending_timeout_seconds == 900
     # The manifest form uses the camelCase names of DESIGN.md.
     dumped = job.spec.to_manifest()
-    assert dumped["training"]["scheduler"]["firstCycleSteps"] == 1000
+    assert dumped["training"]["scheduler"]["firstCycleSteps"] is None  # follows the run length
     assert dumped["runPolicy"]["backoffLimit"] == 3
 
 

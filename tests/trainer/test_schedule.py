@@ -82,3 +82,18 @@ def test_lambda_lr_and_apply_drive_the_optimizer_with_the_same_rates():
         assert by_lambda.param_groups[0]["lr"] == pytest.approx(by_apply.param_groups[0]["lr"])
         by_lambda.step()
         scheduler.step()
+
+
+def test_null_warmup_and_cycle_follow_the_run_length():
+    """The API's defaults: 5% warmup, then two cosine cycles (the second cycleMultiplier times the
+    first) ending at the last step, so a 60-step run and a 60,000-step run both reach the peak."""
+    for total in (60, 60_000):
+        spec = SchedulerSpec(warmup_steps=None, first_cycle_steps=None, min_learning_rate=LOW)
+        schedule = LearningRateSchedule(PEAK, spec, total_steps=total)
+        warmup, first = round(0.05 * total), math.ceil((total - round(0.05 * total)) / 3)
+        assert (schedule.warmup_steps, schedule.first_cycle_steps) == (warmup, first)
+        assert schedule.lr(warmup) == pytest.approx(PEAK)
+        assert schedule.lr(warmup + first) == pytest.approx(PEAK), "the warm restart"
+        assert schedule.lr(total - 1) < 0.02 * PEAK, "the second cycle ends with the run"
+    with pytest.raises(ValueError, match="total number of optimizer steps"):
+        LearningRateSchedule(PEAK, SchedulerSpec())

@@ -1,6 +1,9 @@
 """`runs/<name>/curves.png`: training and validation loss, learning rate and generated-recipe
-quality over optimizer steps, drawn from the run's `train_log.jsonl` (resumed runs included:
-a step run twice, before a crash and after the resume, is drawn once, the later value)."""
+quality over optimizer steps. The training loss drawn beside validation loss is the same measure
+(plain cross-entropy per target token); the label-smoothed objective the optimizer minimises is a
+second, dashed series, since smoothing alone lifts it well above both. Drawn from the run's
+`train_log.jsonl` (resumed runs included: a step run twice, before a crash and after the resume,
+is drawn once, the later value)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,12 @@ def plot_curves(events: list[dict], path: str | Path) -> Path:
     figure, (loss_axis, lr_axis, quality_axis) = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     train = sorted(steps)
     loss_axis.plot(train, [steps[s]["loss"] for s in train], label="training loss", linewidth=1)
+    smoothed = [s for s in train if steps[s].get("objective") not in (None, steps[s]["loss"])]
+    if smoothed:
+        loss_axis.plot(
+            smoothed, [steps[s]["objective"] for s in smoothed], "--", linewidth=1, alpha=0.6,
+            label="training objective (label-smoothed)",
+        )  # fmt: skip
     checked = sorted(validations)
     loss_axis.plot(
         checked, [validations[s]["validation_loss"] for s in checked], "o-", label="validation loss"

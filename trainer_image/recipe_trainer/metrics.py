@@ -45,7 +45,12 @@ class TrainerMetrics:
             buckets=CHECKPOINT_SECONDS_BUCKETS,
             registry=r,
         )
-        self.loss = self._gauge(contract.LOSS, "Training loss per real target token, last optimizer step.")
+        self.loss = self._gauge(
+            contract.LOSS, "Training cross-entropy per real target token (as validation), last step."
+        )
+        self.training_objective = self._gauge(
+            contract.TRAINING_OBJECTIVE, "Optimised loss per target token (with label smoothing), last step."
+        )
         self.learning_rate = self._gauge(contract.LEARNING_RATE, "Learning rate of the last optimizer step.")
         self.grad_norm = self._gauge(contract.GRAD_NORM, "Global gradient norm before clipping.")
         self.tokens_per_second = self._gauge(
@@ -69,7 +74,7 @@ class TrainerMetrics:
             contract.QUALITY_THRESHOLD, "Minimum quality score of recipes the curriculum admits now."
         )
         self.gradient_noise_sigma = self._gauge(
-            contract.GRADIENT_NOISE_SIGMA, "Standard deviation of the gradient noise, last step."
+            contract.GRADIENT_NOISE_SIGMA, "Gradient noise scale relative to the gradient's RMS, last step."
         )
         self.checkpoint_size = self._gauge(contract.CHECKPOINT_SIZE_BYTES, "Size of the last checkpoint.")
         self.last_checkpoint_step = self._gauge(contract.LAST_CHECKPOINT_STEP, "Step of the last checkpoint.")
@@ -108,12 +113,15 @@ class TrainerMetrics:
         seconds: float,
         noise_sigma: float | None = None,
         packing_efficiency: float | None = None,
+        objective: float | None = None,
     ) -> None:
         """After each optimizer step; `tokens`/`samples` over all ranks, `seconds` the step's
         wall time. Also updates the ETA and, where CUDA is available, GPU memory."""
         self._set(self.step, step)
         self._set(self.epoch, epoch)
         self._set(self.loss, loss)
+        if objective is not None:
+            self._set(self.training_objective, objective)
         self._set(self.learning_rate, learning_rate)
         self.tokens.inc(tokens)
         if grad_norm is not None:
@@ -206,8 +214,9 @@ def exported_metric_names() -> set[str]:
     metrics = TrainerMetrics()
     metrics.on_start(total_steps=2)
     metrics.on_step(
-        1, 0.5, 1.0, 1e-4, 1.0, tokens=10, samples=1, seconds=1.0, noise_sigma=0.1, packing_efficiency=1.0
-    )
+        1, 0.5, 1.0, 1e-4, 1.0, tokens=10, samples=1, seconds=1.0, noise_sigma=0.1, packing_efficiency=1.0,
+        objective=1.1,
+    )  # fmt: skip
     metrics.on_nonfinite_step()
     metrics.on_validation(1.0, 1.0, {"overall": 0.5})
     metrics.on_curriculum(0, 0.5)

@@ -1,8 +1,9 @@
 """The model and tokenizer a run trains, built from `spec.model` and `spec.lora`.
 
-* `init: pretrained` loads `model.name` (a hub id, or a directory such as a previously fully
-  fine-tuned checkpoint's `model/`: that is how LoRA goes on top of an existing full fine-tune),
-  with `model.config` as config overrides, and its tokenizer.
+* `init: pretrained` loads `model.name` (a hub id, a directory such as a previously fully
+  fine-tuned checkpoint's `model/`: that is how LoRA goes on top of an existing full fine-tune,
+  or a GGUF model, converted once to a cached directory: `model_source`), with `model.config`
+  as config overrides, and its tokenizer.
 * `init: scratch` builds a random model from `model.config` (tests, the CPU quickstart). Its
   tokenizer is trained on the run's training recipes. Both are written once to
   `<checkpoint_dir>/base-model/` by rank 0 and every rank loads them from there, so all ranks
@@ -11,6 +12,10 @@
 
 LoRA wraps the model with PEFT; `lora.targetModules: auto` picks the attention projections of
 the architectures we know and otherwise asks the user to name them.
+
+`packing_plan` decides whether the run may pack several recipes per row: only architectures and
+attention kernels whose packed logits were verified equal to unpacked ones (`supports_packing`);
+any other model trains on padded rows, with the reason logged, never silently wrong.
 """
 
 from __future__ import annotations
@@ -124,7 +129,9 @@ def load_model(
         config = AutoConfig.from_pretrained(source)
         tokenizer_dir = source / TOKENIZER_DIR
     else:
-        source = model_spec.name
+        from .model_source import resolve_pretrained
+
+        source = resolve_pretrained(model_spec.name)
         overrides = {k: v for k, v in model_spec.config.items() if k != "model_type"}
         config = AutoConfig.from_pretrained(source, **overrides)
         tokenizer_dir = _tokenizer_location(source)
@@ -150,6 +157,32 @@ def load_model(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return BuiltModel(model, tokenizer, task, trainable, total)
+
+
+def packing_plan(requested: bool, model_config: Any) -> tuple[bool, str | None]:
+    """(pack?, why not) for `training.packing: requested` on a model with this config: packing is
+    used only where `supports_packing` vouches for it; the reason is for the log."""
+    from .data.packing import PACKING_VERIFIED_MODEL_TYPES, supports_packing
+
+    if not requested:
+        return False, None
+    if supports_packing(model_config):
+        return True, None
+    model_type = getattr(model_config, "model_type", None)
+    if model_type not in PACKING_VERIFIED_MODEL_TYPES:
+        why = f"model_type {model_type!r} is not verified to give the same logits packed"
+    else:
+        why = f"attention kernel {getattr(model_config, '_attn_implementation', None)!r} takes no 4-D mask"
+    return False, f"spec.training.packing: {why}; training on padded rows instead"
+
+
+def decoder_start_token_id(model_config: Any, tokenizer: Any) -> int | None:
+    """The id a seq2seq decoder starts from: the model's own (BART: </s>, T5: <pad>), else the pad
+    id (T5's convention). None for causal models."""
+    if not getattr(model_config, "is_encoder_decoder", False):
+        return None
+    start = getattr(model_config, "decoder_start_token_id", None)
+    return int(start) if start is not None else tokenizer.pad_token_id
 
 
 def _tokenizer_location(model_name: str) -> str:

@@ -12,10 +12,13 @@ meet, and why:
   over all micro-batches and ranks, is all-reduced *before* the backward passes, and each
   micro-batch backpropagates `sum * world_size / step_tokens`: after DeepSpeed's averaging over
   ranks, every real target token of the step weighs the same, however packing distributed them.
-* Gradient noise: the noise n (same seed on every rank) enters as the extra loss term
-  `sum(p * n)` of the step's last micro-batch, whose gradient is exactly n. The ranks' noise is
-  identical, so the all-reduce average keeps it whole, and DeepSpeed clips after the reduction:
-  noise before clipping, with any ZeRO stage, without touching DeepSpeed's private buffers.
+* Gradient noise: a pre-step hook on the torch optimizer DeepSpeed steps adds noise scaled to the
+  RMS of the gradient it is about to apply: after accumulation, the all-reduce and clipping, so it
+  can never swamp the gradient (`gradient_noise`). ZeRO 1/2 shards get their own seed (seed + rank)
+  and the RMS is summed over ranks; no DeepSpeed private buffer is touched.
+* Training loss: the logs, progress bar, metrics and curves show plain cross-entropy per target
+  token, on the same footing as the validation loss; the label-smoothed objective that is optimised
+  is reported beside it as `objective`.
 * Learning rate: `schedule.lr(step)` set on the optimizer before each step (no DeepSpeed scheduler).
 * Non-finite loss: every micro-batch's loss is checked on all ranks; a bad one backpropagates zeros
   instead and the step runs with learning rate 0, so the weights do not move; the step is counted
@@ -145,7 +148,7 @@ class TrainingRecipe:
 
         from .data.pipeline import TrainingData
         from .deepspeed_config import build_deepspeed_config
-        from .gradient_noise import GradientNoise
+        from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
         from .schedule import LearningRateSchedule
 
         if self.spec.deepspeed.zero_stage == 3:  # partitioned weights: no noise term, no save_pretrained
@@ -171,12 +174,19 @@ class TrainingRecipe:
             f"{'LoRA' if self.spec.lora.enabled else 'full fine-tuning'}"
         )
 
+        from .model import decoder_start_token_id, packing_plan
+
+        packing, no_packing_reason = packing_plan(t.packing, self.model.config)
+        if no_packing_reason:
+            self._log(no_packing_reason)
         cache_dir = self.config.runtime.cache_dir or str(self.run_dir / "cache")
         for building_rank in (True, False):  # rank 0 builds the token cache, the others reuse it
             if self.is_main == building_rank:
                 self.data = TrainingData.prepare(
-                    self.spec, self.tokenizer, self.task, cache_dir, self.rank, self.world_size
-                )
+                    self.spec, self.tokenizer, self.task, cache_dir, self.rank, self.world_size,
+                    decoder_start_token_id=decoder_start_token_id(self.model.config, self.tokenizer),
+                    packing=packing,
+                )  # fmt: skip
             dist.barrier()
 
         on_gpu = torch.cuda.is_available()
@@ -193,7 +203,13 @@ class TrainingRecipe:
         steps = t.epochs * max(1, self.micro_batches_per_epoch // self.accumulation)
         self.total_steps = min(steps, t.max_steps) if t.max_steps else steps
         self.schedule = LearningRateSchedule(t.learning_rate, t.scheduler, self.total_steps)
-        self.noise = GradientNoise(t.gradient_noise, seed=t.seed)  # same on all ranks (module doc)
+        sharded = self.spec.deepspeed.zero_stage >= 1  # each rank updates its own gradient shard
+        self.noise = GradientNoise(t.gradient_noise, seed=t.seed + (self.rank if sharded else 0))
+        install_noise_hook(
+            innermost_torch_optimizer(self.engine.optimizer),
+            self.noise,
+            self._all_reduce if sharded else None,
+        )
         self.writer = CheckpointWriter(
             self.checkpoint_dir, self.rank, self.spec.checkpoint.keep_last, barrier=dist.barrier
         )
@@ -325,47 +341,41 @@ class TrainingRecipe:
         step_tokens, real_tokens, examples = self._all_reduce(local)
         scale = self.world_size / max(1.0, step_tokens)
         learning_rate = self.schedule.lr(step)
-        loss_sum, step_is_finite = 0.0, True
+        loss_sum, objective_sum, step_is_finite = 0.0, 0.0, True
+        smoothing = self.spec.training.label_smoothing
         for index, batch in enumerate(micro_batches):
             batch = self._to_device(batch)
             logits = _forward(self.engine, batch).logits
             labels = next_token_labels(batch["labels"]) if self.task == "causal" else batch["labels"]
-            token_loss = label_smoothed_cross_entropy(logits, labels, self.spec.training.label_smoothing)
+            token_loss = label_smoothed_cross_entropy(logits, labels, smoothing)
             finite = self._all_finite(token_loss.sum)
             if finite:
                 loss = token_loss.sum * scale
-                loss_sum += float(token_loss.sum.detach())
+                objective_sum += float(token_loss.sum.detach())
+                loss_sum += _plain_cross_entropy_sum(logits, labels, token_loss, smoothing)
             else:  # zeros instead of NaN gradients; the weights will not move this step
                 loss = sum((p * 0.0).sum() for p in self.trainable)
                 step_is_finite = False
             last = index == len(micro_batches) - 1
             if last:
-                sigma = self.noise.sigma()
-                loss = loss + self._noise_term()
+                sigma = self.noise.sigma()  # the hook adds the noise inside engine.step()
                 for group in self.engine.optimizer.param_groups:
                     group["lr"] = learning_rate if step_is_finite else 0.0
             self.engine.backward(loss, scale_wrt_gas=False)
             self.engine.step()
+        self.noise.end_step()
         self.progress.step = step + 1
         seconds = time.monotonic() - started
         self._after_step(
-            step_is_finite, loss_sum, step_tokens, real_tokens, examples, learning_rate, sigma, seconds
-        )
-
-    def _noise_term(self) -> torch.Tensor | float:
-        """sum(p * n) over trainable parameters: its gradient is the step's noise n (module doc)."""
-        if self.noise.sigma() == 0.0:
-            self.noise.add_to_tensors([])  # advance the noise step all the same
-            return 0.0
-        noise = [torch.zeros_like(p) for p in self.trainable]
-        self.noise.add_to_tensors(noise)
-        return sum((p * n).sum() for p, n in zip(self.trainable, noise, strict=True))
+            step_is_finite, (loss_sum, objective_sum), step_tokens, real_tokens, examples, learning_rate,
+            sigma, seconds,
+        )  # fmt: skip
 
     def _after_step(
         self, finite, loss_sum, step_tokens, real_tokens, examples, learning_rate, sigma, seconds
     ):
         step = self.progress.step
-        (loss_sum,) = self._all_reduce([loss_sum])
+        loss_sum, objective_sum = self._all_reduce(list(loss_sum))
         grad_norm = self.engine.get_global_grad_norm()
         grad_norm = float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None
         if not finite:
@@ -383,15 +393,18 @@ class TrainingRecipe:
             return
         self._nonfinite_in_a_row = 0
         loss = loss_sum / max(1.0, step_tokens)
+        objective = objective_sum / max(1.0, step_tokens)
         tokens_per_second = real_tokens / seconds if seconds > 0 else None
         if self.is_main:
             self.metrics.on_step(
                 step, self._epoch_fraction(), loss, learning_rate, grad_norm, int(real_tokens),
                 int(examples), seconds, noise_sigma=sigma, packing_efficiency=self.data.packing_efficiency,
+                objective=objective,
             )  # fmt: skip
             self.metrics.on_curriculum(self.data.curriculum_stage, self.data.quality_threshold)
         self._event(
-            "step", step=step, epoch=self._epoch_fraction(), loss=loss, learning_rate=learning_rate,
+            "step", step=step, epoch=self._epoch_fraction(), loss=loss, objective=objective,
+            learning_rate=learning_rate,
             grad_norm=grad_norm, tokens=int(real_tokens), seconds=seconds, tokens_per_second=tokens_per_second,
             noise_sigma=sigma, curriculum_stage=self.data.curriculum_stage,
         )  # fmt: skip
@@ -592,6 +605,19 @@ def _name(step: int) -> str:
     from .checkpoint_layout import step_dir_name
 
     return step_dir_name(step)
+
+
+def _plain_cross_entropy_sum(
+    logits: torch.Tensor, labels: torch.Tensor, token_loss: Any, smoothing: float
+) -> float:
+    """Summed cross-entropy without label smoothing (what validation reports), for the logs: the
+    objective itself when there is no smoothing, else one more no-grad pass over the logits."""
+    if smoothing == 0.0:
+        return float(token_loss.sum.detach())
+    from .losses import label_smoothed_cross_entropy
+
+    with torch.no_grad():
+        return float(label_smoothed_cross_entropy(logits.detach(), labels, 0.0).sum)
 
 
 def _forward(engine: Any, batch: dict) -> Any:

@@ -8,6 +8,11 @@ Linear warmup from 0 to the peak rate over `warmupSteps`, then one of:
 * `linear`: linear decay to `minLearningRate` at the last step;
 * `constant`: the peak rate.
 
+`warmupSteps` and `firstCycleSteps` left null scale with the run (`DEFAULT_WARMUP_FRACTION` of the
+steps warm up; the rest is two cosine cycles, the second `cycleMultiplier` times the first, ending
+at the last step): fixed step counts fit one run length only, e.g. a 1,000-step warmup would keep a
+60-step LoRA run below 6% of its learning rate throughout.
+
 Because the rate depends on the step alone, resuming needs no scheduler state besides the
 step, and the same object serves as a `LambdaLR` multiplier or sets param groups directly.
 `step` is the number of optimizer steps already taken: `lr(step)` is the rate of the next update.
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 import torch
 from recipe_api.v1alpha1 import SchedulerSpec
 
+DEFAULT_WARMUP_FRACTION = 0.05  # of the run's optimizer steps, when warmupSteps is null
+
 
 @dataclass(frozen=True)
 class LearningRateSchedule:
@@ -31,16 +38,32 @@ class LearningRateSchedule:
     total_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.spec.type in ("cosine", "linear") and not self.total_steps:
+        relative = self.spec.warmup_steps is None or (
+            self.spec.type == "cosine-restarts" and self.spec.first_cycle_steps is None
+        )
+        if (self.spec.type in ("cosine", "linear") or relative) and not self.total_steps:
             raise ValueError(
-                f"scheduler type {self.spec.type!r} decays until the last step, so it needs the "
-                "total number of optimizer steps (set training.maxSteps or epochs)"
+                f"scheduler type {self.spec.type!r} with these settings follows the run's length, so it "
+                "needs the total number of optimizer steps (set training.maxSteps or epochs)"
             )
+
+    @property
+    def warmup_steps(self) -> int:
+        if self.spec.warmup_steps is not None:
+            return self.spec.warmup_steps
+        return round(DEFAULT_WARMUP_FRACTION * self.total_steps)  # type: ignore[operator]
+
+    @property
+    def first_cycle_steps(self) -> int:
+        if self.spec.first_cycle_steps is not None:
+            return self.spec.first_cycle_steps
+        after_warmup = self.total_steps - self.warmup_steps  # type: ignore[operator]
+        return max(1, math.ceil(after_warmup / (1.0 + self.spec.cycle_multiplier)))
 
     def lr(self, step: int) -> float:
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
-        warmup = self.spec.warmup_steps
+        warmup = self.warmup_steps
         if step < warmup:
             return self.peak_learning_rate * step / warmup
         after_warmup = step - warmup
@@ -48,7 +71,8 @@ class LearningRateSchedule:
         if kind == "constant":
             return self.peak_learning_rate
         if kind == "cosine-restarts":
-            return self._between(_cosine(_position_in_cycle(after_warmup, self.spec)))
+            position = _position_in_cycle(after_warmup, self.first_cycle_steps, self.spec.cycle_multiplier)
+            return self._between(_cosine(position))
         decay_steps = max(1, self.total_steps - warmup)  # type: ignore[operator]
         progress = min(1.0, after_warmup / decay_steps)
         return self._between(_cosine(progress) if kind == "cosine" else 1.0 - progress)
@@ -83,14 +107,14 @@ def _cosine(progress: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _position_in_cycle(steps: int, spec: SchedulerSpec) -> float:
+def _position_in_cycle(steps: int, first_cycle_steps: int, cycle_multiplier: float) -> float:
     """How far (0 to 1) `steps` after warmup is into its cosine cycle (cycles grow
     geometrically, so the loop runs only logarithmically many times)."""
-    length = float(spec.first_cycle_steps)
-    if spec.cycle_multiplier == 1.0:
-        return (steps % spec.first_cycle_steps) / length
+    length = float(first_cycle_steps)
+    if cycle_multiplier == 1.0:
+        return (steps % first_cycle_steps) / length
     position = float(steps)
     while position >= length:
         position -= length
-        length *= spec.cycle_multiplier
+        length *= cycle_multiplier
     return position / length

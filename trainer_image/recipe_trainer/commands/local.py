@@ -68,6 +68,14 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
     except FileNotFoundError as exc:
         console.print(f"[red]{manifest}: spec.{exc}[/red]", soft_wrap=True)
         return 2
+    if spec.model.init == "pretrained":  # likewise for a model that cannot be found or downloaded
+        from ..model_source import ModelNotFound, ensure_available
+
+        try:
+            ensure_available(spec.model.name)
+        except ModelNotFound as exc:
+            console.print(f"{manifest}: {exc}", style="red", soft_wrap=True, markup=False)
+            return 2
     hardware = launcher.Hardware.detect()
     wants_gpus = spec.resources.gpus_per_node > 0
     processes = args.processes or launcher.default_processes(hardware, wants_gpus)
