@@ -32,7 +32,11 @@ FEATURES: dict[str, dict] = {
     "prometheusRule": {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}},
     "dashboards": {"grafana": {"dashboards": {"enabled": True}}},
     "webhook": {"webhook": {"enabled": True}},
-    "peering": {"replicaCount": 2},
+    "leaderElection": {"replicaCount": 2},
+    "webhookLocal": {
+        "webhook": {"enabled": True, "url": "https://127.0.0.1:9443", "failurePolicy": "Ignore"}
+    },
+    "webhookCertManager": {"webhook": {"enabled": True, "certManager": {"enabled": True}}},
     "watchNamespaces": {
         "watchNamespaces": ["ml", "research"],
         "replicaCount": 2,

@@ -31,7 +31,7 @@ from recipe_api import contract
 FULLNAME = f"{RELEASE}-recipe-training-operator"
 
 # ---------------------------------------------------------------- custom resources: structural checks
-# Field names from the Prometheus operator's CRDs (monitoring.coreos.com/v1) and kopf's peering CRDs;
+# Field names from the Prometheus operator's CRDs (monitoring.coreos.com/v1) and cert-manager's (v1);
 # only the fields this chart uses are allowed, so a misspelt field fails here instead of being pruned
 # silently by the API server.
 _META = {"type": "object", "required": ["name", "namespace"]}
@@ -156,11 +156,32 @@ CUSTOM_RESOURCE_SCHEMAS = {
             },
         }
     ),
-    ("kopf.dev/v1", "KopfPeering"): _cr(None),
-    ("kopf.dev/v1", "ClusterKopfPeering"): {
-        **_cr(None),
-        "properties": {**_cr(None)["properties"], "metadata": {"type": "object", "required": ["name"]}},
-    },
+    ("cert-manager.io/v1", "Issuer"): _cr(
+        {"type": "object", "additionalProperties": False, "properties": {"selfSigned": {"type": "object"}}}
+    ),
+    ("cert-manager.io/v1", "Certificate"): _cr(
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["secretName", "issuerRef", "dnsNames"],
+            "properties": {
+                "secretName": {"type": "string"},
+                "commonName": {"type": "string"},
+                "dnsNames": {"type": "array", "items": {"type": "string"}},
+                "ipAddresses": {"type": "array", "items": {"type": "string"}},
+                "issuerRef": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "group": {"type": "string"},
+                    },
+                },
+            },
+        }
+    ),
 }
 
 
@@ -289,7 +310,7 @@ def test_packaged_chart_carries_the_crd(tmp_path):
         assert member.isfile()
         assert tar.extractfile(member).read() == (ROOT / "crds" / "recipetrainingjobs.yaml").read_bytes()
         names = tar.getnames()
-    assert "recipe-training-operator/crds/kopf-peering.yaml" in names
+    assert not [n for n in names if "/crds/" in n]  # no kopf peering CRDs: leader election uses a Lease
     assert "recipe-training-operator/dashboards/training.json" in names
 
 
@@ -340,10 +361,12 @@ def test_operator_settings_reach_the_env_vars_it_reads():
     assert env["RECIPE_OPERATOR_METRICS_PORT"] == "9090"
     assert env["RECIPE_OPERATOR_HEALTH_PORT"] == "9091"
     assert env["RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS"] == "15"
-    assert env["RECIPE_OPERATOR_PEERING"] == ""
+    assert env["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == ""
+    assert env["RECIPE_OPERATOR_LEADER_ELECTION_NAMESPACE"] == NAMESPACE
+    assert env["RECIPE_OPERATOR_TERMINATION_TIMEOUT_SECONDS"] == "300"
     assert env["RECIPE_OPERATOR_WEBHOOK_ENABLED"] == "true"
-    assert env["RECIPE_OPERATOR_WEBHOOK_HOST"] == f"{FULLNAME}-webhook.{NAMESPACE}.svc"
     assert env["RECIPE_OPERATOR_WEBHOOK_PORT"] == "9443"
+    assert env["RECIPE_OPERATOR_WEBHOOK_CERT_FILE"] == "/etc/recipe-operator/webhook/tls.crt"
     webhook_svc = one(objs, "Service", f"{FULLNAME}-webhook")
     assert webhook_svc["spec"]["ports"][0]["port"] == 9443
     metrics_svc = one(objs, "Service", f"{FULLNAME}-metrics")
@@ -364,7 +387,7 @@ def test_chart_sets_exactly_the_variables_the_operator_reads():
     assert env_names() - chart_vars == NOT_CHART_SETTINGS
     # ...and the values rendered are ones the operator accepts.
     settings = Settings.from_env({k: v for k, v in env.items() if k in chart_vars})
-    assert settings.peering == FULLNAME and settings.webhook_enabled and settings.all_namespaces
+    assert settings.leader_election_lease == FULLNAME and settings.webhook_enabled and settings.all_namespaces
 
 
 def test_defaults_watch_all_namespaces_with_the_app_version_images():
@@ -373,7 +396,7 @@ def test_defaults_watch_all_namespaces_with_the_app_version_images():
     assert env["RECIPE_OPERATOR_NAMESPACES"] == ""
     assert env["RECIPE_OPERATOR_TRAINER_IMAGE"].endswith(":" + chart["appVersion"])
     assert env["RECIPE_OPERATOR_WEBHOOK_ENABLED"] == "false"
-    assert "RECIPE_OPERATOR_WEBHOOK_HOST" not in env
+    assert "RECIPE_OPERATOR_WEBHOOK_CERT_FILE" not in env
 
 
 def test_image_digest_pins_the_image():
@@ -384,29 +407,25 @@ def test_image_digest_pins_the_image():
     assert container_env(objs)["RECIPE_OPERATOR_TRAINER_IMAGE"].endswith("@" + digest)
 
 
-def test_one_replica_never_overlaps_and_several_use_kopf_peering():
+def test_one_replica_never_overlaps_and_several_elect_a_leader_on_a_lease():
     single = render()
-    assert container_env(single)["RECIPE_OPERATOR_PEERING"] == ""
+    assert container_env(single)["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == ""
     assert one(single, "Deployment")["spec"]["strategy"]["type"] == "Recreate"
-    assert find(single, "ClusterKopfPeering") == []
+    assert [r["metadata"]["name"] for r in find(single, "Role")] == []
 
     ha = render({"replicaCount": 2})
-    assert container_env(ha)["RECIPE_OPERATOR_PEERING"] == FULLNAME
+    env = container_env(ha)
+    assert env["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == FULLNAME
+    assert env["RECIPE_OPERATOR_LEADER_ELECTION_NAMESPACE"] == NAMESPACE
     assert one(ha, "Deployment")["spec"]["replicas"] == 2
     assert one(ha, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert one(ha, "ClusterKopfPeering")["metadata"]["name"] == FULLNAME
-    assert {c["metadata"]["name"] for c in find(ha, "CustomResourceDefinition")} >= {
-        "kopfpeerings.kopf.dev",
-        "clusterkopfpeerings.kopf.dev",
-    }
-    assert _allowed(_cluster_rules(ha), "kopf.dev", "clusterkopfpeerings", "patch")
-
-    namespaced = render({"replicaCount": 2, "watchNamespaces": ["ml", "research"]})
-    assert find(namespaced, "ClusterKopfPeering") == []
-    assert {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in find(namespaced, "KopfPeering")} == {
-        ("ml", FULLNAME),
-        ("research", FULLNAME),
-    }
+    role = one(ha, "Role", f"{FULLNAME}-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert _allowed(role["rules"], "coordination.k8s.io", "leases", "patch", FULLNAME)
+    assert not _allowed(role["rules"], "coordination.k8s.io", "leases", "patch", "kube-scheduler")
+    binding = one(ha, "RoleBinding", f"{FULLNAME}-leader-election")
+    assert binding["subjects"][0]["name"] == FULLNAME
+    assert not [o for o in ha if o["apiVersion"].startswith("kopf.dev")]
 
 
 def test_names_stay_within_63_characters_and_unique():
@@ -423,8 +442,8 @@ def test_names_stay_within_63_characters_and_unique():
         seen.add(key)
         for value in obj["metadata"].get("labels", {}).values():
             assert len(value) <= 63, value
-    env = container_env(objs)
-    assert len(env["RECIPE_OPERATOR_WEBHOOK_HOST"].split(".")[0]) <= 63
+    (hook,) = one(objs, "ValidatingWebhookConfiguration")["webhooks"]
+    assert len(hook["clientConfig"]["service"]["name"]) <= 63
 
 
 def test_standard_labels_on_every_object():
@@ -463,7 +482,6 @@ def _cluster_rules(objs) -> list[dict]:
 OPERATOR_NEEDS = [
     ("training.chefgenius.io", "recipetrainingjobs", "watch"),
     ("training.chefgenius.io", "recipetrainingjobs", "list"),
-    ("training.chefgenius.io", "recipetrainingjobs", "patch"),
     ("training.chefgenius.io", "recipetrainingjobs", "delete"),  # ttlSecondsAfterFinished
     ("training.chefgenius.io", "recipetrainingjobs/status", "patch"),
     ("training.chefgenius.io", "recipetrainingjobs/finalizers", "update"),  # blockOwnerDeletion children
@@ -489,8 +507,8 @@ def test_cluster_wide_install_grants_what_the_operator_does_and_no_more():
     for rule in rules:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
     assert not _allowed(rules, "", "secrets", "get")
-    assert not _allowed(rules, "", "pods", "delete")
     assert not _allowed(rules, "", "pods", "create")
+    assert not _allowed(rules, "", "pods", "patch")
     assert not _allowed(rules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "create")
     binding = one(objs, "ClusterRoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
@@ -514,18 +532,10 @@ def test_watch_namespaces_moves_permissions_into_a_role_per_namespace():
     ]
 
 
-def test_webhook_gets_its_configuration_rights_only_when_enabled():
-    from recipe_operator.settings import WEBHOOK_CONFIGURATION_NAME
-
+def test_the_chart_owns_the_webhook_configuration_and_the_operator_gets_no_webhook_rights():
     objs = render({"webhook": {"enabled": True}, "watchNamespaces": ["ml"]})
-    rules = _cluster_rules(objs)
-    group, resource = "admissionregistration.k8s.io", "validatingwebhookconfigurations"
-    assert _allowed(rules, group, resource, "create")
-    # kopf patches only its own configuration, named after the CRD; other webhooks stay out of reach.
-    assert _allowed(rules, group, resource, "patch", WEBHOOK_CONFIGURATION_NAME)
-    assert not _allowed(rules, group, resource, "patch", "someone-elses-webhook")
-    assert not _allowed(rules, group, resource, "delete", WEBHOOK_CONFIGURATION_NAME)
-    assert not _allowed(rules, group, "mutatingwebhookconfigurations", "create")
+    for rule in _cluster_rules(objs):
+        assert rule["apiGroups"] != ["admissionregistration.k8s.io"], rule
     (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert {"name": "https-webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
 

@@ -68,13 +68,27 @@ app.kubernetes.io/part-of: chef-genius
 {{- end }}
 {{- end }}
 
-{{/* Kopf peering is on with several replicas (standby) or when asked for. */}}
-{{- define "rto.peeringEnabled" -}}
-{{- if or .Values.peering.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{/* Leader election is on with several replicas (standby) or when asked for. */}}
+{{- define "rto.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
 {{- end }}
 
-{{- define "rto.peeringName" -}}
-{{- default (include "rto.fullname" .) .Values.peering.name }}
+{{- define "rto.leaseName" -}}
+{{- default (include "rto.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "rto.webhookSecretName" -}}
+{{- include "rto.suffixed" (list . "webhook-cert") }}
+{{- end }}
+
+{{/* The operator serves the webhook at /<kopf handler id> (recipe_operator.settings.WEBHOOK_PATH). */}}
+{{- define "rto.webhookPath" -}}
+/validate-spec
+{{- end }}
+
+{{/* Where the Deployment mounts the webhook Secret. */}}
+{{- define "rto.webhookCertDir" -}}
+/etc/recipe-operator/webhook
 {{- end }}
 
 {{- define "rto.metricsServiceName" -}}
@@ -86,7 +100,7 @@ app.kubernetes.io/part-of: chef-genius
 {{- end }}
 
 {{- define "rto.webhookHost" -}}
-{{- default (printf "%s.%s.svc" (include "rto.webhookServiceName" .) .Release.Namespace) .Values.webhook.host }}
+{{- printf "%s.%s.svc" (include "rto.webhookServiceName" .) .Release.Namespace }}
 {{- end }}
 
 {{/* Namespace of an optional monitoring object: its own setting or the release namespace. */}}
