@@ -146,3 +146,23 @@ def test_one_of_two_electors_leads_and_the_other_takes_over_when_it_releases(clu
     asyncio.run(scenario())
     lease = cluster._call("GET", f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/recipe-operator")
     assert lease["spec"]["holderIdentity"] == "b"
+
+
+def test_pod_and_job_watches_filter_on_the_server_and_time_out_on_the_client():
+    """kopf's `labels=` on a handler filters after every pod of the cluster has been streamed; the
+    selector in settings.watching goes into the watch request itself (`labelSelector=`)."""
+    import kopf
+
+    settings = kopf.OperatorSettings()
+    handlers.configure_watching(settings)
+    pods = kopf.Resource("", "v1", "pods", kind="Pod", namespaced=True)
+    jobs = kopf.Resource("batch", "v1", "jobs", kind="Job", namespaced=True)
+    rtjs = kopf.Resource("training.chefgenius.io", "v1alpha1", "recipetrainingjobs", kind="RecipeTrainingJob")
+    selectors = settings.watching.label_selectors
+    assert (
+        selectors.collect(pods)
+        == selectors.collect(jobs)
+        == ["app.kubernetes.io/managed-by=recipe-training-operator"]
+    )
+    assert selectors.collect(rtjs) == []
+    assert settings.watching.server_timeout < settings.watching.client_timeout

@@ -1,0 +1,302 @@
+"""Issue 10's scenarios on a real control plane: RBAC, admission, the Job controller, the scheduler
+and the garbage collector decide here, not a test. Each listed defect has a scenario that failed
+before its fix (named in the docstring). Pods run on kwok's GPU nodes; kwok's stages move them.
+Scenarios that start, kill or reconfigure operators, or fail pods through kwok, need the local
+control plane of scripts/cluster/ (conftest.py skips them elsewhere)."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from e2e.scenario_helpers import (
+    EXTRA_METRICS_PORT,
+    MAIN_METRICS_PORT,
+    Kube,
+    gpu_job,
+    reconciles,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture()
+def kube(api, operator):
+    return Kube(api, operator)
+
+
+def _running(kube: Kube, name: str, attempt: int = 1, nodes: int = 2) -> list:
+    pods = wait_for(
+        kube.running_pods(name, attempt, nodes), timeout=180, what=f"{nodes} pods of attempt {attempt}"
+    )
+    wait_for(kube.phase_is(name, "Running"), timeout=120, what="phase Running")
+    return pods
+
+
+def test_a_gpu_job_becomes_an_indexed_job_whose_pods_run_on_gpu_nodes(kube):
+    created = kube.create(gpu_job("gang", kube.ns))
+    job = wait_for(lambda: kube.job("gang"), what="the Indexed Job")
+    assert job.spec.completion_mode == "Indexed" and job.spec.completions == job.spec.parallelism == 2
+    assert job.metadata.owner_references[0].uid == created["metadata"]["uid"]
+    pods = _running(kube, "gang")
+    assert {p.spec.node_name for p in pods} == {"gpu-node-0", "gpu-node-1"}  # 8 GPUs each: one pod per node
+    for pod in pods:
+        (container,) = pod.spec.containers
+        assert container.resources.limits["nvidia.com/gpu"] == "8"
+    st = kube.status("gang")
+    assert st["attempt"] == 1 and any(
+        c["type"] == "Running" and c["status"] == "True" for c in st["conditions"]
+    )
+
+
+def test_an_oom_killed_pod_restarts_the_gang_as_attempt_two_which_runs(kube, fail_pod_with_kwok):
+    """Defect 1: attempt 2 patches the existing ConfigMap; without `patch` in the chart's RBAC the
+    relaunch got 403 after the status said Launching and no Job was ever created."""
+    kube.create(gpu_job("oom", kube.ns))
+    pods = _running(kube, "oom")
+    fail_pod_with_kwok(kube.ns, pods[0].metadata.name, exit_code=137, reason="OOMKilled")
+    wait_for(kube.job_of_attempt("oom", 2), timeout=180, what="the Job of attempt 2")
+    _running(kube, "oom", attempt=2)
+    st = kube.status("oom")
+    assert (st["attempt"], st["restarts"], st["failure"]["reason"]) == (2, 1, "OOMKilled")
+    assert st["failure"]["exitCode"] == 137
+    assert "Restarting" in kube.event_reasons("oom")
+
+
+def test_suspend_removes_the_pods_and_unsuspend_runs_attempt_two(kube):
+    kube.create(gpu_job("pause", kube.ns, nodes=1))
+    _running(kube, "pause", nodes=1)
+    kube.patch_spec("pause", {"suspend": True})
+    wait_for(kube.phase_is("pause", "Suspended"), what="Suspended")
+    wait_for(lambda: kube.job("pause") is None and not kube.pods("pause"), timeout=180, what="the gang gone")
+    assert kube.core.read_namespaced_persistent_volume_claim("pause-checkpoints", kube.ns)
+    kube.patch_spec("pause", {"suspend": False})
+    _running(kube, "pause", attempt=2, nodes=1)
+
+
+def test_a_kueue_labelled_job_is_created_suspended_and_runs_once_admitted(kube):
+    body = gpu_job("queued", kube.ns, nodes=1)
+    body["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a"}
+    kube.create(body)
+    job = wait_for(lambda: kube.job("queued"), what="the Job")
+    assert job.spec.suspend is True and job.metadata.labels["kueue.x-k8s.io/queue-name"] == "team-a"
+    st = wait_for(kube.phase_is("queued", "Pending"), what="Pending")
+    assert any(c["type"] == "Queued" and c["status"] == "True" for c in st["conditions"])
+    time.sleep(3)
+    assert kube.pods("queued") == []  # the Job controller creates nothing while suspended
+    kube.batch.patch_namespaced_job("queued", kube.ns, {"spec": {"suspend": False}})  # Kueue's admission
+    _running(kube, "queued", nodes=1)
+
+
+def test_ttl_after_finished_deletes_the_job_and_the_garbage_collector_its_children(
+    kube, finish_pod_with_kwok
+):
+    kube.create(gpu_job("brief", kube.ns, nodes=1, runPolicy={"ttlSecondsAfterFinished": 5}))
+    (pod,) = _running(kube, "brief", nodes=1)
+    finish_pod_with_kwok(kube.ns, pod.metadata.name)
+    wait_for(kube.phase_is("brief", "Succeeded"), timeout=180, what="Succeeded")
+    wait_for(lambda: kube.rtj("brief") is None, timeout=120, what="the job deleted by its TTL")
+    wait_for(lambda: not any(kube.children("brief").values()), timeout=120, what="children collected")
+
+
+def test_an_unschedulable_job_fails_at_the_pending_timeout(kube):
+    kube.create(gpu_job("too-big", kube.ns, nodes=1, gpus=16, runPolicy={"pendingTimeoutSeconds": 15}))
+    st = wait_for(kube.phase_is("too-big", "Failed"), timeout=180, what="Failed")
+    assert st["failure"]["reason"] == "Unschedulable" and "nvidia.com/gpu" in st["failure"]["message"]
+    wait_for(lambda: kube.job("too-big") is None, timeout=120, what="the Job removed")
+
+
+def test_the_crd_schema_refuses_a_malformed_spec(kube):
+    body = gpu_job("typed", kube.ns)
+    body["spec"]["resources"]["nodes"] = "two"
+    with pytest.raises(kube.ApiException) as exc:
+        kube.create(body)
+    assert exc.value.status == 422 and "spec.resources.nodes" in exc.value.body
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "field"),
+    [
+        (
+            "batch",
+            {"training": {"microBatchSize": 3, "globalBatchSize": 10}},
+            "spec.training.globalBatchSize",
+        ),
+        ("1st-run", {}, "metadata.name"),  # defect 4: its Service would get 422 mid-launch
+        (
+            "quantity",
+            {"resources": {"cpu": "1.2.3"}},
+            "spec.resources.cpu",
+        ),  # defect 4: the CRD pattern passes it
+    ],
+)
+def test_the_admission_webhook_over_https_refuses_what_the_schema_cannot_see(kube, name, change, field):
+    """Defect 3: the API server reaches the operator's webhook through the chart's Service and
+    certificate; kopf's self-managed configuration pointed at a host it could not resolve."""
+    with pytest.raises(kube.ApiException) as exc:
+        kube.create(gpu_job(name, kube.ns, **change))
+    assert exc.value.status in (400, 422) and field in exc.value.body
+    assert 'admission webhook "validate.recipetrainingjobs.training.chefgenius.io" denied' in exc.value.body
+
+
+def test_a_dead_operator_never_blocks_deleting_a_job(kube, operators):
+    """Defect 3: validation on DELETE with failurePolicy Fail made jobs undeletable while the
+    operator was down (and one that no longer validated, forever)."""
+    kube.create(gpu_job("orphaned", kube.ns, nodes=1))
+    wait_for(lambda: kube.job("orphaned"), what="the Job")
+    operators.kill()
+    kube.delete_rtj("orphaned")
+    wait_for(lambda: kube.rtj("orphaned") is None, what="the job deleted")
+    with pytest.raises(kube.ApiException) as exc:  # failurePolicy Fail: creates wait for the webhook
+        kube.create(gpu_job("while-down", kube.ns, nodes=1))
+    assert "failed calling webhook" in exc.value.body
+
+
+def test_deleting_a_job_garbage_collects_its_children(kube):
+    kube.create(gpu_job("collected", kube.ns, nodes=1))
+    _running(kube, "collected", nodes=1)
+    assert all(kube.children("collected").values())
+    kube.delete_rtj("collected")
+    wait_for(lambda: not any(kube.children("collected").values()), timeout=120, what="children collected")
+    wait_for(lambda: not kube.pods("collected"), timeout=120, what="pods gone")
+
+
+def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies(kube, operators):
+    """Defect 2: with replicaCount 2 kopf peering at one priority froze both replicas (and the
+    operator's own loops kept acting in the frozen one)."""
+    operators.upgrade_chart("--set", "leaderElection.enabled=true")
+    operators.start("standby")
+    leader = wait_for(kube.lease_holder, what="a Lease holder")
+    kube.create(gpu_job("led", kube.ns, nodes=1))
+    _running(kube, "led", nodes=1)
+    counts = {port: reconciles(port, kube.ns) for port in (MAIN_METRICS_PORT, EXTRA_METRICS_PORT)}
+    assert sorted(count > 0 for count in counts.values()) == [False, True], counts  # exactly one acts
+    active = "operator" if counts[MAIN_METRICS_PORT] else "standby"
+    operators.kill(active)
+    wait_for(lambda: (h := kube.lease_holder()) and h != leader, timeout=60, what="the other replica leading")
+    kube.create(gpu_job("after-failover", kube.ns, nodes=1))
+    _running(kube, "after-failover", nodes=1)
+
+
+def test_an_operator_killed_mid_launch_leaves_no_duplicate_children(kube, operators):
+    kube.create(gpu_job("interrupted", kube.ns, nodes=1))
+    wait_for(lambda: kube.status("interrupted").get("phase"), what="the launch begun")
+    operators.kill(sig=signal.SIGKILL)
+    operators.start("operator")
+    _running(kube, "interrupted", nodes=1)
+    operators.kill(sig=signal.SIGKILL)
+    operators.start("operator")
+    time.sleep(5)  # the restarted operator reconciles the job again
+    assert {kind: len(names) for kind, names in kube.children("interrupted").items()} == {
+        "Job": 1,
+        "ConfigMap": 1,
+        "Service": 1,
+        "PersistentVolumeClaim": 1,
+    }
+    assert kube.status("interrupted")["attempt"] == 1
+
+
+def test_a_steady_running_job_writes_no_status(kube):
+    """Defect 6: the status merge patch never converged, so each event and each 30 s resync wrote
+    every job's status. Two resync periods pass here without a single write."""
+    kube.create(gpu_job("steady", kube.ns, nodes=1))
+    _running(kube, "steady", nodes=1)
+    time.sleep(5)  # the Running transition's own follow-up reconciles
+    before = kube.rtj("steady")["metadata"]["resourceVersion"]
+    time.sleep(65)
+    after = kube.rtj("steady")
+    assert after["metadata"]["resourceVersion"] == before, after["status"]
+
+
+def test_a_same_named_job_it_does_not_own_is_never_adopted_or_deleted(kube):
+    """Defect 8: the operator deleted a foreign Job of its name as if it were an old attempt."""
+    foreign = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "taken", "labels": {"app": "someone-else"}},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}
+            },
+        },
+    }
+    kube.batch.create_namespaced_job(kube.ns, foreign)
+    kube.create(gpu_job("taken", kube.ns, nodes=1))
+    st = wait_for(kube.phase_is("taken", "Failed"), what="Failed")
+    assert (
+        st["failure"]["reason"] == "ConflictingObject" and f"Job {kube.ns}/taken" in st["failure"]["message"]
+    )
+    job = kube.job("taken")
+    assert job is not None and job.metadata.deletion_timestamp is None and not job.metadata.owner_references
+
+
+def test_a_missing_priority_class_fails_the_job_with_the_api_message(kube):
+    """Defect 4: the Priority admission plugin refuses the pods; the Job controller says so only in
+    FailedCreate events, and the job sat in Launching forever."""
+    kube.create(gpu_job("urgent", kube.ns, nodes=1, resources={"priorityClassName": "no-such-class"}))
+    st = wait_for(kube.phase_is("urgent", "Failed"), timeout=120, what="Failed")
+    assert st["failure"]["reason"] == "PriorityClassNotFound"
+    assert "no PriorityClass with name no-such-class" in st["failure"]["message"]
+
+
+def test_an_exhausted_quota_shows_in_status_then_fails_at_the_pending_timeout(kube):
+    """Defect 4: a ResourceQuota refusal showed only as events on the Job."""
+    kube.core.create_namespaced_resource_quota(
+        kube.ns,
+        {"metadata": {"name": "no-gpus"}, "spec": {"hard": {"requests.nvidia.com/gpu": "0"}}},
+    )
+    time.sleep(2)  # the quota controller fills in status.used before admission enforces it
+    kube.create(gpu_job("starved", kube.ns, nodes=1, runPolicy={"pendingTimeoutSeconds": 20}))
+    st = wait_for(
+        lambda: (
+            (s := kube.status("starved"))
+            and any(c["type"] == "CreateFailed" for c in s.get("conditions", []))
+            and s
+        ),
+        timeout=120,
+        what="the CreateFailed condition",
+    )
+    (cond,) = [c for c in st["conditions"] if c["type"] == "CreateFailed"]
+    assert cond["reason"] == "QuotaExceeded" and "exceeded quota" in cond["message"]
+    st = wait_for(kube.phase_is("starved", "Failed"), timeout=120, what="Failed at the pending timeout")
+    assert st["failure"]["reason"] == "QuotaExceeded"
+
+
+def test_trainer_pods_are_admitted_under_the_restricted_pod_security_level(api, kube):
+    kube.core.patch_namespace(
+        kube.ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    kube.create(gpu_job("locked-down", kube.ns, nodes=1))
+    _running(kube, "locked-down", nodes=1)
+
+
+def test_a_gang_stuck_terminating_is_escalated_and_the_next_attempt_starts(
+    kube, operators, fail_pod_with_kwok
+):
+    """Defect 5: a Foreground-deleted Job whose pod never goes (here a finalizer plays the lost node)
+    kept the job Restarting forever."""
+    operators.upgrade_chart("--set", "operator.terminationTimeoutSeconds=5")
+    kube.create(gpu_job("stuck", kube.ns, nodes=1))
+    (pod,) = _running(kube, "stuck", nodes=1)
+    name = pod.metadata.name
+    kube.core.patch_namespaced_pod(name, kube.ns, {"metadata": {"finalizers": ["e2e.chefgenius.io/hold"]}})
+    try:
+        fail_pod_with_kwok(kube.ns, name, exit_code=137, reason="OOMKilled")
+        wait_for(kube.phase_is("stuck", "Restarting", "Launching", "Running"), what="the restart begun")
+        st = wait_for(
+            lambda: (
+                (s := kube.status("stuck"))
+                and any(c["type"] == "TerminationTimeout" for c in s.get("conditions", []))
+                and s
+            ),
+            timeout=120,
+            what="the TerminationTimeout condition",
+        )
+        assert "GangTerminationTimeout" in kube.event_reasons("stuck")
+        wait_for(kube.job_of_attempt("stuck", 2), timeout=120, what="attempt 2 despite the stuck pod")
+        assert any(c["reason"] == "GangTerminationTimeout" for c in st["conditions"])
+    finally:
+        kube.core.patch_namespaced_pod(name, kube.ns, {"metadata": {"finalizers": None}})
