@@ -380,6 +380,14 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
     elif condition_is(st.conditions, "CreateFailed"):
         draft.condition("CreateFailed", False, "PodsCreated", "the attempt's pods were created")
     failure = first_failure(current, pods, waited, timeout)
+    never_ran = o.status.phase != "Running"
+    if failure is None and never_ran and not pods and waited is not None and waited > timeout:
+        # No pod at all (refusals whose events expired, a stuck Job controller): say so, not wait.
+        message = (
+            f"no pod of attempt {st.attempt} was created within runPolicy.pendingTimeoutSeconds "
+            f"({int(timeout)}s); see the Job's events (kubectl describe job {current.name})"
+        )
+        failure = FailureInfo("PodsNotCreated", message, False)
     if failure is not None:
         _on_failure(draft, job, failure)
         return

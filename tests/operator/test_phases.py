@@ -59,6 +59,8 @@ def observation(phase: str, event: str) -> phases.Observed:
     errors: tuple = ()
     if event == "nothing":
         child = None
+    elif event == "job-exists":  # just admitted: its pods are on their way
+        st.admission_time = (NOW - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
     elif event == "queued":
         child = JobView(name="flan", attempt=a, suspended=True)
     elif event == "all-running":

@@ -168,3 +168,14 @@ def test_job_views_carry_uid_deletion_time_and_active_pods():
         2,
     )
     assert PodView.from_dict({"metadata": {"name": "p"}}).deleting is False
+
+
+def test_an_attempt_without_any_pod_past_the_pending_timeout_fails_instead_of_launching_forever():
+    observed = observation("Launching", "job-exists")
+    st = observed.status.model_copy(deep=True)
+    st.admission_time = (NOW - timedelta(seconds=601)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    d = phases.decide(phases.Observed(**{**observed.__dict__, "status": st, "pods": ()}))
+    assert d.status.phase == "Failed" and d.status.failure.reason == "PodsNotCreated"
+    assert "kubectl describe job flan" in d.status.failure.message
+    within = phases.decide(phases.Observed(**{**observed.__dict__, "pods": ()}))
+    assert within.status.phase == "Launching"
