@@ -84,10 +84,22 @@ class Operator:
         self.tasks = [
             asyncio.create_task(clock_loop(self), name="recipe-operator clock"),
             asyncio.create_task(progress_loop(self), name="recipe-operator progress"),
+            asyncio.create_task(self.resync(), name="recipe-operator resync"),
         ]
-        for body in await self.kube.list_all_jobs(self.settings.namespaces):
-            meta = body.get("metadata") or {}
-            self.wake_at[(meta["namespace"], meta["name"])] = 0.0  # the clock loop takes it now
+
+    async def resync(self) -> None:
+        """Queue every job for the clock loop; retried until the API answers."""
+        while True:
+            try:
+                bodies = await self.kube.list_all_jobs(self.settings.namespaces)
+            except Exception as exc:
+                logger.warning("listing RecipeTrainingJobs to resync failed (retrying): %s", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            for body in bodies:
+                meta = body.get("metadata") or {}
+                self.wake_at.setdefault((meta["namespace"], meta["name"]), 0.0)  # due now
+            return
 
     async def stop_leading(self) -> None:
         """Stop everything that acts; a standby keeps only kopf's watches (and the webhook)."""

@@ -166,3 +166,49 @@ def test_pod_and_job_watches_filter_on_the_server_and_time_out_on_the_client():
     )
     assert selectors.collect(rtjs) == []
     assert settings.watching.server_timeout < settings.watching.client_timeout
+
+
+def test_a_standby_replica_does_nothing_until_it_holds_the_lease(cluster: Cluster, monkeypatch):
+    """Defect 2: a replica that is not the leader writes nothing (no status, no children, no
+    loops); when the leader's Lease is released it takes over and resyncs every job."""
+    monkeypatch.setenv("RECIPE_OPERATOR_LEADER_ELECTION_LEASE", "recipe-operator")
+    monkeypatch.setenv("RECIPE_OPERATOR_LEADER_ELECTION_NAMESPACE", NS)
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases"
+
+    def held_by(holder: str) -> dict:
+        now = datetime.now(UTC).strftime(leader.MICRO)
+        return {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": now, "acquireTime": now}
+
+    cluster._call(
+        "POST",
+        path,
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "recipe-operator", "namespace": NS},
+            "spec": held_by("other-replica"),
+        },
+    )
+    cluster.create(rtj("waiting"))
+    with KopfRunner(ARGS, timeout=30) as runner:
+        for _ in range(4):  # the other replica keeps renewing
+            time.sleep(1)
+            cluster._call(
+                "PATCH",
+                f"{path}/recipe-operator",
+                {"spec": held_by("other-replica")},
+                "application/merge-patch+json",
+            )
+        assert status(cluster, "waiting") == {} and cluster.get("Job", NS, "waiting") is None
+        cluster._call(
+            "PATCH",
+            f"{path}/recipe-operator",
+            {"spec": {"holderIdentity": ""}},
+            "application/merge-patch+json",
+        )
+        wait_for(lambda: cluster.get("Job", NS, "waiting"), what="the Job, once this replica leads")
+        lease = cluster._call("GET", f"{path}/recipe-operator")
+        assert lease["spec"]["holderIdentity"] not in ("", "other-replica")
+    assert runner.exit_code == 0
+    released = cluster._call("GET", f"{path}/recipe-operator")["spec"]
+    assert released["holderIdentity"] == ""  # handed over at shutdown
