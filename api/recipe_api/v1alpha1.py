@@ -362,6 +362,14 @@ class RunPolicy(_Model):
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, description="Delete the finished job and its children after this long."
     )
+    collective_timeout_seconds: int = Field(
+        1800,
+        ge=10,
+        description="How long a rank waits in a collective (all-reduce, barrier) for the other ranks "
+        "before failing with PeerLost, so that the gang restarts from its checkpoint instead of hanging "
+        "when a peer hangs or vanishes without closing its connections. It must exceed the longest "
+        "pause of the other ranks: rank 0 alone builds the tokenized cache and writes checkpoints.",
+    )
 
 
 class SecretKeyRef(_Model):

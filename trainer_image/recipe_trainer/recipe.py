@@ -43,6 +43,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,9 @@ class TrainingRecipe:
                 "spec.deepspeed.zeroStage: 3 is not supported by this trainer; use 2 (LoRA and models that fit "
                 "one GPU train faster with it)"
             )
-        deepspeed.init_distributed()
+        # A deliberate bound on every collective (runPolicy.collectiveTimeoutSeconds), not DeepSpeed's
+        # 10-minute DEEPSPEED_TIMEOUT default: a hung peer ends the gang with PeerLost, never a hang.
+        deepspeed.init_distributed(timeout=timedelta(seconds=self.spec.run_policy.collective_timeout_seconds))
         self.dist = dist
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
