@@ -69,3 +69,11 @@ def checkpoint_step_of(name: str) -> int | None:
 # ---- environment of trainer pods (the operator sets them from Secrets, the trainer reads them)
 WEBHOOK_URL_ENV = "RECIPE_TRAINER_WEBHOOK_URL"
 WANDB_API_KEY_ENV = "WANDB_API_KEY"
+
+
+# ---- trainer exit codes the operator classifies (recipe_operator.failures)
+# A rank whose peer vanished (connection reset or closed, or the collective timed out) is a victim,
+# not the cause: it exits with this code so the operator restarts the gang instead of failing the
+# job as a trainer error. 128+ is the retryable range of Kubeflow's ExitCode policy, which the
+# operator follows; 141 is 128+SIGPIPE, the conventional code of a broken connection.
+EXIT_CODE_PEER_LOST = 141

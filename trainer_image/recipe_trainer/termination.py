@@ -31,6 +31,37 @@ def failure_message(reason: str | BaseException) -> str:
     return _truncate(" ".join(text.split()) or "unknown error")
 
 
+# How a collective reports a peer that died (its connections reset or closed) or hung (the
+# process-group timeout, runPolicy.collectiveTimeoutSeconds, ran out): gloo on CPU, NCCL on GPUs.
+# torch raises plain RuntimeErrors (or DistError subclasses) for these, so the message tells.
+PEER_LOST_MARKERS = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "timed out waiting",
+    "socket timeout",
+    "broken pipe",
+    "nccl communicator was aborted",
+    "watchdog caught collective operation timeout",
+)
+
+
+def is_peer_lost(exc: BaseException) -> bool:
+    """True when `exc` says another rank vanished or hung in a collective: this rank is a victim,
+    and restarting the gang (contract.EXIT_CODE_PEER_LOST) is the cure, not fixing the trainer."""
+    if not isinstance(exc, RuntimeError | ConnectionError | TimeoutError):
+        return False
+    text = str(exc).lower()
+    return any(marker in text for marker in PEER_LOST_MARKERS)
+
+
+def peer_lost_message(exc: BaseException) -> str:
+    """The one-line reason a victim rank leaves: what happened, then the transport's own words."""
+    return failure_message(
+        f"PeerLost: another rank of the gang vanished or hung during a collective operation; "
+        f"restart the gang from the last checkpoint ({type(exc).__name__}: {exc})"
+    )
+
+
 def success_message(summary: TerminationSummary) -> str:
     """The summary as JSON (non-finite numbers become null). Should paths make it too long,
     they are left out, least important first, so the JSON stays whole and valid."""

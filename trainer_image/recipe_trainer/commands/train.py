@@ -3,7 +3,9 @@ rank, in pods and in local mode. It reads the resolved TrainerConfig, runs the r
 its last word in the termination log: the JSON summary on success, one line of reason otherwise.
 
 Exit codes: 0 done; 1 failed (reason in the termination log); 130 / 143 stopped by SIGINT /
-SIGTERM after writing a checkpoint (not done: run again, or the operator restarts the gang).
+SIGTERM after writing a checkpoint (not done: run again, or the operator restarts the gang);
+141 (contract.EXIT_CODE_PEER_LOST) another rank vanished or hung in a collective: this rank is a
+victim, and the operator restarts the gang (a retryable code, 128+).
 
 Launch it with the launcher's `--no_local_rank`: each rank reads LOCAL_RANK from its environment,
 and a `--local_rank=N` placed before the sub-command would not parse.
@@ -15,6 +17,7 @@ import argparse
 import os
 from pathlib import Path
 
+from recipe_api.contract import EXIT_CODE_PEER_LOST
 from recipe_api.trainer_config import CONFIG_FILE_NAME, CONFIG_MOUNT_PATH
 
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
     from ..recipe import StopRequested, TrainingRecipe, configure_logging
-    from ..termination import write_failure, write_success
+    from ..termination import is_peer_lost, peer_lost_message, write_failure, write_success
 
     rank = int(os.environ.get("RANK", "0"))
     configure_logging(rank)
@@ -52,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
         recipe.cleanup()
         return 128 + int(stop.signum)
     except BaseException as exc:  # OOM, divergence, bad data...: one line, non-zero exit
+        peer_lost = is_peer_lost(exc)
         if _first_failure(termination_log):  # another rank's crash is the reason, not its echo here
-            write_failure(exc, termination_log)
+            write_failure(peer_lost_message(exc) if peer_lost else exc, termination_log)
         notifier = getattr(recipe, "notifier", None)
         if notifier is not None:
             notifier.on_crash(str(exc), getattr(recipe.progress, "step", None))
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         import traceback
 
         traceback.print_exc()
-        return 1
+        return EXIT_CODE_PEER_LOST if peer_lost else 1
     if rank == 0:
         write_success(summary, termination_log)
     recipe.cleanup()

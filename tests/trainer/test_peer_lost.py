@@ -1,0 +1,47 @@
+"""A rank whose peer vanished exits as a victim (PeerLost, a retryable code) so the operator restarts
+the gang; any other error stays a trainer error. The messages are the transports' own words."""
+
+from __future__ import annotations
+
+import pytest
+from recipe_api.contract import EXIT_CODE_PEER_LOST
+from recipe_trainer.termination import is_peer_lost, peer_lost_message
+
+GLOO_RESET = (
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:6017: Connection reset by "
+    "peer. This is typically caused by a remote worker hanging or bugs in the application."
+)
+GLOO_TIMEOUT = (
+    "[../third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 5000ms for recv"
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "lost"),
+    [
+        (RuntimeError(GLOO_RESET), True),  # peer SIGKILLed: its sockets reset (measured, torch 2.13)
+        (RuntimeError(GLOO_TIMEOUT), True),  # peer hung: the process-group timeout ran out (measured)
+        (RuntimeError("[pair.cc:589] Connection closed by peer [10.0.0.7]:41523"), True),
+        (RuntimeError("NCCL communicator was aborted on rank 0."), True),
+        (ConnectionResetError("Connection reset by peer"), True),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), False),
+        (ValueError("spec.dataset.path: no such file; timed out waiting"), False),  # not a transport error
+        (KeyboardInterrupt(), False),
+    ],
+)
+def test_peer_lost_is_told_from_other_failures(exc, lost):
+    assert is_peer_lost(exc) is lost
+
+
+def test_peer_lost_message_is_one_line_and_says_what_to_expect():
+    message = peer_lost_message(RuntimeError(GLOO_RESET + "\n  at frame 2"))
+    assert "\n" not in message
+    assert message.startswith("PeerLost: another rank of the gang vanished or hung")
+    assert "Connection reset by peer" in message
+
+
+def test_peer_lost_code_is_in_the_operators_retryable_range():
+    """The operator follows Kubeflow's ExitCode policy: 128+ is retried (recipe_operator.failures)."""
+    from recipe_operator.failures import classify_exit
+
+    assert classify_exit("Error", EXIT_CODE_PEER_LOST) == ("Signaled", True)
