@@ -28,10 +28,13 @@ COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
 TRAINER_MODULE = "recipe_trainer.cli"
+# Set as the container's command, not left to the image's ENTRYPOINT: a user's own image (spec.
+# resources.image) with another entrypoint, or none, still starts the DeepSpeed launcher.
+LAUNCHER_COMMAND = ["deepspeed"]
 
 
 def build_launcher_args(job: RecipeTrainingJob) -> list[str]:
-    """Arguments to the image's `deepspeed` entrypoint."""
+    """Arguments to the `deepspeed` launcher (the container's command, LAUNCHER_COMMAND)."""
     resources = job.spec.resources
     args: list[str] = []
     if resources.nodes > 1:
@@ -125,6 +128,7 @@ def build_job(
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER_NAME,
         "image": resources.image or default_image,
+        "command": list(LAUNCHER_COMMAND),
         "args": build_launcher_args(job),
         "env": _env(job),
         "resources": _resources(job),
