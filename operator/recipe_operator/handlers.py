@@ -50,6 +50,8 @@ from .settings import Settings
 RTJ = (API_GROUP, API_VERSION, PLURAL)
 OWNED = {LABEL_MANAGED_BY: MANAGED_BY}
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+# The Job controller's only word on refused pods (quota, PriorityClass, Pod Security).
+FAILED_CREATE_SELECTOR = "involvedObject.kind=Job,reason=FailedCreate"
 RECONCILE_INTERVAL_SECONDS = 30.0  # periodic resync of unfinished jobs
 RETRY_SECONDS = 10.0  # a reconcile that raised is tried again this much later
 WATCH_SERVER_TIMEOUT_SECONDS = 300  # the API server ends each watch after this...
@@ -133,6 +135,7 @@ def configure_watching(settings: kopf.OperatorSettings) -> None:
     silent (a half-open connection) after WATCH_CLIENT_TIMEOUT_SECONDS; kopf then re-lists."""
     settings.watching.label_selectors["batch", "v1", "jobs"] = OWNED_SELECTOR
     settings.watching.label_selectors["", "v1", "pods"] = OWNED_SELECTOR
+    settings.watching.field_selectors["", "v1", "events"] = FAILED_CREATE_SELECTOR
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT_SECONDS
     settings.watching.connect_timeout = 10
@@ -223,6 +226,15 @@ async def rtj_event(memo: kopf.Memo, event: dict, namespace: str, name: str, **_
 async def job_event(memo: kopf.Memo, labels: kopf.Labels, namespace: str, **_: Any) -> None:
     if labels.get(LABEL_JOB_NAME) and memo.operator.leading:
         await reconcile(memo.operator, namespace, labels[LABEL_JOB_NAME])
+
+
+@kopf.on.event("", "v1", "events")
+async def failed_create_event(memo: kopf.Memo, body: kopf.Body, namespace: str, **_: Any) -> None:
+    """A Job could not create its pods: reconcile the job of that name (builders.job_name) now
+    instead of at the pending timeout. The watch is narrowed server-side (configure_watching)."""
+    involved = body.get("involvedObject") or {}
+    if body.get("reason") == "FailedCreate" and involved.get("kind") == "Job" and memo.operator.leading:
+        await reconcile(memo.operator, namespace, involved.get("name", ""))
 
 
 @kopf.on.event("", "v1", "pods", labels=OWNED)

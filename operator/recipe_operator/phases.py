@@ -35,6 +35,7 @@ from .builders.job import KUEUE_QUEUE_LABEL
 from .failures import FailureInfo, JobView, PodView, first_failure, pending_seconds_since
 
 EventType = Literal["Normal", "Warning"]
+LAUNCH_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -393,7 +394,9 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
         return
     running = sum(p.running for p in pods)
     if waited is not None and running < job.spec.resources.nodes:
-        draft.d.requeue_after = max(1.0, timeout - waited)  # look again when the pending timeout is due
+        # Look again when the pending timeout is due, and meanwhile every LAUNCH_RECHECK_SECONDS:
+        # refusals of pods change no Job or pod (they are only events).
+        draft.d.requeue_after = max(1.0, min(timeout - waited, LAUNCH_RECHECK_SECONDS))
     if running >= job.spec.resources.nodes and st.phase != "Running":
         first_time = not any(c.type == "Running" for c in st.conditions)
         message = f"attempt {st.attempt}: all {running} pod(s) running"

@@ -52,7 +52,9 @@ CALLS: dict[tuple[str, str, str], list[tuple[tuple[str, str], str]]] = {
     ("patch", "*", "*"): [(LEASES, "patch")],
 }
 # What kopf itself does with the watched kinds (it lists and watches them).
-KOPF_NEEDS = [((g, r), v) for g, r in [RTJ, ("batch", "jobs"), ("", "pods")] for v in ("list", "watch")]
+KOPF_NEEDS = [
+    ((g, r), v) for g, r in [RTJ, ("batch", "jobs"), ("", "pods"), ("", "events")] for v in ("list", "watch")
+]
 
 
 def _literal(node: ast.expr) -> str:

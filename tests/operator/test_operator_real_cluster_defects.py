@@ -165,6 +165,10 @@ def test_pod_and_job_watches_filter_on_the_server_and_time_out_on_the_client():
         == ["app.kubernetes.io/managed-by=recipe-training-operator"]
     )
     assert selectors.collect(rtjs) == []
+    events = kopf.Resource("", "v1", "events", kind="Event", namespaced=True)
+    assert settings.watching.field_selectors.collect(events) == [
+        "involvedObject.kind=Job,reason=FailedCreate"
+    ]
     assert settings.watching.server_timeout < settings.watching.client_timeout
 
 
