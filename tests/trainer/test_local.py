@@ -1,18 +1,24 @@
 """`recipe-train local` as a newcomer uses it: a progress bar, Ctrl-C that checkpoints and stops,
-the same command resuming and saying so, and at the end the curves and a generated recipe."""
+the same command resuming and saying so, and at the end the curves and a generated recipe; one
+run per run directory, and no process left behind however the command ends."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
+import uuid
 
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer.recipe import read_train_log
+from recipe_trainer.run_lock import RunDirectoryLock
 
 from .conftest import local_command, local_env, write_manifest
+from .test_process_tree import GRACE_S, MARKER, marked
 
 TIMEOUT = 300
+SLOW_START_TIMEOUT = 900  # DeepSpeed start + data + model on a loaded 2-core machine
 
 
 def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
@@ -62,3 +68,74 @@ def test_a_missing_dataset_is_reported_before_anything_starts(tmp_path):
     lines = [line for line in result.stdout.splitlines() if "spec.dataset.path" in line]
     assert len(lines) == 1 and "does not exist" in lines[0] and "missing/recipes.csv" in lines[0]
     assert not (tmp_path / "runs" / "no-data" / "train.log").exists()  # no trainer was launched
+
+
+def test_a_misspelt_field_stops_local_mode_with_the_closest_name(tmp_path):
+    manifest = write_manifest(tmp_path / "job.yaml", name="typo", training={"epoch": 2})
+    result = subprocess.run(
+        local_command(manifest, tmp_path / "runs", processes=1),
+        env=local_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"{manifest}: spec.training.epoch: unknown field; did you mean epochs?" in result.stdout
+
+
+@contextlib.contextmanager
+def _marked_run(tmp_path, name: str, until_step: bool):
+    """A long local run whose every process carries a unique marker in its environment, once its
+    rank process runs (or, `until_step`, once it has trained a step); killed if the test fails."""
+    manifest = write_manifest(tmp_path / "job.yaml", name=name, training={"maxSteps": 500})
+    marker = uuid.uuid4().hex
+    env = {**local_env(), MARKER: marker}
+    command = local_command(manifest, tmp_path / "runs", processes=1)
+    job_dir = tmp_path / "runs" / name
+    with (tmp_path / "cli.out").open("w") as output:
+        cli = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + SLOW_START_TIMEOUT
+
+        def ready() -> bool:
+            if until_step:
+                return any(e["event"] == "step" for e in read_train_log(job_dir))
+            commands = [" ".join(p.cmdline()) for p in marked(marker)]
+            return any("recipe_trainer.cli train" in c and "deepspeed" not in c for c in commands)  # a rank
+
+        while not ready():
+            assert cli.poll() is None and time.monotonic() < deadline, (tmp_path / "cli.out").read_text()
+            time.sleep(0.2)
+        yield cli, marker, command, env, job_dir
+    finally:
+        cli.kill()
+        cli.wait()
+
+
+def _no_survivor(marker: str) -> None:
+    deadline = time.monotonic() + GRACE_S
+    while (survivors := marked(marker)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not survivors, [" ".join(p.cmdline()) for p in survivors]
+
+
+def test_a_second_run_is_refused_in_one_line_and_a_killed_cli_leaves_no_process(tmp_path):
+    with _marked_run(tmp_path, "owned", until_step=False) as (cli, marker, command, env, job_dir):
+        names = " | ".join(" ".join(p.cmdline()) for p in marked(marker))
+        assert "deepspeed.launcher.runner" in names and "deepspeed.launcher.launch" in names, names
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        assert second.returncode == 2
+        (line,) = [line for line in second.stdout.splitlines() if "in use" in line]
+        assert f"(pid {cli.pid})" in line and f"kill {cli.pid}" in line and str(job_dir) in line
+        assert "training" not in second.stdout  # refused before anything started
+
+        cli.kill()  # kill -9: no handler of the CLI runs
+        cli.wait(TIMEOUT)
+        _no_survivor(marker)
+        with RunDirectoryLock(job_dir):  # the dead run does not keep its directory
+            pass
+
+
+def test_a_closed_terminal_checkpoints_and_leaves_no_process(tmp_path):
+    with _marked_run(tmp_path, "hangup", until_step=True) as (cli, marker, _, _, job_dir):
+        cli.send_signal(signal.SIGHUP)  # what closing the terminal sends
+        assert cli.wait(TIMEOUT) == 128 + signal.SIGINT, (tmp_path / "cli.out").read_text()
+        assert layout.newest_checkpoint(job_dir / "checkpoints") is not None  # checkpointed first
+        _no_survivor(marker)

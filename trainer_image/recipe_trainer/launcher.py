@@ -6,7 +6,8 @@ The same `recipe-train train` entry point runs here as in pods; only the launch 
 
 The launcher runs in its own session so that Ctrl-C in the terminal reaches only `recipe-train
 local`, which then asks the ranks themselves to stop (`request_stop`): DeepSpeed's launcher would
-answer a SIGINT by killing the ranks before they could write their checkpoint.
+answer a SIGINT by killing the ranks before they could write their checkpoint. That session dies
+with the CLI however the CLI ends (`process_tree`: parent-death signal and a watchdog).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +76,17 @@ def build_launch_environment(
     return env
 
 
-def start(command: list[str], env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
-    """Start the launcher in its own session, its output going to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+@contextlib.contextmanager
+def started(
+    command: list[str], env: Mapping[str, str], log_path: Path, keep_open: tuple[int, ...] = ()
+) -> Iterator[subprocess.Popen]:
+    """Run the launcher in its own session, its output going to `log_path`; nothing of it
+    survives leaving the block or the death of this process (`process_tree.guarded_session`).
+    `keep_open`: descriptors (the run directory's lock) held until the last trainer process ends."""
+    from .process_tree import guarded_session
+
+    with guarded_session(command, env, log_path, keep_open) as process:
+        yield process
 
 
 def trainer_processes(launcher: subprocess.Popen) -> list:
@@ -115,5 +120,6 @@ def request_stop(launcher: subprocess.Popen) -> int:
 
 def kill(launcher: subprocess.Popen) -> None:
     """Stop everything now (a second Ctrl-C)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(launcher.pid, signal.SIGKILL)
+    from .process_tree import kill_group
+
+    kill_group(launcher.pid)
