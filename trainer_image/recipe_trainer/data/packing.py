@@ -36,8 +36,11 @@ import torch
 
 Task = Literal["seq2seq", "causal"]
 IGNORE_INDEX = -100
-# Batch entries that describe the batch rather than feed the model.
-BATCH_STATISTICS = ("num_real_tokens", "num_target_tokens", "num_examples", "num_padded_tokens")
+# Batch entries that describe the batch rather than feed the model (`segment_lengths`: see
+# `collate_rows`; the training forward reads it, the model never does).
+BATCH_STATISTICS = (
+    "num_real_tokens", "num_target_tokens", "num_examples", "num_padded_tokens", "segment_lengths",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,9 @@ def collate_rows(
     `num_target_tokens` (positions with a label: the loss's denominator), `num_examples` and
     `num_padded_tokens` (all positions processed, for packing efficiency). Rows are padded to the
     longest row of the batch. `packed=False` (one example per row) gives the ordinary 2-D padding
-    masks that every model and attention kernel accepts."""
+    masks that every model and attention kernel accepts. Packed causal batches also carry
+    `segment_lengths` [rows, most recipes in a row] (0-padded): the recipes' lengths in each row,
+    from which `forward.batch_loss` flattens the batch and attends inside each recipe only."""
     if not packed and any(len(row) != 1 for row in rows):
         raise ValueError("unpacked batches carry exactly one example per row")
     if task == "seq2seq":
@@ -178,6 +183,8 @@ def _collate_causal(rows, pad_token_id: int, packed: bool) -> dict[str, Any]:
     batch["attention_mask"] = (
         _block_mask(segments, segments, causal=True) if packed else _padding_mask(segments)
     )
+    if packed:
+        batch["segment_lengths"] = _padded(lengths, max(len(row) for row in lengths), 0)
     batch["num_real_tokens"] = int((segments >= 0).sum())
     batch["num_padded_tokens"] = len(rows) * width
     return batch
@@ -248,8 +255,10 @@ def forward_batch(model: Any, batch: dict[str, Any]) -> Any:
 
 # Architectures whose packed logits were checked equal to separate rows (tests/trainer/data).
 PACKING_VERIFIED_MODEL_TYPES = frozenset({"t5", "mt5", "gpt2", "llama"})
+# The attention kernel of `recipe_trainer.forward` (sdpa unless a batch carries segment lengths).
+SEGMENT_ATTENTION = "recipe_segments"
 # Attention kernels that take a 4-D boolean mask (flash-attention kernels do not).
-MASK_ATTENTION_IMPLEMENTATIONS = frozenset({None, "eager", "sdpa"})
+MASK_ATTENTION_IMPLEMENTATIONS = frozenset({None, "eager", "sdpa", SEGMENT_ATTENTION})
 
 
 def supports_packing(config: Any) -> bool:
