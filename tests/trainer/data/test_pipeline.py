@@ -4,6 +4,7 @@ eligible recipe once per epoch, packing that saves compute, and honest reports."
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -271,3 +272,30 @@ def test_big_corpora_are_cleaned_on_every_core_small_ones_in_process(total_bytes
     from recipe_trainer.data.pipeline import cleaning_workers
 
     assert cleaning_workers(total_bytes, cpus) == workers
+
+
+def test_with_a_global_batch_size_the_steps_do_not_depend_on_the_node_count(cache_dir, tokenizers):
+    """globalBatchSize 6, micro-batch 3: 2 ranks x 1 or 1 rank x 2 micro-batches hold the same recipes
+    in every step, and a position saved with 2 ranks continues on 1 rank with the next step."""
+    two = [training_data(cache_dir, tokenizers, rank=r, world_size=2, globalBatchSize=6) for r in range(2)]
+    one = training_data(cache_dir, tokenizers, globalBatchSize=6)
+    eos = tokenizers["seq2seq"].eos_token_id
+
+    def recipes(batches: list[dict]) -> list[tuple[int, ...]]:
+        return sorted(r for b in batches for r in _targets(b, eos))
+
+    per_rank = [list(data.batches()) for data in two]
+    single = list(one.batches())
+    assert len(single) == 2 * len(per_rank[0]) > 0
+    for step in range(len(per_rank[0])):
+        assert recipes([per_rank[0][step], per_rank[1][step]]) == recipes(single[2 * step : 2 * step + 2])
+
+    fresh = [training_data(cache_dir, tokenizers, rank=r, world_size=2, globalBatchSize=6) for r in range(2)]
+    for data in fresh:
+        iterator = data.batches()
+        for _ in range(3):  # three steps on 2 ranks
+            next(iterator)
+    resumed = training_data(cache_dir, tokenizers, globalBatchSize=6)
+    resumed.load_state_dict(fresh[0].state_dict())
+    step_4 = list(islice(resumed.batches(), 2))
+    assert recipes(step_4) == recipes([per_rank[0][3], per_rank[1][3]])

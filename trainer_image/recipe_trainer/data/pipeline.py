@@ -16,11 +16,16 @@ How a batch is made, and why it is exact on resume and identical in count on eve
    augmented one is re-formatted and re-tokenized on the fly; others come from the Arrow cache.
 3. The window is packed into rows (best-fit decreasing, `training.packing: true`) or, without
    packing, one recipe per row (the padded fallback for models that cannot pack).
-4. Rows are sorted by length and cut into global batches of `microBatchSize x world_size` rows
-   (length grouping: little padding inside a micro-batch), whose order is then shuffled; rank r
-   takes its slice of each, so every rank runs the same number of micro-batches. The shortest rows
-   left over are carried into the next window; at the end of an epoch the last global batch is
-   completed by repeating rows, so no recipe is dropped and no rank waits for another.
+4. Rows are sorted by length and cut into global batches of one optimizer step, `microBatchSize x
+   world_size x gradient accumulation` rows (length grouping: little padding inside a micro-batch),
+   whose order is then shuffled; micro-batch k of rank r is slice k x world_size + r of the step's
+   rows, so every rank runs the same number of micro-batches. The shortest rows left over are
+   carried into the next window; at the end of an epoch the last global batch is completed by
+   repeating rows, so no recipe is dropped and no rank waits for another.
+5. With `training.globalBatchSize` set, a step's rows do not depend on the number of ranks (only how
+   they are sliced does), so a checkpoint resumes on another node count with the same recipes in
+   the same steps. When the step's size changes (globalBatchSize unset), the window in progress is
+   taken again from its start, so at most one window of recipes is seen twice.
 
 Everything is a function of the state (sampler position, progress at the window start, carried
 rows, micro-batches already produced from the window), so `state_dict()` after any micro-batch
@@ -41,6 +46,7 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
+from recipe_api.validation import gradient_accumulation_steps
 from transformers import PreTrainedTokenizerBase
 
 from .augmentation import augmented_pair_or_none
@@ -176,7 +182,9 @@ class TrainingData:
         self.capacity = row_capacity(task, spec.training.max_source_length, spec.training.max_target_length)
         self.settings = _settings(spec, task)
         self.micro_batch_size = spec.training.micro_batch_size
-        self.rows_per_global_batch = self.micro_batch_size * world_size
+        self.rows_per_global_batch = self.micro_batch_size * world_size  # one micro-batch per rank
+        self.accumulation = gradient_accumulation_steps(spec, world_size)
+        self.rows_per_step = self.rows_per_global_batch * self.accumulation  # one optimizer step
         self.traits = RecipeTraits(
             n_ingredients=_column(self.train, "n_ingredients"),
             n_steps=_column(self.train, "n_steps"),
@@ -261,10 +269,15 @@ class TrainingData:
             augmented = self._augmented(indices + carried)
             sizes = self._window_sizes(indices + carried, augmented)
             rows = self._window.carry + self._rows(indices, sizes)
-            groups, carry = self._global_batches(rows, sizes, complete_last=epoch_ends)
-            for group in groups[self._window.emitted :]:
-                mine = group[self.rank * self.micro_batch_size : (self.rank + 1) * self.micro_batch_size]
-                batch = self._collate(self._train_ids, mine, augmented)
+            groups, carry = self._global_batches(
+                rows, sizes, complete_last=epoch_ends, size=self.rows_per_step
+            )
+            for number in range(self._window.emitted, len(groups) * self.accumulation):
+                group, k = groups[number // self.accumulation], number % self.accumulation
+                start = (k * self.world_size + self.rank) * self.micro_batch_size
+                batch = self._collate(
+                    self._train_ids, group[start : start + self.micro_batch_size], augmented
+                )
                 self._window.emitted += 1
                 self._real_tokens += batch["num_real_tokens"]
                 self._processed_tokens += batch["num_padded_tokens"]
@@ -275,9 +288,9 @@ class TrainingData:
                 return
 
     def _window_size(self) -> int:
-        """Recipes per window: about WINDOW_GLOBAL_BATCHES global batches' worth."""
+        """Recipes per window: about WINDOW_GLOBAL_BATCHES optimizer steps' worth."""
         per_row = self.capacity[0] / max(1.0, float(self._sizes[:, 0].mean())) if self.packed else 1.0
-        wanted = WINDOW_GLOBAL_BATCHES * self.rows_per_global_batch * per_row
+        wanted = WINDOW_GLOBAL_BATCHES * self.rows_per_step * per_row
         return int(min(MAX_WINDOW, max(MIN_WINDOW, wanted)))
 
     def _augmented(self, indices: list[int]) -> dict[int, TokenizedExample]:
@@ -316,15 +329,21 @@ class TrainingData:
         return [[indices[p] for p in row] for row in packed]
 
     def _global_batches(
-        self, rows: list[list[int]], sizes: dict[int, tuple], complete_last: bool, shuffle: bool = True
+        self,
+        rows: list[list[int]],
+        sizes: dict[int, tuple],
+        complete_last: bool,
+        shuffle: bool = True,
+        size: int | None = None,
     ):
         """Cut rows into global batches; returns (batches, in a seeded random order if `shuffle`, and
         rows carried to the next window). Rows are sorted by length first, so the rows of a micro-batch have
         similar lengths and little padding (length grouping); the shortest rows are carried over.
-        With `complete_last`, a last partial batch is filled up with repeated rows instead."""
+        With `complete_last`, a last partial batch is filled up with repeated rows instead.
+        `size`: rows per batch (default one micro-batch per rank)."""
         if not rows:
             return [], []
-        size = self.rows_per_global_batch
+        size = size or self.rows_per_global_batch
 
         def length(row: list[int]) -> int:
             return sum(sum(sizes[i]) for i in row)
@@ -405,7 +424,7 @@ class TrainingData:
                 rows = math.ceil(self._sizes[eligible, 0].sum() / (self.capacity[0] * efficiency))
             else:
                 rows = int(eligible.sum())
-            estimates.append(math.ceil(rows / self.rows_per_global_batch))
+            estimates.append(math.ceil(rows / self.rows_per_step) * self.accumulation)
         return max(1, round(sum(estimates) / len(estimates)))
 
     @property
@@ -421,12 +440,21 @@ class TrainingData:
             "window": {"sampler": window.sampler, "carry": window.carry, "emitted": window.emitted},
             "real_tokens": self._real_tokens,
             "processed_tokens": self._processed_tokens,
+            "rows_per_step": self.rows_per_step,
+            "micro_batches_per_step": self.accumulation,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state["sampler"])
         window = state["window"]
-        self._window = _WindowState(window["sampler"], [list(r) for r in window["carry"]], window["emitted"])
+        emitted = int(window["emitted"])
+        rows, micro_batches = state.get("rows_per_step"), state.get("micro_batches_per_step")
+        if rows is not None and (rows, micro_batches) != (self.rows_per_step, self.accumulation):
+            if rows == self.rows_per_step and emitted % micro_batches == 0:  # same steps, other ranks
+                emitted = emitted // micro_batches * self.accumulation
+            else:  # another step size (module doc, 5.): take the window in progress again
+                emitted = 0
+        self._window = _WindowState(window["sampler"], [list(r) for r in window["carry"]], emitted)
         self._real_tokens = int(state["real_tokens"])
         self._processed_tokens = int(state["processed_tokens"])
 
