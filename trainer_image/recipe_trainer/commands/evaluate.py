@@ -40,7 +40,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or checkpoint root")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="checkpoint directory or root, or a model name as in spec.model.name",
+    )
     add_data_arguments(parser)
     parser.add_argument(
         "--output", default=None, metavar="FILE", help=f"JSON file (default: CHECKPOINT/{EVAL_FILE})"
@@ -103,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from recipe_trainer.inference import load_checkpoint, quiet_loading
+    from recipe_trainer.inference import load_model_or_checkpoint, quiet_loading
 
     console = Console()
     quiet_loading()
     try:
-        loaded = load_checkpoint(args.checkpoint, device=args.device)
+        loaded = load_model_or_checkpoint(args.checkpoint, args.device)
         result = evaluate_with_progress(loaded, args, label=loaded.path.name)
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"recipe-train eval: {exc}", file=sys.stderr)
@@ -120,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in result.metrics().items():
         table.add_row(name, format_metric(name, value))
     console.print(table)
-    output = Path(args.output) if args.output else loaded.path / EVAL_FILE
+    beside = loaded.path if loaded.state or loaded.config else Path.cwd()  # a plain model: here
+    output = Path(args.output) if args.output else beside / EVAL_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     console.print(f"wrote {output}")

@@ -13,7 +13,11 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or checkpoint root")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="checkpoint directory or root, or a model name as in spec.model.name",
+    )
     parser.add_argument("--title", required=True, help='recipe title, e.g. "Creamy Garlic Pasta"')
     parser.add_argument(
         "--ingredients",
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from recipe_trainer.inference import (
         generate_recipe,
         lengths_of,
-        load_checkpoint,
+        load_model_or_checkpoint,
         prompt_for,
         quiet_loading,
     )
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     quiet_loading()
     try:
-        loaded = load_checkpoint(args.checkpoint, device=args.device)
+        loaded = load_model_or_checkpoint(args.checkpoint, args.device)
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"recipe-train generate: {exc}", file=sys.stderr)
         return 1
