@@ -171,6 +171,10 @@ class TrainingRecipe:
 
         built = self._build_model()
         self.model, self.tokenizer, self.task = built.model, built.tokenizer, built.task
+        from .forward import enable_segment_attention
+
+        if enable_segment_attention(self.model):  # forward.py: packed recipes attend only inside themselves
+            self._log("attention: per recipe on flattened packed batches (masked-out pairs are not computed)")
         self._log(
             f"model: {built.total_parameters:,} parameters, {built.trainable_parameters:,} trainable "
             f"({100 * built.trainable_fraction:.2f}%), task {self.task}, "
@@ -334,7 +338,7 @@ class TrainingRecipe:
         return batches
 
     def _train_step(self, micro_batches: list[dict], started: float) -> None:
-        from .losses import label_smoothed_cross_entropy, next_token_labels
+        from .forward import batch_loss
 
         step = self.progress.step
         self.data.set_progress(step / self.total_steps)
@@ -348,9 +352,8 @@ class TrainingRecipe:
         smoothing = self.spec.training.label_smoothing
         for index, batch in enumerate(micro_batches):
             batch = self._to_device(batch)
-            logits = _forward(self.engine, batch).logits
-            labels = next_token_labels(batch["labels"]) if self.task == "causal" else batch["labels"]
-            token_loss = label_smoothed_cross_entropy(logits, labels, smoothing)
+            result = batch_loss(self.engine, batch, self.task, smoothing)  # logits at labels only
+            logits, labels, token_loss = result.logits, result.labels, result.loss
             finite = self._all_finite(token_loss.sum)
             if finite:
                 loss = token_loss.sum * scale
@@ -417,7 +420,7 @@ class TrainingRecipe:
     def validate(self) -> dict[str, Any]:
         """Validation loss and perplexity over the validation split (plain cross-entropy), a few
         generated recipes scored on rank 0, early-stopping bookkeeping and the best checkpoint."""
-        from .losses import label_smoothed_cross_entropy, next_token_labels
+        from .forward import batch_loss
         from .metrics import perplexity
 
         step = self.progress.step
@@ -426,8 +429,7 @@ class TrainingRecipe:
         with torch.no_grad():
             for batch in self.data.validation_batches():
                 batch = self._to_device(batch)
-                labels = next_token_labels(batch["labels"]) if self.task == "causal" else batch["labels"]
-                token_loss = label_smoothed_cross_entropy(_forward(self.engine, batch).logits, labels, 0.0)
+                token_loss = batch_loss(self.engine, batch, self.task, 0.0).loss
                 total += float(token_loss.sum)
                 count += int(token_loss.tokens)
         total, count = self._all_reduce([total, count])
@@ -621,12 +623,6 @@ def _plain_cross_entropy_sum(
 
     with torch.no_grad():
         return float(label_smoothed_cross_entropy(logits.detach(), labels, 0.0).sum)
-
-
-def _forward(engine: Any, batch: dict) -> Any:
-    from .data.packing import forward_batch
-
-    return forward_batch(engine, batch)
 
 
 def seed_everything(seed: int) -> None:
