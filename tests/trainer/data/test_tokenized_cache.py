@@ -145,3 +145,27 @@ def test_two_builders_racing_both_end_with_the_same_complete_cache(tokenizer, tm
     assert [b.calls for b in builders] == [1, 1]
     assert results[0][0]["train"]["target_ids"] == results[1][0]["train"]["target_ids"]
     assert os.listdir(tmp_path) == ["key"], "the loser's staging copy is gone"
+
+
+def test_tokenizing_in_the_cleaning_workers_gives_the_same_cache_rows(tokenizer, tmp_path):
+    """The full-corpus path (format + tokenize in 2 worker processes beside cleaning) writes the
+    rows the in-process path writes: same recipes, same order, same ids, same report."""
+    from recipe_api.v1alpha1 import DatasetSpec
+    from recipe_trainer.data.pipeline import CacheRows, example_row
+    from recipe_trainer.data.split import load_splits
+    from trainer.data.conftest import SAMPLE
+
+    spec = DatasetSpec(path=str(SAMPLE), validationFraction=0.1, maxRecipes=600)
+    built = []
+    for workers, finish in ((1, None), (2, CacheRows(tokenizer, SETTINGS, "seq2seq"))):
+
+        def make_examples(workers=workers, finish=finish):
+            splits, report = load_splits(spec, workers=workers, finish=finish)
+            if finish is None:
+                return {n: (example_row(r, "seq2seq") for r in side) for n, side in splits.items()}, report
+            return {n: (row for _, row in side) for n, side in splits.items()}, report
+
+        splits, report = build_or_load(tmp_path / str(workers), "key", make_examples, tokenizer, SETTINGS)
+        built.append(({name: split.to_list() for name, split in splits.items()}, report))
+    assert built[0] == built[1]
+    assert len(built[0][0]["train"]) + len(built[0][0]["validation"]) == 600

@@ -55,7 +55,7 @@ from .formatting import format_pair
 from .loading import data_files
 from .packing import Task, TokenizedExample, collate_rows, pack_best_fit_decreasing, row_capacity
 from .records import Recipe
-from .split import load_splits
+from .split import Finish, load_splits
 from .tokenized_cache import (
     TEXT_COLUMNS,
     TokenizationSettings,
@@ -86,11 +86,36 @@ def cleaning_workers(total_bytes: int, cpus: int | None) -> int:
     return max(1, min(cpus or 1, 8))
 
 
-def recipe_splits(spec: RecipeTrainingJobSpec) -> tuple[dict[str, Iterator[Recipe]], dict]:
+def recipe_splits(spec: RecipeTrainingJobSpec, finish: Finish | None = None) -> tuple[dict[str, Iterator], dict]:
     """Load, clean, score and split the spec's dataset: ({"train": recipes, "validation": recipes},
-    the cleaning report, complete once both splits are consumed). Streams."""
+    the cleaning report, complete once both splits are consumed). Streams. With `finish` (e.g.
+    `CacheRows`), (recipe, payload) pairs, the payload computed in the cleaning workers."""
     total_bytes = sum(f.stat().st_size for f in data_files(spec.dataset.path, spec.dataset.format))
-    return load_splits(spec.dataset, workers=cleaning_workers(total_bytes, os.cpu_count()))
+    return load_splits(spec.dataset, workers=cleaning_workers(total_bytes, os.cpu_count()), finish=finish)
+
+
+class CacheRows:
+    """Recipes -> complete token-cache rows (`example_row` plus token ids), batch-tokenized. Runs
+    in the cleaning workers (`split.Finish`), so a big corpus is formatted and tokenized on every
+    core while this process only reads, deduplicates, splits and writes. Picklable: it travels to
+    each worker once; there the tokenizer's own thread pool is turned off (the workers already
+    fill the cores)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: TokenizationSettings, task: Task):
+        self.tokenizer, self.settings, self.task = tokenizer, settings, task
+
+    def __call__(self, recipes: list[Recipe]) -> list[dict]:
+        rows = [example_row(recipe, self.task) for recipe in recipes]
+        sources, targets = tokenize_pairs(
+            self.tokenizer, [r["source"] for r in rows], [r["target"] for r in rows], self.settings
+        )
+        for row, source_ids, target_ids in zip(rows, sources, targets, strict=True):
+            row["source_ids"], row["target_ids"] = source_ids, target_ids
+        return rows
+
+    def __setstate__(self, state: dict) -> None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # unpickled in a worker process
+        self.__dict__.update(state)
 
 
 def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | None = None) -> Iterator[str]:
@@ -222,8 +247,8 @@ class TrainingData:
         key = cache_key(data, tokenizer_fingerprint(tokenizer), settings)
 
         def make_examples():
-            splits, report = recipe_splits(spec)
-            rows = {name: (example_row(r, task) for r in recipes) for name, recipes in splits.items()}
+            splits, report = recipe_splits(spec, finish=CacheRows(tokenizer, settings, task))
+            rows = {name: (row for _, row in pairs) for name, pairs in splits.items()}  # tokenized already
             return rows, report
 
         splits, report = build_or_load(cache_dir, key, make_examples, tokenizer, settings)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
+from typing import Any
 
 from recipe_api.v1alpha1 import DatasetSpec
 
@@ -29,6 +30,9 @@ from .scoring import score_recipe, score_recipes
 
 SPLITS = ("train", "validation")
 CHUNK_ROWS = 2000  # rows per task sent to a worker process
+# A step run on each chunk's recipes after scoring, in the worker processes when there are any:
+# recipes -> one payload per recipe (the trainer formats and tokenizes there: `pipeline.CacheRows`).
+Finish = Callable[[list[Recipe]], list[Any]]
 
 
 def split_position(recipe: Recipe) -> float:
@@ -46,8 +50,11 @@ def split_of(recipe: Recipe, validation_fraction: float) -> str:
     return "validation" if split_position(recipe) < validation_fraction else "train"
 
 
-def split_recipes(recipes: Iterable[Recipe], validation_fraction: float) -> dict[str, Iterator[Recipe]]:
-    """{"train": ..., "validation": ...} iterators over one stream, consumable in any order."""
+def split_recipes(
+    recipes: Iterable, validation_fraction: float, finished: bool = False
+) -> dict[str, Iterator]:
+    """{"train": ..., "validation": ...} iterators over one stream, consumable in any order.
+    `finished`: the stream holds (recipe, payload) pairs, split by their recipe."""
     source = iter(recipes)
     buffers: dict[str, deque[Recipe]] = {name: deque() for name in SPLITS}
 
@@ -59,7 +66,7 @@ def split_recipes(recipes: Iterable[Recipe], validation_fraction: float) -> dict
             recipe = next(source, None)
             if recipe is None:
                 return
-            target = split_of(recipe, validation_fraction)
+            target = split_of(recipe[0] if finished else recipe, validation_fraction)
             if target == name:
                 yield recipe
             else:
@@ -68,33 +75,51 @@ def split_recipes(recipes: Iterable[Recipe], validation_fraction: float) -> dict
     return {name: side(name) for name in SPLITS}
 
 
-def load_splits(dataset: DatasetSpec, workers: int = 1) -> tuple[dict[str, Iterator[Recipe]], DropReport]:
+def load_splits(
+    dataset: DatasetSpec, workers: int = 1, finish: Finish | None = None
+) -> tuple[dict[str, Iterator], DropReport]:
     """Load, clean, score, cap at `maxRecipes` and split the spec's dataset, streaming. The
     report (rows read, kept, dropped by reason) is complete once both splits are consumed.
-    `workers` > 1 cleans and scores in that many processes (same recipes, same report)."""
-    recipes, report = clean_and_score(iter_raw_rows(dataset.path, dataset.format), workers)
+    `workers` > 1 cleans and scores in that many processes (same recipes, same report).
+    With `finish`, the splits hold (recipe, payload) pairs (see `Finish`)."""
+    recipes, report = clean_and_score(iter_raw_rows(dataset.path, dataset.format), workers, finish)
     if dataset.max_recipes is not None:
         recipes = islice(recipes, dataset.max_recipes)
-    return split_recipes(recipes, dataset.validation_fraction), report
+    return split_recipes(recipes, dataset.validation_fraction, finished=finish is not None), report
 
 
-def clean_and_score(rows: Iterable[RawRow], workers: int = 1) -> tuple[Iterator[Recipe], DropReport]:
-    """Clean, deduplicated, scored recipes in reading order, and the drop report they fill.
+def clean_and_score(
+    rows: Iterable[RawRow], workers: int = 1, finish: Finish | None = None
+) -> tuple[Iterator, DropReport]:
+    """Clean, deduplicated, scored recipes in reading order (with `finish`: (recipe, payload)
+    pairs), and the drop report they fill.
 
-    With workers, this process reads rows and sends chunks to a pool that runs `prepare_row` and
-    scoring; results come back in order and are deduplicated here, so the output is the same as
-    with one process. At most 2 chunks per worker are in flight: memory stays bounded."""
+    With workers, this process reads rows and sends chunks to a pool that runs `prepare_row`,
+    scoring and `finish`; results come back in order and are deduplicated here, so the output is
+    the same as with one process (a duplicate's payload is computed and dropped). At most 2
+    chunks per worker are in flight: memory stays bounded."""
     cleaner = RecipeCleaner()
     if workers <= 1:
-        return score_recipes(cleaner.clean_all(rows)), cleaner.report
-    prepared = _prepared_in_pool(rows, workers)
-    admitted = (cleaner.admit(outcome) for outcome in prepared)
-    return (recipe for recipe in admitted if recipe is not None), cleaner.report
+        recipes = score_recipes(cleaner.clean_all(rows))
+        return (recipes if finish is None else _finished_in_chunks(recipes, finish)), cleaner.report
+    admitted = (
+        (cleaner.admit(outcome), payload) for outcome, payload in _prepared_in_pool(rows, workers, finish)
+    )
+    kept = ((recipe, payload) for recipe, payload in admitted if recipe is not None)
+    return (kept if finish is not None else (recipe for recipe, _ in kept)), cleaner.report
 
 
-def _prepared_in_pool(rows: Iterable[RawRow], workers: int) -> Iterator[Recipe | Rejected]:
-    # spawn, not fork: the trainer's process may hold threads (torch) that fork would copy mid-lock
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+def _finished_in_chunks(recipes: Iterable[Recipe], finish: Finish) -> Iterator[tuple[Recipe, Any]]:
+    source = iter(recipes)
+    while chunk := list(islice(source, CHUNK_ROWS)):
+        yield from zip(chunk, finish(chunk), strict=True)
+
+
+def _prepared_in_pool(rows: Iterable[RawRow], workers: int, finish: Finish | None) -> Iterator[tuple]:
+    # spawn, not fork: the trainer's process may hold threads (torch) that fork would copy mid-lock.
+    # `finish` (a tokenizer inside) goes to each worker once, not with every chunk.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_install_finish, initargs=(finish,)) as pool:
         pending: deque = deque()
         source = iter(rows)
         while chunk := list(islice(source, CHUNK_ROWS)):
@@ -105,7 +130,22 @@ def _prepared_in_pool(rows: Iterable[RawRow], workers: int) -> Iterator[Recipe |
             yield from pending.popleft().get()
 
 
-def _prepare_and_score(chunk: list[RawRow]) -> list[Recipe | Rejected]:
-    """A worker's share: each row prepared and, when it is a recipe, scored."""
-    outcomes = (prepare_row(row) for row in chunk)
-    return [score_recipe(o) if isinstance(o, Recipe) else o for o in outcomes]
+_worker_finish: Finish | None = None
+
+
+def _install_finish(finish: Finish | None) -> None:
+    global _worker_finish
+    _worker_finish = finish
+
+
+def _prepare_and_score(chunk: list[RawRow]) -> list[tuple[Recipe | Rejected, Any]]:
+    """A worker's share: each row prepared and, when it is a recipe, scored and finished;
+    (outcome, payload or None) in row order."""
+    outcomes = [prepare_row(row) for row in chunk]
+    outcomes = [score_recipe(o) if isinstance(o, Recipe) else o for o in outcomes]
+    recipes = [o for o in outcomes if isinstance(o, Recipe)]
+    payloads = iter(_worker_finish(recipes) if _worker_finish is not None and recipes else ())
+    return [
+        (o, next(payloads) if isinstance(o, Recipe) and _worker_finish is not None else None)
+        for o in outcomes
+    ]

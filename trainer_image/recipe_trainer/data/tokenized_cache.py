@@ -140,9 +140,13 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[lis
 def _tokenized_batches(
     examples: Iterable[dict], tokenizer: PreTrainedTokenizerBase, settings: TokenizationSettings
 ) -> Iterator[dict[str, list]]:
-    """Column batches of TOKENIZE_BATCH examples with their token ids added."""
+    """Column batches of TOKENIZE_BATCH examples with their token ids added (unless the examples
+    carry them already: `pipeline.CacheRows` tokenizes in the cleaning workers)."""
     examples = iter(examples)
     while chunk := list(itertools.islice(examples, TOKENIZE_BATCH)):
+        if "source_ids" in chunk[0]:
+            yield {name: [example[name] for example in chunk] for name in EXAMPLE_FEATURES}
+            continue
         columns = {name: [example[name] for example in chunk] for name in TEXT_COLUMNS}
         columns["source_ids"], columns["target_ids"] = tokenize_pairs(
             tokenizer, columns["source"], columns["target"], settings
