@@ -56,7 +56,7 @@ def guarded_session(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, False)
-    watchdog = None
+    process = watchdog = None
     try:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
@@ -79,8 +79,9 @@ def guarded_session(
     finally:
         if read_end >= 0:
             os.close(read_end)
-        if watchdog is not None:
+        if process is not None:
             kill_group(process.pid)
+        if watchdog is not None:
             with contextlib.suppress(OSError):
                 os.write(write_end, DISARM)
         os.close(write_end)
