@@ -5,14 +5,19 @@ run per run directory, and no process left behind however the command ends."""
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import signal
 import subprocess
 import time
 import uuid
 
+import pytest
 from recipe_trainer import checkpoint_layout as layout
+from recipe_trainer.commands.local import _stop_signals_interrupt
 from recipe_trainer.recipe import read_train_log
 from recipe_trainer.run_lock import RunDirectoryLock
+from rich.console import Console
 
 from .conftest import local_command, local_env, write_manifest
 from .test_process_tree import GRACE_S, MARKER, marked
@@ -139,3 +144,17 @@ def test_a_closed_terminal_checkpoints_and_leaves_no_process(tmp_path):
         assert cli.wait(TIMEOUT) == 128 + signal.SIGINT, (tmp_path / "cli.out").read_text()
         assert layout.newest_checkpoint(job_dir / "checkpoints") is not None  # checkpointed first
         _no_survivor(marker)
+
+
+def test_sigterm_and_sighup_take_the_ctrl_c_path_and_a_hangup_silences_the_console():
+    console = Console(file=io.StringIO())
+    previous = _stop_signals_interrupt(console)
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            with pytest.raises(KeyboardInterrupt):  # what `_follow_with_ctrl_c` turns into "checkpoint, stop"
+                os.kill(os.getpid(), signum)
+                time.sleep(5)
+        assert console.file.name == os.devnull  # the closed terminal is not written to
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
