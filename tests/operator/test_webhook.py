@@ -77,6 +77,9 @@ def test_the_webhook_serves_the_given_certificate_and_validates_create_and_spec_
         answer = wait_for(lambda: _try(call, url, cert, review(bad)), what="the webhook answering")
         assert answer["response"]["allowed"] is False
         assert "spec.lora.rank" in answer["response"]["status"]["message"]
+        typo = call(url, cert, review(rtj("typo", training={"epoch": 3})))["response"]
+        assert typo["allowed"] is False
+        assert "spec.training.epoch: unknown field; did you mean epochs?" in typo["status"]["message"]
         assert call(url, cert, review(rtj("good")))["response"]["allowed"] is True
         # A label edit on a job whose stored spec no longer validates is admitted (spec unchanged)...
         relabelled = {**bad, "metadata": {**bad["metadata"], "labels": {"team": "a"}}}
