@@ -6,6 +6,7 @@ control plane of scripts/cluster/ (conftest.py skips them elsewhere)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -137,8 +138,9 @@ def test_the_admission_webhook_over_https_refuses_what_the_schema_cannot_see(kub
     certificate; kopf's self-managed configuration pointed at a host it could not resolve."""
     with pytest.raises(kube.ApiException) as exc:
         kube.create(gpu_job(name, kube.ns, **change))
-    assert exc.value.status in (400, 422) and field in exc.value.body
-    assert 'admission webhook "validate.recipetrainingjobs.training.chefgenius.io" denied' in exc.value.body
+    message = json.loads(exc.value.body)["message"]
+    assert exc.value.status in (400, 422) and field in message
+    assert 'admission webhook "validate.recipetrainingjobs.training.chefgenius.io" denied' in message
 
 
 def test_a_dead_operator_never_blocks_deleting_a_job(kube, operators):
