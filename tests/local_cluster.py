@@ -110,6 +110,15 @@ class Operators:
         """Stop an operator gracefully (SIGTERM, as a pod deletion does)."""
         _script("operator.sh", "stop", name, "TERM")
 
+    def env(self, name: str = MAIN_OPERATOR) -> dict[str, str]:
+        """The RECIPE_OPERATOR_* environment a running operator was started with (operator.sh)."""
+        lines = (STATE / "run" / f"{name}.env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    def metrics_port(self, name: str = MAIN_OPERATOR) -> int:
+        """Port of that operator's own /metrics on 127.0.0.1 (e.g. to count its reconciles)."""
+        return int(self.env(name)["RECIPE_OPERATOR_METRICS_PORT"])
+
     def log(self, name: str = MAIN_OPERATOR) -> str:
         return (STATE / "logs" / f"{name}.log").read_text(errors="replace")
 
@@ -127,8 +136,10 @@ class Operators:
     def cleanup(self) -> None:
         for name in self.extra:
             self.kill(name)
-        if self.chart_changed:
-            self.stop(MAIN_OPERATOR)
-            _script("chart.sh")
-        if not self.alive(MAIN_OPERATOR):
-            self.start(MAIN_OPERATOR)
+        try:
+            if self.chart_changed:
+                self.stop(MAIN_OPERATOR)
+                _script("chart.sh")
+        finally:  # even when helm fails, the next test must find an operator running
+            if not self.alive(MAIN_OPERATOR):
+                self.start(MAIN_OPERATOR)

@@ -7,7 +7,8 @@
 #
 #   operator.sh start NAME [VAR=value...]   start one operator process (VAR=value overrides env)
 #   operator.sh stop NAME [SIGNAL]          stop it (TERM, or KILL for a crash)
-# Logs: .cluster/logs/NAME.log; PID: .cluster/run/NAME.pid (down.sh stops every one of them).
+# Logs: .cluster/logs/NAME.log; PID: .cluster/run/NAME.pid (down.sh stops every one of them);
+# its final RECIPE_OPERATOR_* environment, ports included: .cluster/run/NAME.env.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export KUBECONFIG=$STATE/kubeconfig KUBECTL STATE OPERATOR_NAMESPACE RELEASE
@@ -50,6 +51,8 @@ env_vars+=(
 declare -A final=()
 for var in "${env_vars[@]}"; do final[${var%%=*}]=${var#*=}; done
 health_port=${final[RECIPE_OPERATOR_HEALTH_PORT]}
+# What this instance runs with (ports included), for tests and for a person debugging it.
+for key in "${!final[@]}"; do echo "$key=${final[$key]}"; done | sort >"$RUN/$name.env"
 port_free "$health_port" || die "port 127.0.0.1:$health_port is taken: pass RECIPE_OPERATOR_HEALTH_PORT=... to operator.sh"
 
 # A clean environment, as in a container: nothing from the caller's shell leaks in.
