@@ -140,3 +140,16 @@ def test_full_fine_tune_checkpoint_loads_without_a_base(tmp_path):
     assert generate_recipe(loaded.model, loaded.tokenizer, prompt, max_new_tokens=16) == generate_recipe(
         model.eval(), tokenizer, prompt, max_new_tokens=16
     )
+
+
+def test_generation_on_cpu_leaves_the_callers_thread_count_alone():
+    """Decoding runs on one CPU thread (GENERATION_CPU_THREADS); training after a validation
+    sample must get its threads back."""
+    loaded = load_checkpoint(gpt2_checkpoint())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate_recipe(loaded.model, loaded.tokenizer, prompt_for(TITLE, [], loaded.task), max_new_tokens=4)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
