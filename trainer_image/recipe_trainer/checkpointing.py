@@ -143,6 +143,33 @@ def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any] | None:
     return torch.load(path, weights_only=False) if path.is_file() else None
 
 
+def convert_to_universal(checkpoint: Path, target: Path) -> Path:
+    """Re-shard a checkpoint's ZeRO optimizer state for any world size: DeepSpeed's universal
+    checkpoint (one file per parameter and state) under `target/<DEEPSPEED_TAG>`, built in a
+    temporary directory and renamed, so a crash never leaves half of one. Our checkpoints do not
+    carry `universal_checkpoint_info`; DeepSpeed's own `inject_missing_state` adds it."""
+    import argparse
+
+    from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
+
+    tmp = target.with_name(layout.TMP_PREFIX + target.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(target, ignore_errors=True)
+    ds_to_universal(
+        argparse.Namespace(
+            input_folder=str(checkpoint / layout.DEEPSPEED_DIR / DEEPSPEED_TAG),
+            output_folder=str(tmp / DEEPSPEED_TAG),
+            num_extract_workers=1,
+            num_merge_workers=1,
+            keep_temp_folder=False,
+            strict=True,
+            inject_missing_state=True,
+        )
+    )
+    os.rename(tmp, target)
+    return target
+
+
 def find_resume_checkpoint(checkpoint_dir: str | Path, resume_from: str | None) -> Path | None:
     """The named checkpoint (a directory, or a root whose best/newest is taken), else the newest
     complete one under the run's checkpoint directory, else None (a fresh start)."""

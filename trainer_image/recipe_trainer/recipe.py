@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from recipe_api.validation import gradient_accumulation_steps
 from .checkpointing import (
     CheckpointWriter,
     capture_rng_state,
+    convert_to_universal,
     find_resume_checkpoint,
     load_rank_state,
     read_trainer_state,
@@ -200,6 +202,15 @@ class TrainingRecipe:
         ds_config = build_deepspeed_config(
             self.spec, self.world_size, on_gpu, on_gpu and torch.cuda.is_bf16_supported()
         )
+        self.resume_checkpoint = find_resume_checkpoint(self.checkpoint_dir, self.resume_from)
+        saved_world = (
+            read_trainer_state(self.resume_checkpoint).get("world_size") if self.resume_checkpoint else None
+        )
+        # ZeRO shards of another world size load only through DeepSpeed's universal format, which
+        # the engine must be told about when it is built (see _resume).
+        self.reshard = saved_world is not None and saved_world != self.world_size
+        if self.reshard:
+            ds_config["checkpoint"] = {**ds_config.get("checkpoint", {}), "load_universal": True}
         self.accumulation = gradient_accumulation_steps(self.spec, self.world_size)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.engine, *_ = deepspeed.initialize(model=self.model, model_parameters=trainable, config=ds_config)
@@ -238,16 +249,25 @@ class TrainingRecipe:
         )
 
     def _resume(self) -> None:
-        checkpoint = find_resume_checkpoint(self.checkpoint_dir, self.resume_from)
+        checkpoint = self.resume_checkpoint
         if checkpoint is None:
             return
+        universal = self.run_dir / ".universal" / checkpoint.name
+        if self.reshard:  # rank 0 re-shards the optimizer state for this world size, all ranks load it
+            if self.is_main:
+                convert_to_universal(checkpoint, universal)
+            self.dist.barrier()
         self.engine.load_checkpoint(
-            str(checkpoint / "deepspeed"),
+            str(universal if self.reshard else checkpoint / "deepspeed"),
             tag="state",
             load_module_strict=False,
             load_optimizer_states=True,
             load_lr_scheduler_states=False,
         )
+        if self.reshard:
+            self.dist.barrier()
+            if self.is_main:
+                shutil.rmtree(universal.parent, ignore_errors=True)
         state = read_trainer_state(checkpoint)
         self.progress = Progress(**state["progress"])
         self.early_stopping.load_state_dict(state["early_stopping"])
