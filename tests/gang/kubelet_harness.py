@@ -55,6 +55,12 @@ POD_IP = "127.0.0.1"
 TERMINATION_MESSAGE_LIMIT = 4096
 FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048
 MOUNT, HOSTNAME_BIN = shutil.which("mount") or "/bin/mount", shutil.which("hostname") or "/bin/hostname"
+# Mount and UTS namespaces need root (CI and the dev machines run as root) and util-linux's unshare.
+NAMESPACES_MISSING = (
+    None
+    if os.geteuid() == 0 and shutil.which("unshare")
+    else "the stand-in kubelet needs root and `unshare` (util-linux) for per-pod mount namespaces"
+)
 
 
 def image_env(extensions_dir: Path, home: Path) -> dict[str, str]:

@@ -35,9 +35,13 @@ from recipe_operator.progress import build_last_checkpoint, build_progress, read
 from recipe_operator.scrape import fetch_metrics
 from recipe_trainer.recipe import read_train_log, step_losses
 
-from .kubelet_harness import Gang, image_env
+from .kubelet_harness import NAMESPACES_MISSING, Gang, image_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+    pytest.mark.skipif(NAMESPACES_MISSING is not None, reason=str(NAMESPACES_MISSING)),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart-cpu.yaml"
