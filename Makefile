@@ -15,7 +15,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export HELM ?= $(CURDIR)/.tools/bin/helm
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools demo test lint crds chart-test e2e bench clean
+.PHONY: help venv tools demo test lint crds chart-test e2e cluster cluster-down bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -48,8 +48,9 @@ lint: venv ## ruff lint + format check, import-linter layering contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: venv tools lint ## everything CI runs
-	$(BIN)/pytest -q -ra
+test: venv tools lint ## everything CI runs: unit tests, then the e2e scenarios on a local control plane
+	$(BIN)/pytest -q -ra -m 'not e2e'
+	scripts/cluster/with-cluster.sh $(BIN)/pytest -q -ra -m e2e
 
 crds: venv ## regenerate crds/ from the API models
 	$(BIN)/python -m recipe_api.crd crds/recipetrainingjobs.yaml
@@ -59,6 +60,12 @@ chart-test: venv tools ## helm lint/template, kubernetes-validate, promtool on t
 
 e2e: venv ## scenarios against a real cluster (needs KUBECONFIG)
 	$(BIN)/pytest tests/e2e -q -m e2e
+
+cluster: venv tools ## local control plane built from source + chart + operator; then: export KUBECONFIG=.cluster/kubeconfig
+	scripts/cluster/up.sh
+
+cluster-down: ## stop every process make cluster started
+	scripts/cluster/down.sh
 
 bench: venv ## every benchmark in bench/ (figures go to docs/benchmarks.md)
 	for script in bench/*.py; do echo ">> $$script"; $(BIN)/python $$script || exit 1; done

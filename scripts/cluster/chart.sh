@@ -2,7 +2,8 @@
 # Install or upgrade the chart in the local cluster with the real helm: charts/recipe-training-operator
 # as release $RELEASE in $OPERATOR_NAMESPACE, CRD through the chart. Extra arguments go to helm
 # (`chart.sh --set replicaCount=2`); without any, the values go back to the baseline below.
-# CLUSTER_WEBHOOK=0 installs it without the admission webhook.
+# CLUSTER_WEBHOOK=0 installs it without the admission webhook. A failed upgrade rolls back, so one
+# bad upgrade fails one test instead of leaving the release broken for every later one.
 # replicaCount=0: no operator pod (kwok would only pretend to run it on a fake node); the operator
 # runs as a local process with the Deployment's environment and ServiceAccount (operator.sh).
 set -euo pipefail
@@ -12,6 +13,6 @@ export HELM_CACHE_HOME=$ROOT/.tools/helm/cache HELM_CONFIG_HOME=$ROOT/.tools/hel
   HELM_DATA_HOME=$ROOT/.tools/helm/data
 # shellcheck disable=SC2086  # CLUSTER_HELM_ARGS is a list of helm arguments
 "$HELM" upgrade --install "$RELEASE" "$ROOT/charts/recipe-training-operator" \
-  --namespace "$OPERATOR_NAMESPACE" --create-namespace --wait --timeout 2m \
+  --namespace "$OPERATOR_NAMESPACE" --create-namespace --wait --timeout 2m --rollback-on-failure \
   --set replicaCount=0 --set "webhook.enabled=$([ "${CLUSTER_WEBHOOK:-1}" = 1 ] && echo true || echo false)" \
   ${CLUSTER_HELM_ARGS:-} "$@"
