@@ -361,7 +361,7 @@ def test_operator_settings_reach_the_env_vars_it_reads():
     assert env["RECIPE_OPERATOR_METRICS_PORT"] == "9090"
     assert env["RECIPE_OPERATOR_HEALTH_PORT"] == "9091"
     assert env["RECIPE_OPERATOR_PROGRESS_INTERVAL_SECONDS"] == "15"
-    assert env["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == ""
+    assert env["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == FULLNAME  # on by default
     assert env["RECIPE_OPERATOR_LEADER_ELECTION_NAMESPACE"] == NAMESPACE
     assert env["RECIPE_OPERATOR_TERMINATION_TIMEOUT_SECONDS"] == "300"
     assert env["RECIPE_OPERATOR_WEBHOOK_ENABLED"] == "true"
@@ -408,10 +408,14 @@ def test_image_digest_pins_the_image():
 
 
 def test_one_replica_never_overlaps_and_several_elect_a_leader_on_a_lease():
-    single = render()
+    single = render({"leaderElection": {"enabled": False}})
     assert container_env(single)["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == ""
     assert one(single, "Deployment")["spec"]["strategy"]["type"] == "Recreate"
     assert [r["metadata"]["name"] for r in find(single, "Role")] == []
+    # On by default, so one replica rolls with a Lease too and the strategy never has to switch.
+    assert one(render(), "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
+    forced = render({"leaderElection": {"enabled": False}, "replicaCount": 2})
+    assert container_env(forced)["RECIPE_OPERATOR_LEADER_ELECTION_LEASE"] == FULLNAME
 
     ha = render({"replicaCount": 2})
     env = container_env(ha)
@@ -503,7 +507,7 @@ def test_cluster_wide_install_grants_what_the_operator_does_and_no_more():
     for need in OPERATOR_NEEDS:
         assert _allowed(rules, *need), need
     assert _allowed(rules, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
-    assert find(objs, "Role") == []
+    assert [r["metadata"]["name"] for r in find(objs, "Role")] == [f"{FULLNAME}-leader-election"]
     for rule in rules:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
     assert not _allowed(rules, "", "secrets", "get")
@@ -516,12 +520,14 @@ def test_cluster_wide_install_grants_what_the_operator_does_and_no_more():
 
 def test_watch_namespaces_moves_permissions_into_a_role_per_namespace():
     objs = render({"watchNamespaces": ["ml", "research"]})
-    roles = {r["metadata"]["namespace"]: r for r in find(objs, "Role")}
+    roles = {
+        r["metadata"]["namespace"]: r for r in find(objs, "Role") if r["metadata"]["namespace"] != NAMESPACE
+    }
     assert set(roles) == {"ml", "research"}
     for role in roles.values():
         for need in OPERATOR_NEEDS:
             assert _allowed(role["rules"], *need), need
-    bindings = {b["metadata"]["namespace"] for b in find(objs, "RoleBinding")}
+    bindings = {b["metadata"]["namespace"] for b in find(objs, "RoleBinding")} - {NAMESPACE}
     assert bindings == {"ml", "research"}
     cluster = _cluster_rules(objs)
     # Cluster-wide only what kopf itself needs: reading CRDs, and listing namespaces to notice watched

@@ -168,8 +168,7 @@ def test_deleting_a_job_garbage_collects_its_children(kube):
 def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies(kube, operators):
     """Defect 2: with replicaCount 2 kopf peering at one priority froze both replicas (and the
     operator's own loops kept acting in the frozen one)."""
-    operators.upgrade_chart("--set", "leaderElection.enabled=true")
-    operators.start("standby")
+    operators.start("standby")  # the chart's default: leader election on a Lease
     leader = wait_for(kube.lease_holder, what="a Lease holder")
     kube.create(gpu_job("led", kube.ns, nodes=1))
     _running(kube, "led", nodes=1)
