@@ -10,4 +10,10 @@ trap '"$CLUSTER_DIR/down.sh"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 "$CLUSTER_DIR/up.sh"
-KUBECONFIG=$STATE/kubeconfig RECIPE_E2E_INSTALLED_OPERATOR=1 RECIPE_E2E_LOCAL_CLUSTER=1 "$@"
+# In the background and waited for: bash runs a trap only once its foreground command ends, so a
+# SIGTERM (a CI timeout) would otherwise wait for the whole test run before stopping the cluster.
+KUBECONFIG=$STATE/kubeconfig RECIPE_E2E_INSTALLED_OPERATOR=1 RECIPE_E2E_LOCAL_CLUSTER=1 "$@" &
+child=$!
+trap 'kill -TERM $child 2>/dev/null; wait $child; exit 130' INT
+trap 'kill -TERM $child 2>/dev/null; wait $child; exit 143' TERM
+wait $child
