@@ -2,8 +2,8 @@
 # Build, or reuse from the cache, the binaries of the local control plane:
 #   chef-k8s  etcd + kube-apiserver + kube-controller-manager + kube-scheduler (chef-k8s/ module)
 #   kwok      nodes and pod lifecycles without kubelets (sigs.k8s.io/kwok, `go install`)
-# They live outside the repository, keyed by version and by the wrapper's go.sum, so a warm
-# machine never rebuilds and a changed go.mod/go.sum never reuses a stale binary.
+# They live outside the repository, keyed by version and by a hash of the wrapper's go.mod, go.sum
+# and main.go, so a warm machine never rebuilds and a changed module never reuses a stale binary.
 # Prints the directory that holds both binaries on its last line of stdout.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +14,7 @@ KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 
 k8s_version=$(sed -n 's/^require k8s.io\/kubernetes \(v[^ ]*\)$/\1/p;s/^[[:space:]]*k8s.io\/kubernetes \(v[^ ]*\)$/\1/p' "$mod_dir/go.mod" | head -1)
 [ -n "$k8s_version" ] || { echo "cluster build: no k8s.io/kubernetes version in $mod_dir/go.mod (run gen-go-mod.sh)" >&2; exit 1; }
-key=$k8s_version-$(cat "$mod_dir/go.sum" "$mod_dir/main.go" | sha256sum | cut -c1-12)
+key=$k8s_version-$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" "$mod_dir/main.go" | sha256sum | cut -c1-12)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/k8s/$key
 mkdir -p "$cache"
 
@@ -27,15 +27,17 @@ if [ ! -x "$cache/chef-k8s" ]; then
     ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$mod_dir" && "$go" build -trimpath -ldflags "$ldflags" -o "$cache/chef-k8s.tmp" .)
-  mv "$cache/chef-k8s.tmp" "$cache/chef-k8s"
+  (cd "$mod_dir" && "$go" build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$cache/chef-k8s.tmp.$$" .)
+  mv "$cache/chef-k8s.tmp.$$" "$cache/chef-k8s"  # atomic: a concurrent build never sees half a binary
 fi
 
 kwok_dir=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/kwok/$KWOK_VERSION
 if [ ! -x "$kwok_dir/kwok" ]; then
   echo ">> building kwok $KWOK_VERSION into $kwok_dir" >&2
   mkdir -p "$kwok_dir"
-  GOBIN=$kwok_dir "$go" install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  tmp=$(mktemp -d "$kwok_dir/.build.XXXXXX")
+  GOBIN=$tmp "$go" install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  mv "$tmp/kwok" "$kwok_dir/kwok" && rmdir "$tmp"
 fi
 ln -sf "$kwok_dir/kwok" "$cache/kwok"
 echo "$cache"

@@ -5,13 +5,18 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ -d "$RUN" ] || exit 0
-order=()
+operators=()
 for pidfile in "$RUN"/*.pid; do
   [ -e "$pidfile" ] || continue
   name=$(basename "$pidfile" .pid)
-  case $name in etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok) ;; *) order+=("$name") ;; esac
+  case $name in etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok) ;; *) operators+=("$name") ;; esac
 done
-order+=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
-for name in "${order[@]}"; do stop "$name"; done
+# Each component takes about 2 s to stop gracefully: stop the independent ones together.
+for name in "${operators[@]}"; do stop "$name" & done
+wait
+for name in kwok kube-scheduler kube-controller-manager; do stop "$name" & done
+wait
+stop kube-apiserver
+stop etcd
 rm -f "$STATE/operator.token"
 echo ">> cluster stopped" >&2
