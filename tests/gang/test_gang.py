@@ -204,6 +204,9 @@ def test_two_node_gang_trains_to_the_end(reference):
     assert sorted(step_losses(events)) == list(range(1, STEPS + 1))
     assert all(math.isfinite(loss) for loss in step_losses(events).values())
     assert decision.status.phase == "Succeeded"
+    # The Job names the launcher itself: the image's ENTRYPOINT was not needed (IMAGE_ENTRYPOINT).
+    (container,) = run.gang.job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["deepspeed"]
 
 
 def test_one_checkpoint_per_step_and_each_file_written_by_one_rank(reference):
