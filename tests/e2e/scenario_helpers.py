@@ -17,8 +17,6 @@ T = TypeVar("T")
 IMAGE = "registry.invalid/chef-genius/trainer:e2e"  # kwok runs no containers: never pulled
 OPERATOR_NAMESPACE = "recipe-training"  # scripts/cluster/lib.sh
 RELEASE = "recipe-training-operator"  # scripts/cluster/lib.sh; also the chart's full name
-MAIN_METRICS_PORT = 28080  # scripts/cluster/lib.sh OPERATOR_METRICS_PORT
-EXTRA_METRICS_PORT = 28101  # tests/local_cluster.py: the first extra operator's health port + 1
 
 
 def wait_for(check: Callable[[], T], timeout: float = 120.0, what: str = "condition") -> T:

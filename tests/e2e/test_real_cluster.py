@@ -12,8 +12,6 @@ import time
 
 import pytest
 from e2e.scenario_helpers import (
-    EXTRA_METRICS_PORT,
-    MAIN_METRICS_PORT,
     Kube,
     gpu_job,
     reconciles,
@@ -172,9 +170,9 @@ def test_two_replicas_elect_one_leader_and_the_other_takes_over_when_it_dies(kub
     leader = wait_for(kube.lease_holder, what="a Lease holder")
     kube.create(gpu_job("led", kube.ns, nodes=1))
     _running(kube, "led", nodes=1)
-    counts = {port: reconciles(port, kube.ns) for port in (MAIN_METRICS_PORT, EXTRA_METRICS_PORT)}
+    counts = {name: reconciles(operators.metrics_port(name), kube.ns) for name in ("operator", "standby")}
     assert sorted(count > 0 for count in counts.values()) == [False, True], counts  # exactly one acts
-    active = "operator" if counts[MAIN_METRICS_PORT] else "standby"
+    active = "operator" if counts["operator"] else "standby"
     operators.kill(active)
     wait_for(lambda: (h := kube.lease_holder()) and h != leader, timeout=60, what="the other replica leading")
     kube.create(gpu_job("after-failover", kube.ns, nodes=1))
