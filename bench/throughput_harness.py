@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -374,8 +375,10 @@ def run_turns(sides: dict, rounds: int, turn_seconds: float, device: str, dtype:
 
     results = {name: SideResult() for name in sides}
     peaks = []
-    for _ in range(rounds):
+    for round_number in range(1, rounds + 1):
         peaks.append(measure_peak_flops(device, dtype, matmul))
+        done = ", ".join(f"{name} {len(result.steps)} steps" for name, result in results.items())
+        print(f"round {round_number}/{rounds} (so far: {done})", file=sys.stderr, flush=True)
         for name, side in sides.items():
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()

@@ -1,0 +1,97 @@
+"""What each change of the training forward buys: CPU seconds of one forward + backward of the
+same packed SmolLM2-135M batch (LoRA r=16 on q_proj/v_proj, fp32, one thread, so the figure is
+work done rather than a share of a busy machine), per path, with the loss each path computes:
+
+* plain: full logits of every position, 4-D block-diagonal masks (`forward.reference_batch_loss`);
+* logits at labels: `logits_to_keep` = the positions with a label, same masks;
+* + segment attention: the batch flattened, attention per recipe (`forward.batch_loss`).
+
+    nice -n 10 .venv/bin/python bench/forward_paths.py [--rows 2] [--repeats 2]
+
+Paths alternate (repeats x paths), the best CPU time of each is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import throughput_harness as harness  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from recipe_api.v1alpha1 import DatasetSpec
+    from recipe_trainer.data.formatting import format_pair
+    from recipe_trainer.data.packing import TokenizedExample, collate_rows, pack_best_fit_decreasing
+    from recipe_trainer.data.split import load_splits
+    from recipe_trainer.data.tokenized_cache import TokenizationSettings, tokenize_pairs
+    from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
+    from recipe_trainer.forward import batch_loss, enable_segment_attention, reference_batch_loss
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(1)
+    settings = harness.Settings()
+    model_dir = harness.model_directory(harness.SMOLLM2)
+    tokenizer = load_pretrained_tokenizer(str(model_dir))
+    splits, _ = load_splits(DatasetSpec(path=str(harness.SAMPLE)))
+    pairs = [format_pair(recipe, "causal") for recipe, _ in zip(splits["train"], range(80), strict=False)]
+    token_settings = TokenizationSettings(
+        "causal", settings.max_source_length, settings.max_target_length, 0.05, None
+    )
+    sources, targets = tokenize_pairs(tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], token_settings)
+    examples = [TokenizedExample(s, t) for s, t in zip(sources, targets, strict=True)]
+    capacity = (settings.max_source_length + settings.max_target_length,)
+    rows = pack_best_fit_decreasing([e.sizes("causal") for e in examples], capacity)[: args.rows]
+    batch = collate_rows([[examples[i] for i in row] for row in rows], "causal", tokenizer.pad_token_id)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    lora = LoraConfig(
+        r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
+    )
+    model = get_peft_model(model, lora).train()
+    unsegmented = {k: v for k, v in batch.items() if k != "segment_lengths"}
+    paths = {
+        "plain (full logits, 4-D masks)": lambda: reference_batch_loss(model, batch, "causal"),
+        "logits at labels only": lambda: batch_loss(model, unsegmented, "causal"),
+        "+ segment attention (flattened)": lambda: batch_loss(model, batch, "causal"),
+    }
+    print(
+        f"{batch['num_real_tokens']} real tokens in {len(rows)} rows of {capacity[0]}, "
+        f"{int((batch['segment_lengths'] > 0).sum())} recipes, {batch['num_target_tokens']} labelled; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    best: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    for _ in range(args.repeats):
+        for name, path in paths.items():
+            model.zero_grad()
+            segmented = name.startswith("+")
+            if segmented:
+                enable_segment_attention(model)
+            started = time.process_time()
+            result = path()
+            result.loss.sum.backward()
+            best[name] = min(best.get(name, float("inf")), time.process_time() - started)
+            losses[name] = float(result.loss.mean.detach())
+            if segmented:
+                model.get_base_model().config._attn_implementation = "sdpa"
+    plain = best["plain (full logits, 4-D masks)"]
+    print("| path | CPU s, forward + backward | vs plain | mean loss |")
+    print("|---|---:|---:|---:|")
+    for name, seconds in best.items():
+        print(f"| {name} | {seconds:.2f} | {plain / seconds:.2f}x | {losses[name]:.6f} |")
+
+
+if __name__ == "__main__":
+    main()
