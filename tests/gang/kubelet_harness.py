@@ -6,13 +6,13 @@ as the API would show it (a pod dict the operator's `PodView.from_dict` reads). 
 
 * the container's `command` + `args`, with `$(VAR)` references expanded from the container's
   environment (the kubelet's own rule), nothing else rewritten;
-* the environment: the image's ENV (`IMAGE_ENV`: trainer_image/Dockerfile's venv on PATH, HOME,
+* the environment: the image's ENV (`image_env`: trainer_image/Dockerfile's venv on PATH, HOME,
   caches), then the spec's `env`, with `valueFrom.fieldRef` resolved against the pod's own
   metadata (the completion-index annotation the Job controller sets), plus HOSTNAME;
-* each pod in its own mount and UTS namespaces (`unshare`, we are root): its hostname is
-  `<job>-<index>` as for Indexed Job pods, and the spec's volumeMounts are bind mounts at their
-  real paths, as a kubelet makes them: the ConfigMap's files (read-only), a host directory per
-  PersistentVolumeClaim (one stands in for the checkpoint PVC, shared by all pods, another for
+* each pod in its own mount, UTS and PID namespaces (`unshare`, we are root): the container's
+  command is PID 1, its hostname is `<job>-<index>` as for Indexed Job pods, and the spec's
+  volumeMounts are bind mounts at their real paths, as a kubelet makes them: the ConfigMap's
+  files (read-only), a host directory per PersistentVolumeClaim (one stands in for the checkpoint PVC, shared by all pods, another for
   the dataset volume), a tmpfs for the `emptyDir: {medium: Memory}` at /dev/shm, a file of its
   own at `terminationMessagePath`, and /etc/hosts;
 * /etc/hosts is where the one name mapping lives: a kubelet writes each pod's hosts file (its own
@@ -25,10 +25,9 @@ as the API would show it (a pod dict the operator's `PodView.from_dict` reads). 
 What it does not model: pod networking (one network namespace, all pods on 127.0.0.1; no pod IPs,
 no NetworkPolicy, and a killed peer's sockets are reset by this kernel at once, where a lost node
 just goes silent until the collective timeout), NCCL and GPUs (gloo on CPU), resource limits and
-the OOM killer, the container's PID namespace (a container whose PID 1 dies loses all its
-processes; here a pod ends when its command exits), runAsUser/fsGroup (processes run as root),
-image pulls, and the Job controller (`Gang` does not delete the other pods when one fails: the
-tests check that they exit by themselves).
+the OOM killer, runAsUser/fsGroup (processes run as root), image pulls, and the Job controller
+(`Gang` does not delete the other pods when one fails: the tests check that they exit by
+themselves).
 """
 
 from __future__ import annotations
@@ -314,6 +313,9 @@ class Gang:
                         "unshare",
                         "--mount",
                         "--uts",
+                        "--pid",
+                        "--fork",
+                        "--mount-proc",
                         "--propagation",
                         "private",
                         "sh",

@@ -28,8 +28,9 @@ MANIFEST = {
         "resources": {"nodes": 2, "gpusPerNode": 0},
     },
 }
+# `$$$$`: the kubelet turns `$$` into `$`, so the shell sees `$$`, its own PID.
 PROBE = (
-    'echo "index=$JOB_COMPLETION_INDEX accel=$DS_ACCELERATOR host=$(hostname)"; '
+    'echo "index=$JOB_COMPLETION_INDEX accel=$DS_ACCELERATOR host=$(hostname) pid=$$$$"; '
     'echo "master=$(getent hosts probe-0.probe | cut -f1 -d" ")"; '
     f"cat {CONFIG_MOUNT_PATH}/{HOSTFILE_NAME}; head -1 {CONFIG_MOUNT_PATH}/{CONFIG_FILE_NAME}; "
     'cat /data/recipes.csv; echo "$@" > /checkpoints/args-$JOB_COMPLETION_INDEX; '
@@ -59,7 +60,7 @@ def test_each_pod_sees_its_index_hostname_mounts_and_rank0_name(tmp_path):
         assert gang.wait(60) == [0, 0], gang.logs()
     for pod in gang.pods:
         log = pod.log()
-        assert f"index={pod.index} accel=cpu host=probe-{pod.index}" in log
+        assert f"index={pod.index} accel=cpu host=probe-{pod.index} pid=1" in log  # the container's PID 1
         assert "master=127.0.0.1" in log
         assert "probe-0.probe slots=1\nprobe-1.probe slots=1" in log  # the ConfigMap's hostfile
         assert "name: probe" in log and "title,ingredients" in log and "read-only" in log
