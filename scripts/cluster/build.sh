@@ -18,6 +18,12 @@ key=$k8s_version-$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" "$mod_dir/main.go" | 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/k8s/$key
 mkdir -p "$cache"
 
+# `go build -v` names each package it compiles: show a line every 100 (a cold build compiles
+# about 2,500 and takes many minutes) and pass everything else (errors, downloads) through.
+progress() {
+  awk '/^[A-Za-z0-9._~\/-]+$/ { if (++n % 100 == 0) printf "   %d packages compiled (%s)\n", n, $0; next } { print }' >&2
+}
+
 if [ ! -x "$cache/chef-k8s" ]; then
   echo ">> building chef-k8s $k8s_version into $cache (cold build: tens of minutes on 2 cores)" >&2
   # /version must report the real release: helm checks charts' kubeVersion against it.
@@ -27,7 +33,8 @@ if [ ! -x "$cache/chef-k8s" ]; then
     ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  (cd "$mod_dir" && "$go" build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$cache/chef-k8s.tmp.$$" .)
+  (cd "$mod_dir" && "$go" build -v -trimpath -buildvcs=false -ldflags "$ldflags" -o "$cache/chef-k8s.tmp.$$" . 2>&1) |
+    progress
   mv "$cache/chef-k8s.tmp.$$" "$cache/chef-k8s"  # atomic: a concurrent build never sees half a binary
 fi
 
@@ -36,7 +43,7 @@ if [ ! -x "$kwok_dir/kwok" ]; then
   echo ">> building kwok $KWOK_VERSION into $kwok_dir" >&2
   mkdir -p "$kwok_dir"
   tmp=$(mktemp -d "$kwok_dir/.build.XXXXXX")
-  GOBIN=$tmp "$go" install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  GOBIN=$tmp "$go" install -v -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" 2>&1 | progress
   mv "$tmp/kwok" "$kwok_dir/kwok" && rmdir "$tmp"
 fi
 ln -sf "$kwok_dir/kwok" "$cache/kwok"
