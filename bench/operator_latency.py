@@ -39,6 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "operator"))  # the kmock harness the behaviour tests use
+sys.path.insert(0, str(REPO / "tests"))  # ...and the polling helper it imports
 
 from kmock_cluster import running_emulator, wait_for, write_kubeconfig  # noqa: E402
 

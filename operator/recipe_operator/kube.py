@@ -8,11 +8,13 @@ dict bodies, so the rest of the code only ever sees dicts as the API returns the
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +34,7 @@ _COLLECTIONS = {
     (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
 }
 REQUEST_TIMEOUT_SECONDS = 30
+API_CONNECTIONS = 32  # concurrent API calls (pooled connections and the threads that make them)
 RTJ_ALL_NAMESPACES = f"/apis/{API_GROUP}/{API_VERSION}/{PLURAL}"
 EVENT_SOURCE = "recipe-training-operator"
 logger = logging.getLogger(__name__)
@@ -58,6 +61,9 @@ class Kube:
 
     def __init__(self, api_client: kubernetes.client.ApiClient):
         self.api = api_client
+        # Its own threads, as many as pooled connections: asyncio's default executor has only
+        # cores + 4 threads (6 on 2 cores), which queued a burst of creates behind each other.
+        self.executor = ThreadPoolExecutor(max_workers=API_CONNECTIONS, thread_name_prefix="kube")
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -69,7 +75,7 @@ class Kube:
             kubernetes.config.load_kube_config(
                 config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
             )
-        configuration.connection_pool_maxsize = 32
+        configuration.connection_pool_maxsize = API_CONNECTIONS
         return cls(kubernetes.client.ApiClient(configuration))
 
     def _call(
@@ -97,7 +103,8 @@ class Kube:
         return json.loads(data) if data else {}
 
     async def _request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self._call, *args, **kwargs)
+        call = functools.partial(self._call, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, call)
 
     @staticmethod
     def _path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -248,4 +255,5 @@ class Kube:
             logger.warning("could not post event %s on %s: %s", reason, meta["name"], exc.status)
 
     def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
         self.api.close()
