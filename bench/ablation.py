@@ -20,6 +20,7 @@ import argparse
 import copy
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -257,7 +258,7 @@ def main() -> int:
         args.max_new_tokens,
     )
     (out / "results.json").write_text(json.dumps({"base": base, **results}, indent=1))
-    command = "nice -n 10 .venv/bin/python bench/ablation.py " + " ".join(sys.argv[1:])
+    command = "nice -n 10 .venv/bin/python bench/ablation.py " + shlex.join(sys.argv[1:])
     text = table(results, base, command, args.steps, tokens)
     print(text)
     if args.write:
