@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from recipe_api.contract import LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY
 from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
 from recipe_api.v1alpha1 import (
@@ -41,7 +40,7 @@ from recipe_api.validation import InvalidSpecError, parse_job
 
 from . import builders, phases, progress
 from .failures import JobView, PodView
-from .kube import Kube, api_message, owned_by
+from .kube import ApiError, Kube, api_message, owned_by
 from .leader import Elector
 from .metrics import OperatorMetrics
 from .scrape import fetch_metrics
@@ -345,7 +344,7 @@ async def ensure_child(kube: Kube, obj: dict[str, Any], uid: str) -> dict[str, A
     try:
         if await kube.create_if_absent(obj):
             return None
-    except ApiException as exc:
+    except ApiError as exc:
         if 400 <= exc.status < 500 and exc.status != 429:
             message = f"creating {describe(obj)}: {api_message(exc)}"
             raise ChildRefused(phases.classify_create_failure(message, exc.status)) from None

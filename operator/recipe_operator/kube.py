@@ -40,6 +40,11 @@ EVENT_SOURCE = "recipe-training-operator"
 logger = logging.getLogger(__name__)
 
 
+class ApiError(ApiException):
+    """A call the API server refused (status, reason, its Status body). The one error type the
+    rest of the operator catches, so that only this module knows the Kubernetes client."""
+
+
 def api_message(exc: ApiException) -> str:
     """The API server's own sentence from a failed call (its Status body), else the HTTP reason."""
     try:
@@ -99,7 +104,7 @@ class Kube:
         )
         data = response.read()
         if response.status >= 400:
-            raise ApiException(status=response.status, reason=response.reason, body=data)
+            raise ApiError(status=response.status, reason=response.reason, body=data)
         return json.loads(data) if data else {}
 
     async def _request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

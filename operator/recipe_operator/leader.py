@@ -21,9 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from kubernetes.client.exceptions import ApiException
-
-from .kube import Kube
+from .kube import ApiError, Kube
 
 LEASE_SECONDS = 15  # a holder silent this long has lost the lease
 RENEW_SECONDS = 2.0  # how often the holder renews and a standby looks
@@ -122,7 +120,7 @@ class Elector:
                 await self.kube.create(body)
             else:
                 await self._patch(body)
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 409:  # another replica wrote first: it won this round
                 return False
             raise
