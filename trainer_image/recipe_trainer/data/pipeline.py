@@ -86,7 +86,9 @@ def cleaning_workers(total_bytes: int, cpus: int | None) -> int:
     return max(1, min(cpus or 1, 8))
 
 
-def recipe_splits(spec: RecipeTrainingJobSpec, finish: Finish | None = None) -> tuple[dict[str, Iterator], dict]:
+def recipe_splits(
+    spec: RecipeTrainingJobSpec, finish: Finish | None = None
+) -> tuple[dict[str, Iterator], dict]:
     """Load, clean, score and split the spec's dataset: ({"train": recipes, "validation": recipes},
     the cleaning report, complete once both splits are consumed). Streams. With `finish` (e.g.
     `CacheRows`), (recipe, payload) pairs, the payload computed in the cleaning workers."""
