@@ -41,7 +41,8 @@ def test_merged_export_loads_with_transformers_and_writes_the_same_recipes(which
     tokenizer = load_pretrained_tokenizer(str(tmp_path / "merged"))
 
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
-    assert _recipes(merged, tokenizer, loaded.task) == expected and all(expected)
+    # a tiny model may end one title at once; the comparison needs some text to mean anything
+    assert _recipes(merged, tokenizer, loaded.task) == expected and any(expected)
     ids = tokenizer(prompt_for(TITLES[0], [], loaded.task), return_tensors="pt").input_ids
     inputs = {"input_ids": ids, **({"decoder_input_ids": ids[:, :4]} if which == "seq2seq" else {})}
     with torch.no_grad():  # the same function, not just the same argmax

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from recipe_trainer import checkpoint_layout as layout
-from recipe_trainer import losses
+from recipe_trainer import forward, losses
 from recipe_trainer.recipe import (
     MAX_NONFINITE_STEPS_IN_A_ROW,
     EarlyStopping,
@@ -32,7 +32,8 @@ def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
             return losses.TokenLoss(sum=result.sum * float("nan"), tokens=result.tokens)
         return result
 
-    monkeypatch.setattr(losses, "label_smoothed_cross_entropy", poisoned)
+    # the training loop computes its loss through forward.batch_loss
+    monkeypatch.setattr(forward, "label_smoothed_cross_entropy", poisoned)
     recipe.setup()
     with pytest.raises(TrainingDiverged, match=f"{MAX_NONFINITE_STEPS_IN_A_ROW} optimizer steps in a row"):
         recipe.train()
