@@ -7,8 +7,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU wheel of torch lies on these machines' disk; installing it first keeps deepspeed
-# from resolving a multi-GB CUDA build. On a GPU workstation: make TORCH_SPEC='torch==2.13.0' ...
+# torch first and alone, so that deepspeed never resolves a second one. PyPI's torch is a CUDA
+# build; it runs on CPU (DS_ACCELERATOR=cpu wherever DeepSpeed runs without a GPU).
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= trainer,operator,dev
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
