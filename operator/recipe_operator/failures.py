@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recipe_api.contract import LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
+from recipe_api.contract import EXIT_CODE_PEER_LOST, LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
 
 COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 
@@ -161,6 +161,8 @@ def classify_exit(reason: str | None, exit_code: int) -> tuple[str, bool]:
     """(our reason, retryable) for a container that ended with a non-zero exit code."""
     if reason in RETRYABLE_REASONS:
         return reason, True
+    if exit_code == EXIT_CODE_PEER_LOST:  # this rank is fine: another one of the gang went away
+        return "PeerLost", True
     if exit_code >= 128:
         return "Signaled", True
     return "TrainerError", False
@@ -225,8 +227,8 @@ def first_failure(
         return permanent[0]
     if job is not None and (job_failure := classify_job(job)) and not job_failure.retryable:
         return job_failure
-    if found:
-        return found[0]
+    if found:  # a rank that only lost its peer explains less than the peer's own failure
+        return min(found, key=lambda f: f.reason == "PeerLost")
     return classify_job(job) if job is not None else None
 
 

@@ -97,6 +97,17 @@ def test_a_permanent_failure_anywhere_in_the_gang_wins_over_retryable_ones():
     assert isinstance(found, FailureInfo) and (found.reason, found.pod) == ("TrainerError", "p-1")
 
 
+def test_a_lost_node_is_blamed_on_its_own_pod_not_on_the_rank_that_lost_its_peer():
+    pods = [
+        pod(name="p-0", index=0, phase="Failed", terminated_reason="Error", terminated_exit_code=141),
+        pod(name="p-1", index=1, phase="Failed", terminated_reason="OOMKilled", terminated_exit_code=137),
+    ]
+    found = first_failure(JobView(name="j", attempt=1), pods, 1.0, TIMEOUT)
+    assert (found.reason, found.pod, found.retryable) == ("OOMKilled", "p-1", True)
+    alone = first_failure(JobView(name="j", attempt=1), pods[:1], 1.0, TIMEOUT)
+    assert (alone.reason, alone.retryable) == ("PeerLost", True)
+
+
 def test_the_pods_own_reason_explains_a_failed_job():
     pods = [pod(phase="Failed", terminated_reason="OOMKilled", terminated_exit_code=137)]
     found = first_failure(

@@ -40,8 +40,9 @@ def test_peer_lost_message_is_one_line_and_says_what_to_expect():
     assert "Connection reset by peer" in message
 
 
-def test_peer_lost_code_is_in_the_operators_retryable_range():
-    """The operator follows Kubeflow's ExitCode policy: 128+ is retried (recipe_operator.failures)."""
+def test_peer_lost_code_is_retried_under_its_own_name():
+    """The operator retries PeerLost (a gang restart) and names it, so that the peer's own
+    failure can explain the attempt instead (recipe_operator.failures.first_failure)."""
     from recipe_operator.failures import classify_exit
 
-    assert classify_exit("Error", EXIT_CODE_PEER_LOST) == ("Signaled", True)
+    assert classify_exit("Error", EXIT_CODE_PEER_LOST) == ("PeerLost", True)
