@@ -484,13 +484,7 @@ class TrainingRecipe:
         if n == 0:
             return {}
         from .inference import generate_recipe
-
-        try:
-            from .quality import recipe_quality
-        except ImportError:  # a build without the quality metrics: samples without scores
-
-            def recipe_quality(text: str) -> dict[str, float]:
-                return {}
+        from .quality import recipe_quality
 
         scores: dict[str, list[float]] = {}
         self._samples = []

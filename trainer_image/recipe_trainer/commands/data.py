@@ -126,22 +126,11 @@ def _render(console, summary: dict[str, Any]) -> None:
     ):
         counts.add_row(name, f"{value:,}")
     console.print(counts)
-    if report["dropped"]:
-        drops = Table(title="dropped rows by reason")
-        drops.add_column("reason")
-        drops.add_column("rows", justify="right")
-        drops.add_column("examples (file:line)")
-        for reason, count in sorted(report["dropped"].items(), key=lambda item: -item[1]):
-            drops.add_row(reason, f"{count:,}", "\n".join(report["examples"].get(reason, [])))
-        console.print(drops)
-    if report.get("normalised"):
-        repaired = Table(title="kept after normalising (loud punctuation, shouting, mojibake)")
-        repaired.add_column("kind")
-        repaired.add_column("recipes", justify="right")
-        repaired.add_column("examples (file:line: before -> after)")
-        for kind, count in sorted(report["normalised"].items(), key=lambda item: -item[1]):
-            repaired.add_row(kind, f"{count:,}", "\n".join(report["normalised_examples"].get(kind, [])))
-        console.print(repaired)
+    _print_counts(console, "dropped rows by reason", "reason", "rows", "examples (file:line)",
+                  report["dropped"], report["examples"])  # fmt: skip
+    _print_counts(console, "kept after normalising (loud punctuation, shouting, mojibake)", "kind", "recipes",
+                  "examples (file:line: before -> after)", report.get("normalised") or {},
+                  report.get("normalised_examples") or {})  # fmt: skip
     for name in ("quality", "difficulty"):
         console.print(_histogram(name, summary[name]))
     for sample in summary["samples"]:
@@ -163,3 +152,18 @@ def _histogram(name: str, counts: list[int]):
         bar = "#" * round(40 * count / peak)
         table.add_row(f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}", f"{count:>8,}", bar)
     return table
+
+
+def _print_counts(console, title: str, key: str, unit: str, examples_column: str, counts, examples) -> None:
+    """One table of counted rows with their examples, most frequent first; nothing when empty."""
+    if not counts:
+        return
+    from rich.table import Table  # rich is imported only when a report is printed
+
+    table = Table(title=title)
+    table.add_column(key)
+    table.add_column(unit, justify="right")
+    table.add_column(examples_column)
+    for name, count in sorted(counts.items(), key=lambda item: -item[1]):
+        table.add_row(name, f"{count:,}", "\n".join(examples.get(name, [])))
+    console.print(table)
