@@ -66,6 +66,11 @@ def checkpoint_step_of(name: str) -> int | None:
     return step if checkpoint_step_dir(step) == name else None
 
 
+# ---- how the trainer starts: `deepspeed --module TRAINER_MODULE train --config ...`, from the
+# operator's Job (pods) and from local mode's launcher alike
+TRAINER_MODULE = "recipe_trainer.cli"
+
+
 # ---- environment of trainer pods (the operator sets them from Secrets, the trainer reads them)
 WEBHOOK_URL_ENV = "RECIPE_TRAINER_WEBHOOK_URL"
 WANDB_API_KEY_ENV = "WANDB_API_KEY"

@@ -15,7 +15,7 @@ from typing import Any
 
 from recipe_api.contract import EXIT_CODE_PEER_LOST, LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
 
-COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+from .builders.job import COMPLETION_INDEX_ANNOTATION
 
 # Container/pod reasons that mean "the infrastructure failed", whatever the exit code says.
 RETRYABLE_REASONS = {
@@ -83,7 +83,7 @@ class PodView:
         status = pod.get("status") or {}
         labels = meta.get("labels") or {}
         annotations = meta.get("annotations") or {}
-        index = annotations.get(COMPLETION_INDEX_KEY, labels.get(COMPLETION_INDEX_KEY, "0"))
+        index = annotations.get(COMPLETION_INDEX_ANNOTATION, labels.get(COMPLETION_INDEX_ANNOTATION, "0"))
         attempt = labels.get(LABEL_ATTEMPT)
         conditions = {c.get("type"): c for c in status.get("conditions") or []}
         scheduled = conditions.get("PodScheduled") or {}

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-TRAIN_MODULE = "recipe_trainer.cli"
+from recipe_api.contract import TRAINER_MODULE
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def build_launch_command(
     command = [
         sys.executable, "-m", "deepspeed.launcher.runner",
         "--num_gpus", str(processes), "--master_port", str(master_port),
-        "--no_local_rank", "--module", TRAIN_MODULE,
+        "--no_local_rank", "--module", TRAINER_MODULE,
         "train", "--config", str(config_path),
     ]  # fmt: skip
     if resume_from:
@@ -100,7 +100,7 @@ def trainer_processes(launcher: subprocess.Popen) -> list:
     ranks = []
     for child in children:
         try:
-            if TRAIN_MODULE in " ".join(child.cmdline()) and "deepspeed.launcher" not in " ".join(
+            if TRAINER_MODULE in " ".join(child.cmdline()) and "deepspeed.launcher" not in " ".join(
                 child.cmdline()
             ):
                 ranks.append(child)

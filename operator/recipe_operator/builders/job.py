@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from recipe_api.contract import METRICS_PORT_NAME, TRAINER_CONTAINER_NAME, WANDB_API_KEY_ENV, WEBHOOK_URL_ENV
+from recipe_api.contract import (
+    METRICS_PORT_NAME,
+    TRAINER_CONTAINER_NAME,
+    TRAINER_MODULE,
+    WANDB_API_KEY_ENV,
+    WEBHOOK_URL_ENV,
+)
 from recipe_api.trainer_config import (
     CHECKPOINT_MOUNT_PATH,
     CONFIG_FILE_NAME,
@@ -23,11 +29,11 @@ from .common import carried_labels, child_labels, config_map_name, job_name, obj
 from .pvc import checkpoint_claim_name
 from .service import MASTER_PORT, MASTER_PORT_NAME
 
+# Names Kubernetes and Kueue define; the rest of the operator imports them from here.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # also a pod label (1.28+)
 GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
-TRAINER_MODULE = "recipe_trainer.cli"
 # Set as the container's command, not left to the image's ENTRYPOINT: a user's own image (spec.
 # resources.image) with another entrypoint, or none, still starts the DeepSpeed launcher.
 LAUNCHER_COMMAND = ["deepspeed"]
