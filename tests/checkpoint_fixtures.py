@@ -144,8 +144,8 @@ def train_steps(
     model, tokenizer, task: str, steps: int, lr: float, batch_size: int = 16, seed: int = 0
 ) -> None:
     """A plain torch loop over the training split: enough to make a tiny model write recipe-like text."""
-    from recipe_trainer.data.packing import collate_rows, forward_batch
-    from recipe_trainer.evaluation import token_loss_sum
+    from recipe_trainer.data.packing import collate_rows
+    from recipe_trainer.forward import reference_batch_loss
     from recipe_trainer.inference import tokenize_pair
 
     examples = [
@@ -163,8 +163,8 @@ def train_steps(
             tokenizer.pad_token_id,
             packed=False,
         )
-        total, count = token_loss_sum(forward_batch(model, batch).logits, batch["labels"], task)
-        (total / count).backward()
+        loss = reference_batch_loss(model, batch, task).loss  # plain cross-entropy, no smoothing
+        (loss.sum / int(loss.tokens)).backward()
         optimizer.step()
         optimizer.zero_grad()
     model.eval()

@@ -2,7 +2,7 @@
 
 Why: on a real model the CPU (and a GPU at small batch) is compute-bound, so speed comes from
 doing less arithmetic. For SmolLM2-135M two kinds of work were thrown away by the plain path
-(full logits from `packing.forward_batch`, then the loss):
+(full logits from `forward_batch`, then the loss):
 
 * the vocabulary projection (49k x 576, about a fifth of the forward FLOPs) on prompt positions,
   whose logits the loss ignores. Causal LMs here get `logits_to_keep` = the positions that carry
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data.packing import IGNORE_INDEX, SEGMENT_ATTENTION, forward_batch
-from .losses import TokenLoss, label_smoothed_cross_entropy, next_token_labels
+from .data.packing import BATCH_STATISTICS, SEGMENT_ATTENTION
+from .losses import IGNORE_INDEX, TokenLoss, label_smoothed_cross_entropy, next_token_labels
 
 # Architectures whose flattened, segment-attention loss was checked equal to the plain path's.
 SEGMENT_ATTENTION_MODEL_TYPES = frozenset({"llama", "gpt2"})
@@ -66,10 +66,32 @@ def batch_loss(model: Any, batch: dict[str, Any], task: str, smoothing: float = 
 
 
 def reference_batch_loss(model: Any, batch: dict[str, Any], task: str, smoothing: float = 0.0) -> BatchLoss:
-    """The plain path: full logits of every position (`packing.forward_batch`), then the loss."""
+    """The plain path: full logits of every position (`forward_batch`), then the loss."""
     logits = forward_batch(model, batch).logits
     labels = next_token_labels(batch["labels"]) if task == "causal" else batch["labels"]
     return _loss(logits, labels, smoothing)
+
+
+def forward_batch(model: Any, batch: dict[str, Any]) -> Any:
+    """Run `model` (a transformers or PEFT model, or a DeepSpeed engine around one) on a batch from
+    `packing.collate_rows` and return its output (`.logits`). Packed seq2seq batches run the encoder
+    with the source mask and then the whole model with the cross-attention mask, because T5's
+    forward would otherwise use the encoder mask for cross-attention too. No loss is computed here
+    (labels are not passed): the callers compute their own from the logits and `batch["labels"]`."""
+    inputs = {k: v for k, v in batch.items() if k not in BATCH_STATISTICS and k != "labels"}
+    cross_mask = inputs.pop("cross_attention_mask", None)
+    if cross_mask is None:
+        return model(**inputs)
+    unwrapped = getattr(model, "module", model)  # DeepSpeed engine -> the model it wraps
+    encoder_outputs = unwrapped.get_encoder()(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+    )
+    return model(
+        encoder_outputs=encoder_outputs,
+        attention_mask=cross_mask,
+        decoder_input_ids=inputs["decoder_input_ids"],
+        decoder_attention_mask=inputs["decoder_attention_mask"],
+    )
 
 
 def _loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> BatchLoss:

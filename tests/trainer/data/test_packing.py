@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 from recipe_trainer.data.packing import (
-    IGNORE_INDEX,
     TokenizedExample,
     collate_rows,
-    forward_batch,
     pack_best_fit_decreasing,
     row_capacity,
     supports_packing,
 )
+from recipe_trainer.forward import forward_batch
+from recipe_trainer.losses import IGNORE_INDEX
 from transformers import (
     BartConfig,
     GPT2Config,

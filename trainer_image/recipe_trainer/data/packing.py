@@ -13,7 +13,7 @@ How the attention stays inside each example (transformers 5.23, measured; see TO
   decoder inputs restart with the decoder start token at each target. T5's relative position bias
   only sees distances inside a segment, which packing leaves unchanged. T5's forward uses one mask
   for encoder self-attention and cross-attention, so packed seq2seq batches go through
-  `forward_batch`, which runs the encoder and the decoder with their own masks.
+  `recipe_trainer.forward.forward_batch`, which runs the encoder and the decoder with their own masks.
 
 Masks are boolean (True = may attend): O(length^2) bits per row, 256 KiB per row at length 512.
 Padding positions (after the last recipe) may attend everything, so no softmax row is empty (an
@@ -21,7 +21,8 @@ empty row gives NaN in scaled-dot-product attention); no real position ever atte
 padding never carries a label.
 
 Labels follow the Hugging Face convention: aligned with the inputs (causal models shift them
-inside), -100 wherever there is no loss: padding, and for causal LMs the prompt too.
+inside), -100 (`losses.IGNORE_INDEX`) wherever there is no loss: padding, and for causal LMs the
+prompt too. Running a model on a batch is `recipe_trainer.forward`'s; this module only builds it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ..losses import IGNORE_INDEX
+
 Task = Literal["seq2seq", "causal"]
-IGNORE_INDEX = -100
 # Batch entries that describe the batch rather than feed the model (`segment_lengths`: see
 # `collate_rows`; the training forward reads it, the model never does).
 BATCH_STATISTICS = (
@@ -223,34 +225,6 @@ def _collate_seq2seq(
     batch["num_real_tokens"] = int((source_segments >= 0).sum() + (target_segments >= 0).sum())
     batch["num_padded_tokens"] = len(rows) * (source_width + target_width)
     return batch
-
-
-def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
-    """The entries of a batch that are arguments of the model's forward."""
-    return {k: v for k, v in batch.items() if k not in BATCH_STATISTICS}
-
-
-def forward_batch(model: Any, batch: dict[str, Any]) -> Any:
-    """Run `model` (a transformers or PEFT model, or a DeepSpeed engine around one) on a batch and
-    return its output (`.logits`). Packed seq2seq batches run the encoder with the source mask and
-    then the whole model with the cross-attention mask, because T5's forward would otherwise use the
-    encoder mask for cross-attention too. No loss is computed here (labels are not passed): the
-    trainer computes its own label-smoothed loss from the logits and `batch["labels"]`."""
-    inputs = model_inputs(batch)
-    inputs.pop("labels", None)
-    cross_mask = inputs.pop("cross_attention_mask", None)
-    if cross_mask is None:
-        return model(**inputs)
-    unwrapped = getattr(model, "module", model)  # DeepSpeed engine -> the model it wraps
-    encoder_outputs = unwrapped.get_encoder()(
-        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
-    )
-    return model(
-        encoder_outputs=encoder_outputs,
-        attention_mask=cross_mask,
-        decoder_input_ids=inputs["decoder_input_ids"],
-        decoder_attention_mask=inputs["decoder_attention_mask"],
-    )
 
 
 # Architectures whose packed logits were checked equal to separate rows (tests/trainer/data).
