@@ -8,7 +8,7 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 from recipe_api import contract
-from recipe_trainer.metrics import TrainerMetrics, exported_metric_names
+from recipe_trainer.metrics import TrainerMetrics, exported_metric_names, perplexity
 
 CONTRACT_METRICS = {
     value
@@ -118,3 +118,11 @@ def test_serve_answers_a_scrape_over_http():
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         body = response.read().decode()
     assert f"{contract.STEP} 3.0" in body
+
+
+def test_perplexity_is_exp_of_the_loss_infinite_when_diverged_and_nan_when_broken():
+    assert perplexity(0.0) == 1.0
+    assert math.isclose(perplexity(2.0), math.exp(2.0))
+    assert perplexity(699.0) == math.exp(699.0) and math.isfinite(perplexity(699.0))
+    assert perplexity(700.0) == math.inf and perplexity(1e9) == math.inf, "no OverflowError"
+    assert math.isnan(perplexity(math.nan))

@@ -204,8 +204,10 @@ class TrainerMetrics:
 
 
 def perplexity(loss: float) -> float:
-    """exp(loss), +Inf instead of an overflow for a diverged model."""
-    return math.exp(loss) if loss < 700 else math.inf
+    """exp(mean cross-entropy per token): the one rule for the gauge, the run log and `recipe-train
+    eval`. +Inf instead of an overflow for a diverged model (exp overflows a float past ~709.8); a
+    NaN loss stays NaN, so a broken evaluation never reads as merely diverged."""
+    return math.inf if loss >= 700 else math.exp(loss)
 
 
 def exported_metric_names() -> set[str]:
