@@ -2,8 +2,8 @@
 
 Equivalent to `kopf run -m recipe_operator.handlers` with `-A` (or `--namespace` per watched
 namespace), `--liveness=http://0.0.0.0:<health port>/healthz` and `--standalone`: kopf peering is never used
-(active/standby replicas elect a leader on a Lease, see leader.py); the handlers module reads
-the same settings for the rest.
+(active/standby replicas elect a leader on a Lease, see leader.py). The settings are read
+once, here, and handed to the handlers in kopf's memo, so a bad variable fails before kopf starts.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from . import handlers  # noqa: F401  (registers the handlers)
 
-    kopf.run(**kopf_run_arguments(settings))
+    kopf.run(**kopf_run_arguments(settings), memo=kopf.Memo(settings=settings))
     return 0
 
 

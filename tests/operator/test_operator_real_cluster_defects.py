@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kmock_cluster import Cluster, wait_for
 from kopf.testing import KopfRunner
-from recipe_operator import handlers, leader
+from recipe_operator import handlers, leader, runtime
 from recipe_operator.kube import Kube
 from test_operator_behaviour import ARGS, NS, phase_is, rtj, start_pods, status
 
@@ -87,7 +87,7 @@ def test_a_steady_running_job_writes_no_status(cluster: Cluster, monkeypatch):
         await original(self, namespace, name, patch)
 
     monkeypatch.setattr(Kube, "patch_status", counting)
-    monkeypatch.setattr(handlers, "RECONCILE_INTERVAL_SECONDS", 0.2)  # many periodic resyncs
+    monkeypatch.setattr(runtime, "RECONCILE_INTERVAL_SECONDS", 0.2)  # many periodic resyncs
     with KopfRunner(ARGS, timeout=30) as runner:
         cluster.create(rtj("steady"))
         pods = start_pods(cluster, "steady", attempt=1)

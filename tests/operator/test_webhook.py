@@ -13,9 +13,12 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import kopf
+import pytest
 from certs import build_self_signed
 from kmock_cluster import wait_for
 from recipe_operator.settings import WEBHOOK_PATH
+from recipe_operator.webhook import rtj_validate
 from test_console_script import free_port
 from test_operator_behaviour import NS, rtj
 
@@ -114,3 +117,22 @@ def test_the_certificate_names_every_form_of_the_service_host():
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["op-webhook.ops.svc", "op-webhook.ops", "op-webhook"]
     assert b"PRIVATE KEY" in key_pem
+
+
+def test_admission_rejects_with_every_field_path():
+    body = {
+        "apiVersion": "training.chefgenius.io/v1alpha1",
+        "kind": "RecipeTrainingJob",
+        "metadata": {"name": "bad", "namespace": "ml"},
+        "spec": {
+            "model": {"name": "m"},
+            "dataset": {"path": "/d"},
+            "lora": {"rank": 8},
+            "training": {"microBatchSize": 3, "globalBatchSize": 10},
+        },
+    }
+    with pytest.raises(kopf.AdmissionError) as caught:
+        rtj_validate(body=body)
+    assert "spec.lora.rank" in str(caught.value) and caught.value.code == 422
+    body["spec"] = {"model": {"name": "m"}, "dataset": {"path": "/d"}}
+    assert rtj_validate(body=body) is None
