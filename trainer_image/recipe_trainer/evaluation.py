@@ -10,12 +10,12 @@ Used by `recipe-train eval` and `compare` (and open to the training loop's final
   (`sacrebleu`, 0-100) of the generated recipe against the real one. Scores are kept per sample,
   so `compare` can run a paired bootstrap on them.
 
-Generation is greedy, so with the same seed (which picks the samples) the numbers repeat exactly.
+Generation is greedy (batched, `inference.generate_recipes`), so with the same seed (which picks
+the samples) the numbers repeat, up to float rounding between batch shapes.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 
-from .inference import LoadedCheckpoint, generate_recipe, lengths_of, tokenize_pair
+from .inference import GENERATION_BATCH_SIZE, LoadedCheckpoint, generate_recipes, lengths_of, tokenize_pair
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 GENERATION_METRICS = ("quality", "rouge_l", "bleu")
 DEFAULT_SAMPLES = 20
@@ -101,15 +101,6 @@ def load_examples(spec: RecipeTrainingJobSpec, task: str, split: str = "validati
     return [format_pair(recipe, task) for name in names for recipe in splits[name]]
 
 
-def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, task: str) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over labelled positions and their count (causal labels are shifted)."""
-    from .losses import label_smoothed_cross_entropy, next_token_labels
-
-    aligned = next_token_labels(labels) if task == "causal" else labels
-    loss = label_smoothed_cross_entropy(logits, aligned, smoothing=0.0)
-    return loss.sum, int(loss.tokens)
-
-
 # ---------------------------------------------------------------- metrics
 
 
@@ -124,8 +115,10 @@ def loss_and_perplexity(
     """(mean loss per target token, perplexity, target token count) over `examples`."""
     import torch
 
-    from .data.packing import collate_rows, forward_batch
+    from .data.packing import collate_rows
+    from .forward import batch_loss
     from .inference import model_device
+    from .metrics import perplexity
     from .model import decoder_start_token_id
 
     tokenizer, task = loaded.tokenizer, loaded.task
@@ -140,15 +133,15 @@ def loss_and_perplexity(
         batch = collate_rows(rows, task, tokenizer.pad_token_id, decoder_start, packed=False)
         batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         with torch.inference_mode():
-            summed, tokens = token_loss_sum(forward_batch(loaded.model, batch).logits, batch["labels"], task)
-        total += float(summed)
-        count += tokens
+            loss = batch_loss(loaded.model, batch, task).loss
+        total += float(loss.sum)
+        count += int(loss.tokens)
         if advance:
             advance(len(chunk))
     if count == 0:
         raise ValueError("no target tokens to evaluate: the data has no recipes in this split")
     mean = total / count
-    return mean, math.exp(min(mean, 700.0)), count
+    return mean, perplexity(mean), count
 
 
 def score_recipe(generated: str, reference: str) -> dict[str, float]:
@@ -179,19 +172,22 @@ def generate_and_score(
     max_new_tokens: int,
     advance: Advance | None = None,
 ) -> list[SampleResult]:
+    """Generate for the examples at `indices`, a batch at a time, and score each recipe."""
     results = []
-    for index in indices:
-        prompt, reference = examples[index]
-        generated = generate_recipe(
+    for first in range(0, len(indices), GENERATION_BATCH_SIZE):
+        batch = indices[first : first + GENERATION_BATCH_SIZE]
+        generated = generate_recipes(
             loaded.model,
             loaded.tokenizer,
-            prompt,
+            [examples[index][0] for index in batch],
             max_new_tokens=max_new_tokens,
             max_source_length=max_source_length,
         )
-        results.append(SampleResult(index, prompt, reference, generated, score_recipe(generated, reference)))
+        for index, text in zip(batch, generated, strict=True):
+            prompt, reference = examples[index]
+            results.append(SampleResult(index, prompt, reference, text, score_recipe(text, reference)))
         if advance:
-            advance(1)
+            advance(len(batch))
     return results
 
 

@@ -483,17 +483,18 @@ class TrainingRecipe:
         n = self.spec.validation.samples
         if n == 0:
             return {}
-        from .inference import generate_recipe
+        from .inference import generate_recipes
         from .quality import recipe_quality
 
         scores: dict[str, list[float]] = {}
         self._samples = []
-        for prompt, _reference in self.data.validation_examples(n):
-            text = generate_recipe(
-                self.engine.module, self.tokenizer, prompt,
-                max_new_tokens=self.spec.training.max_target_length,
-                max_source_length=self.spec.training.max_source_length,
-            )  # fmt: skip
+        prompts = [prompt for prompt, _reference in self.data.validation_examples(n)]
+        texts = generate_recipes(
+            self.engine.module, self.tokenizer, prompts,
+            max_new_tokens=self.spec.training.max_target_length,
+            max_source_length=self.spec.training.max_source_length,
+        )  # fmt: skip
+        for prompt, text in zip(prompts, texts, strict=True):
             result = recipe_quality(text)
             self._samples.append({"prompt": prompt, "recipe": text, "quality": result.get("overall")})
             for name, value in result.items():
