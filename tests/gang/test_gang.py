@@ -33,7 +33,8 @@ from recipe_operator.failures import JobView, PodView
 from recipe_operator.phases import CreateJob, Observed, decide
 from recipe_operator.progress import build_last_checkpoint, build_progress, read_samples
 from recipe_operator.scrape import fetch_metrics
-from recipe_trainer.recipe import read_train_log, step_losses
+from recipe_trainer import checkpoint_layout, run_layout
+from recipe_trainer.run_log import read_run_log, step_losses
 
 from .kubelet_harness import NAMESPACES_MISSING, Gang, image_env
 
@@ -150,7 +151,7 @@ class Cluster:
         return run
 
     def train_log(self) -> list[dict]:
-        return read_train_log(self.checkpoints / RUN_DIR_NAME)
+        return read_run_log(self.checkpoints / RUN_DIR_NAME)
 
 
 def free_port() -> int:
@@ -168,10 +169,10 @@ def copy_checkpoint(source: Path, step: int, target: Path) -> Path:
     def ignore(directory: str, names: list[str]) -> set[str]:
         if Path(directory) == source:
             return {n for n in names if n.startswith("step-") and n != checkpoint_step_dir(step)} | {
-                "best.json"
+                checkpoint_layout.BEST_FILE
             }
         if Path(directory) == source / RUN_DIR_NAME:
-            return {"train_log.jsonl", "samples.json"}
+            return {run_layout.RUN_LOG_FILE, run_layout.SAMPLES_FILE}
         return set()
 
     shutil.copytree(source, target, ignore=ignore)
@@ -217,7 +218,7 @@ def test_one_checkpoint_per_step_and_each_file_written_by_one_rank(reference):
     assert steps == [checkpoint_step_dir(s) for s in range(1, STEPS + 1)]
     assert not list(cluster.checkpoints.glob(".tmp-*"))
     for name in steps:
-        deepspeed = cluster.checkpoints / name / "deepspeed"
+        deepspeed = cluster.checkpoints / name / checkpoint_layout.DEEPSPEED_DIR
         files = sorted(str(p.relative_to(deepspeed)) for p in deepspeed.rglob("*") if p.is_file())
         per_rank = [f for f in files if f.startswith("rank-")]
         shards = [f for f in files if "optim_states" in f]
@@ -225,7 +226,10 @@ def test_one_checkpoint_per_step_and_each_file_written_by_one_rank(reference):
         assert per_rank == ["rank-00000.pt", "rank-00001.pt"], files
         assert len(shards) == 2 and {s.split("zero_pp_rank_")[1][0] for s in shards} == {"0", "1"}, files
         assert len(model_states) == 1, files
-        for rank0_only in ("model", "tokenizer", "trainer_state.json", "trainer-config.yaml"):
+        for rank0_only in (
+            checkpoint_layout.MODEL_DIR, checkpoint_layout.TOKENIZER_DIR, checkpoint_layout.STATE_FILE,
+            checkpoint_layout.CONFIG_FILE,
+        ):  # fmt: skip
             assert (cluster.checkpoints / name / rank0_only).exists()
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import checkpointing
-from recipe_trainer.recipe import TrainingRecipe, read_train_log
+from recipe_trainer.recipe import TrainingRecipe
+from recipe_trainer.run_log import read_run_log
 
 from .conftest import free_port, trainer_config
 
@@ -71,7 +72,7 @@ def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
 
     # ...and the next run resumes from the previous one and cleans the leftover up
     resumed = run(longer, monkeypatch)
-    starts = [e for e in read_train_log(tmp_path) if e["event"] == "start"]
+    starts = [e for e in read_run_log(tmp_path) if e["event"] == "start"]
     assert starts[-1]["resumed_from_step"] == 4
     assert resumed.summary.step == 6
     assert layout.newest_checkpoint(root).name == layout.step_dir_name(6)

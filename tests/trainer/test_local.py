@@ -14,9 +14,10 @@ import uuid
 
 import pytest
 from recipe_trainer import checkpoint_layout as layout
+from recipe_trainer import run_layout
 from recipe_trainer.commands.local import _stop_signals_interrupt
-from recipe_trainer.recipe import read_train_log
 from recipe_trainer.run_lock import RunDirectoryLock
+from recipe_trainer.run_log import read_run_log
 from rich.console import Console
 
 from .conftest import local_command, local_env, write_manifest
@@ -39,14 +40,14 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
 
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + TIMEOUT
-    while not any(e["event"] == "step" for e in read_train_log(job_dir)):
+    while not any(e["event"] == "step" for e in read_run_log(job_dir)):
         assert first.poll() is None and time.monotonic() < deadline, "no training step before the deadline"
         time.sleep(0.2)
     first.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
     output, _ = first.communicate(timeout=TIMEOUT)
     assert first.returncode == 128 + signal.SIGINT, output
     assert "run the same command again to resume" in output
-    stopped_at = layout.newest_checkpoint(job_dir / "checkpoints")
+    stopped_at = layout.newest_checkpoint(job_dir / run_layout.CHECKPOINTS_DIR)
     assert stopped_at is not None, output
     stopped_step = int(stopped_at.name.removeprefix("step-"))
     assert 0 < stopped_step < 12
@@ -55,11 +56,11 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
     assert second.returncode == 0, second.stdout[-3000:]
     assert f"resumed from step {stopped_step}" in second.stdout
     assert "12/12" in second.stdout  # the progress bar reached the end
-    assert (job_dir / "curves.png").stat().st_size > 0
-    assert str(job_dir / "curves.png") in second.stdout.replace("\n", "")
+    assert (job_dir / run_layout.CURVES_FILE).stat().st_size > 0
+    assert str(job_dir / run_layout.CURVES_FILE) in second.stdout.replace("\n", "")
     assert "a recipe from the trained model" in second.stdout
     assert "quality score:" in second.stdout
-    steps = {e["step"] for e in read_train_log(job_dir) if e["event"] == "step"}
+    steps = {e["step"] for e in read_run_log(job_dir) if e["event"] == "step"}
     assert steps == set(range(1, 13))
 
 
@@ -72,7 +73,7 @@ def test_a_missing_dataset_is_reported_before_anything_starts(tmp_path):
     assert result.returncode == 2
     lines = [line for line in result.stdout.splitlines() if "spec.dataset.path" in line]
     assert len(lines) == 1 and "does not exist" in lines[0] and "missing/recipes.csv" in lines[0]
-    assert not (tmp_path / "runs" / "no-data" / "train.log").exists()  # no trainer was launched
+    assert not (tmp_path / "runs" / "no-data" / run_layout.OUTPUT_FILE).exists()  # no trainer was launched
 
 
 def test_a_misspelt_field_stops_local_mode_with_the_closest_name(tmp_path):
@@ -101,7 +102,7 @@ def _marked_run(tmp_path, name: str, until_step: bool):
 
         def ready() -> bool:
             if until_step:
-                return any(e["event"] == "step" for e in read_train_log(job_dir))
+                return any(e["event"] == "step" for e in read_run_log(job_dir))
             commands = [" ".join(p.cmdline()) for p in marked(marker)]
             return any("recipe_trainer.cli train" in c and "deepspeed" not in c for c in commands)  # a rank
 
@@ -142,7 +143,9 @@ def test_a_closed_terminal_checkpoints_and_leaves_no_process(tmp_path):
     with _marked_run(tmp_path, "hangup", until_step=True) as (cli, marker, _, _, job_dir):
         cli.send_signal(signal.SIGHUP)  # what closing the terminal sends
         assert cli.wait(TIMEOUT) == 128 + signal.SIGINT, (tmp_path / "cli.out").read_text()
-        assert layout.newest_checkpoint(job_dir / "checkpoints") is not None  # checkpointed first
+        assert (
+            layout.newest_checkpoint(job_dir / run_layout.CHECKPOINTS_DIR) is not None
+        )  # checkpointed first
         _no_survivor(marker)
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from recipe_trainer import model_source
+from recipe_trainer import model_source, run_layout
 from recipe_trainer.model_source import (
     SOURCE_FILE,
     ModelNotFound,
@@ -151,4 +151,4 @@ def test_local_mode_rejects_an_unknown_model_before_starting_deepspeed(tmp_path)
     assert result.returncode == 2
     lines = [line for line in result.stdout.splitlines() if "spec.model.name" in line]
     assert len(lines) == 1 and "no-such-org/no-model" in lines[0]
-    assert not (tmp_path / "runs" / "no-model" / "train.log").exists()  # no trainer was launched
+    assert not (tmp_path / "runs" / "no-model" / run_layout.OUTPUT_FILE).exists()  # no trainer was launched

@@ -12,8 +12,8 @@ from recipe_trainer.recipe import (
     EarlyStopping,
     TrainingDiverged,
     TrainingRecipe,
-    read_train_log,
 )
+from recipe_trainer.run_log import read_run_log
 from safetensors.torch import load_file
 
 from .conftest import trainer_config
@@ -38,7 +38,7 @@ def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged, match=f"{MAX_NONFINITE_STEPS_IN_A_ROW} optimizer steps in a row"):
         recipe.train()
 
-    steps = [e for e in read_train_log(tmp_path) if e["event"] == "step"]
+    steps = [e for e in read_run_log(tmp_path) if e["event"] == "step"]
     assert [e.get("skipped", False) for e in steps] == [False] * first_bad_step + [
         True
     ] * MAX_NONFINITE_STEPS_IN_A_ROW

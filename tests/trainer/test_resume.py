@@ -9,7 +9,8 @@ import time
 
 import pytest
 from recipe_trainer import checkpoint_layout as layout
-from recipe_trainer.recipe import read_train_log, step_losses
+from recipe_trainer import run_layout
+from recipe_trainer.run_log import read_run_log, step_losses
 
 from .conftest import kill_tree, local_command, local_env, write_manifest
 
@@ -39,7 +40,7 @@ def train_until_killed(command, env, job_dir, kill_at_step: int) -> None:
     deadline = time.monotonic() + RUN_TIMEOUT
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if any(e["event"] == "step" and e["step"] >= kill_at_step for e in read_train_log(job_dir)):
+            if any(e["event"] == "step" and e["step"] >= kill_at_step for e in read_run_log(job_dir)):
                 return
             time.sleep(0.2)
         pytest.fail(f"the run ended or stalled before step {kill_at_step} (exit {process.poll()})")
@@ -58,20 +59,20 @@ def test_killed_and_resumed_run_repeats_the_uninterrupted_losses(tmp_path):
     interrupted_dir = tmp_path / "interrupted"
     command = local_command(manifest, interrupted_dir, processes=2)
     train_until_killed(command, env, interrupted_dir / "resume", KILL_AT_STEP)
-    newest = layout.newest_checkpoint(interrupted_dir / "resume" / "checkpoints")
+    newest = layout.newest_checkpoint(interrupted_dir / "resume" / run_layout.CHECKPOINTS_DIR)
     saved = int(newest.name.removeprefix("step-"))
     assert 0 < saved < STEPS
     resumed = train(command, env)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert f"resumed from step {saved}" in resumed.stdout  # the newest complete checkpoint
 
-    expected = step_losses(read_train_log(tmp_path / "straight" / "resume"))
-    actual = step_losses(read_train_log(interrupted_dir / "resume"))
+    expected = step_losses(read_run_log(tmp_path / "straight" / "resume"))
+    actual = step_losses(read_run_log(interrupted_dir / "resume"))
     assert sorted(expected) == sorted(actual) == list(range(1, STEPS + 1))
     for step in expected:
         assert actual[step] == pytest.approx(expected[step], abs=1e-6), f"step {step}"
     validation = [
-        [e["validation_loss"] for e in read_train_log(d / "resume") if e["event"] == "validation"][-2:]
+        [e["validation_loss"] for e in read_run_log(d / "resume") if e["event"] == "validation"][-2:]
         for d in (tmp_path / "straight", interrupted_dir)
     ]
     assert validation[0] == pytest.approx(validation[1], abs=1e-6)

@@ -1,9 +1,9 @@
 """`runs/<name>/curves.png`: training and validation loss, learning rate and generated-recipe
 quality over optimizer steps. The training loss drawn beside validation loss is the same measure
 (plain cross-entropy per target token); the label-smoothed objective the optimizer minimises is a
-second, dashed series, since smoothing alone lifts it well above both. Drawn from the run's
-`train_log.jsonl` (resumed runs included: a step run twice, before a crash and after the resume,
-is drawn once, the later value)."""
+second, dashed series, since smoothing alone lifts it well above both. Drawn from the events of
+the run log (`run_log`; resumed runs included: a step run twice, before a crash and after the
+resume, is drawn once, the later value)."""
 
 from __future__ import annotations
 

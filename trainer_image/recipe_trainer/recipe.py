@@ -29,8 +29,8 @@ meet, and why:
 * Stop requests (SIGINT from Ctrl-C in local mode, SIGTERM on pod preemption) are honoured at the
   next step boundary, agreed on by all ranks: checkpoint, then exit non-zero (the job is not done).
 
-Rank 0 appends one JSON line per event to `<run_dir>/train_log.jsonl` (start, step, validation,
-checkpoint, end): the local progress bar, the curves and the resume test read it.
+Rank 0 appends one event per start, step, validation, checkpoint and end to the run log
+(`run_log`): the local progress bar, the curves and the resume test read it.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from recipe_api.trainer_config import TerminationSummary, TrainerConfig
 from recipe_api.v1alpha1 import Evaluation
 from recipe_api.validation import gradient_accumulation_steps
 
+from . import run_layout
 from .checkpointing import (
     CheckpointWriter,
     capture_rng_state,
@@ -63,10 +64,10 @@ from .checkpointing import (
     read_trainer_state,
     restore_rng_state,
 )
+from .run_log import RunLogWriter
 
 log = logging.getLogger("recipe_trainer")
 
-TRAIN_LOG = "train_log.jsonl"
 MAX_NONFINITE_STEPS_IN_A_ROW = 5
 
 
@@ -136,6 +137,7 @@ class TrainingRecipe:
         self.early_stopping = EarlyStopping(
             self.spec.validation.early_stopping.patience, self.spec.validation.early_stopping.min_delta
         )
+        self.run_log: RunLogWriter | None = None  # rank 0's, from setup on
         self.stop_signal: int | None = None
         self.stopped_early = False
         self.resumed_from_step: int | None = None
@@ -167,6 +169,7 @@ class TrainingRecipe:
         self.is_main = self.rank == 0
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.run_log = RunLogWriter(self.run_dir) if self.is_main else None
         self._install_signal_handlers()
         t = self.spec.training
         seed_everything(t.seed)  # identical on all ranks: identical LoRA initialisation
@@ -188,7 +191,7 @@ class TrainingRecipe:
         packing, no_packing_reason = packing_plan(t.packing, self.model.config)
         if no_packing_reason:
             self._log(no_packing_reason)
-        cache_dir = self.config.runtime.cache_dir or str(self.run_dir / "cache")
+        cache_dir = self.config.runtime.cache_dir or str(self.run_dir / run_layout.CACHE_DIR)
         for building_rank in (True, False):  # rank 0 builds the token cache, the others reuse it
             if self.is_main == building_rank:
                 self.data = TrainingData.prepare(
@@ -252,7 +255,7 @@ class TrainingRecipe:
         checkpoint = self.resume_checkpoint
         if checkpoint is None:
             return
-        universal = self.run_dir / ".universal" / checkpoint.name
+        universal = self.run_dir / run_layout.UNIVERSAL_DIR / checkpoint.name
         if self.reshard:  # rank 0 re-shards the optimizer state for this world size, all ranks load it
             if self.is_main:
                 convert_to_universal(checkpoint, universal)
@@ -500,7 +503,7 @@ class TrainingRecipe:
             for name, value in result.items():
                 if isinstance(value, int | float):
                     scores.setdefault(name, []).append(float(value))
-        (self.run_dir / "samples.json").write_text(json.dumps(self._samples, indent=1))
+        (self.run_dir / run_layout.SAMPLES_FILE).write_text(json.dumps(self._samples, indent=1))
         return {name: sum(values) / len(values) for name, values in scores.items()}
 
     # ------------------------------------------------------------------ checkpoints
@@ -614,11 +617,8 @@ class TrainingRecipe:
             log.info(message)
 
     def _event(self, kind: str, **fields: Any) -> None:
-        if not self.is_main:
-            return
-        record = {"event": kind, "time": time.time(), **fields}
-        with (self.run_dir / TRAIN_LOG).open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self.run_log is not None:  # rank 0's
+            self.run_log.write(kind, **fields)
 
 
 def _name(step: int) -> str:
@@ -644,24 +644,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def read_train_log(run_dir: str | Path) -> list[dict]:
-    """The events rank 0 wrote (see the module docstring); a torn last line is skipped."""
-    path = Path(run_dir) / TRAIN_LOG
-    events = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return events
-
-
-def step_losses(events: list[dict]) -> dict[int, float | None]:
-    """Loss per step; for steps run twice (before a crash and after resuming) the last one counts."""
-    return {e["step"]: e["loss"] for e in events if e["event"] == "step"}
 
 
 def configure_logging(rank: int) -> None:
