@@ -54,15 +54,14 @@ from .curriculum import Curriculum, CurriculumSampler, RecipeTraits
 from .formatting import format_pair
 from .loading import data_files
 from .packing import Task, TokenizedExample, collate_rows, pack_best_fit_decreasing, row_capacity
-from .records import Recipe
+from .rows import TEXT_COLUMNS, CacheRows, example_row, recipe_of  # noqa: F401 (example_row: callers' entry)
 from .split import Finish, load_splits
+from .token_ids import tokenize_pairs
 from .tokenized_cache import (
-    TEXT_COLUMNS,
     TokenizationSettings,
     build_or_load,
     cache_key,
     data_fingerprint,
-    tokenize_pairs,
     tokenizer_fingerprint,
 )
 
@@ -91,33 +90,9 @@ def recipe_splits(
 ) -> tuple[dict[str, Iterator], dict]:
     """Load, clean, score and split the spec's dataset: ({"train": recipes, "validation": recipes},
     the cleaning report, complete once both splits are consumed). Streams. With `finish` (e.g.
-    `CacheRows`), (recipe, payload) pairs, the payload computed in the cleaning workers."""
+    `rows.CacheRows`), (recipe, payload) pairs, the payload computed in the cleaning workers."""
     total_bytes = sum(f.stat().st_size for f in data_files(spec.dataset.path, spec.dataset.format))
     return load_splits(spec.dataset, workers=cleaning_workers(total_bytes, os.cpu_count()), finish=finish)
-
-
-class CacheRows:
-    """Recipes -> complete token-cache rows (`example_row` plus token ids), batch-tokenized. Runs
-    in the cleaning workers (`split.Finish`), so a big corpus is formatted and tokenized on every
-    core while this process only reads, deduplicates, splits and writes. Picklable: it travels to
-    each worker once; there the tokenizer's own thread pool is turned off (the workers already
-    fill the cores)."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: TokenizationSettings, task: Task):
-        self.tokenizer, self.settings, self.task = tokenizer, settings, task
-
-    def __call__(self, recipes: list[Recipe]) -> list[dict]:
-        rows = [example_row(recipe, self.task) for recipe in recipes]
-        sources, targets = tokenize_pairs(
-            self.tokenizer, [r["source"] for r in rows], [r["target"] for r in rows], self.settings
-        )
-        for row, source_ids, target_ids in zip(rows, sources, targets, strict=True):
-            row["source_ids"], row["target_ids"] = source_ids, target_ids
-        return rows
-
-    def __setstate__(self, state: dict) -> None:
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # unpickled in a worker process
-        self.__dict__.update(state)
 
 
 def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | None = None) -> Iterator[str]:
@@ -126,36 +101,6 @@ def tokenizer_training_corpus(spec: RecipeTrainingJobSpec, max_recipes: int | No
     splits, _ = recipe_splits(spec)
     for recipe in islice(splits["train"], max_recipes):
         yield from format_pair(recipe, "seq2seq")
-
-
-def example_row(recipe: Recipe, task: Task) -> dict:
-    """A recipe as a row of the token cache before tokenization (its text columns): the formatted
-    pair, and what curriculum and augmentation need to know of the recipe."""
-    source, target = format_pair(recipe, task)
-    return {
-        "title": recipe.title,
-        "ingredients": list(recipe.ingredients),
-        "directions": list(recipe.directions),
-        "ner": list(recipe.ner),
-        "is_pair": recipe.pair is not None,
-        "source": source,
-        "target": target,
-        "quality": recipe.quality,
-        "n_ingredients": recipe.n_ingredients,
-        "n_steps": recipe.n_steps,
-    }
-
-
-def _recipe_of(row: dict) -> Recipe:
-    """The recipe back from a cache row (for augmentation); a built pair stays a pair."""
-    return Recipe(
-        title=row["title"],
-        ingredients=tuple(row["ingredients"]),
-        directions=tuple(row["directions"]),
-        ner=tuple(row["ner"]),
-        quality=float(row["quality"]),
-        pair=(row["source"], row["target"]) if row["is_pair"] else None,
-    )
 
 
 # ---------------------------------------------------------------- the training data
@@ -328,7 +273,7 @@ class TrainingData:
         rows = self._train_texts[indices]
         pairs: dict[int, tuple[str, str]] = {}
         for position, index in enumerate(indices):
-            recipe = _recipe_of({name: rows[name][position] for name in TEXT_COLUMNS})
+            recipe = recipe_of({name: rows[name][position] for name in TEXT_COLUMNS})
             pair = augmented_pair_or_none(
                 recipe, self.task, self.spec.augmentation, self.seed, self.epoch, index
             )

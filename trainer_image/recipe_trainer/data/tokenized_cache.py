@@ -8,7 +8,7 @@ that shaped the tokens changes:
 * the tokenizer: a hash of its full serialisation (vocabulary, merges, normaliser, specials);
 * the settings: task, max lengths, validation fraction, max recipes, data format;
 * the code: a hash of the modules that turn files into rows (loading, cleaning, scoring, split,
-  formatting, quality markers, this module and the pipeline), so an upgraded trainer image never
+  formatting, quality markers, the row format, tokenization and this module), so an upgraded trainer image never
   trains on rows an older cleaning or format produced.
 
 Building is idempotent and atomic: a builder writes into a private temporary directory and renames
@@ -30,29 +30,15 @@ from functools import cache
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 from datasets.arrow_writer import ArrowWriter
 from transformers import PreTrainedTokenizerBase
 
+from .rows import EXAMPLE_FEATURES, TEXT_COLUMNS, BatchRow
+from .token_ids import tokenize_pairs
+
 TOKENIZE_BATCH = 2000
 REPORT_FILE = "contents.json"  # written last: its presence marks a complete cache
-
-EXAMPLE_FEATURES = datasets.Features(
-    {
-        "title": datasets.Value("string"),
-        "ingredients": datasets.Sequence(datasets.Value("string")),
-        "directions": datasets.Sequence(datasets.Value("string")),
-        "ner": datasets.Sequence(datasets.Value("string")),
-        "is_pair": datasets.Value("bool"),  # an already-built (input, output) pair from JSONL
-        "source": datasets.Value("string"),
-        "target": datasets.Value("string"),
-        "quality": datasets.Value("float32"),
-        "n_ingredients": datasets.Value("int32"),
-        "n_steps": datasets.Value("int32"),
-        "source_ids": datasets.Sequence(datasets.Value("int32")),
-        "target_ids": datasets.Sequence(datasets.Value("int32")),
-    }
-)
-TEXT_COLUMNS = [name for name in EXAMPLE_FEATURES if not name.endswith("_ids")]
 
 
 @dataclass(frozen=True)
@@ -70,12 +56,13 @@ class TokenizationSettings:
 
 @cache
 def pipeline_code_version() -> str:
-    """Hash of the source of every module that decides what a cached row holds."""
+    """Hash of the source of every module that decides what a cached row holds (none of them
+    imports this module or the pipeline: the row format lives in `rows`)."""
     from .. import quality
-    from . import cleaning, formatting, loading, pipeline, records, scoring, split
+    from . import cleaning, formatting, loading, records, rows, scoring, split, token_ids
 
     digest = hashlib.sha256()
-    for module in (loading, cleaning, scoring, split, formatting, records, quality, pipeline):
+    for module in (loading, cleaning, scoring, split, formatting, records, quality, rows, token_ids):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -109,49 +96,40 @@ def cache_key(data: str, tokenizer: str, settings: TokenizationSettings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def tokenize_pairs(
-    tokenizer: PreTrainedTokenizerBase,
-    sources: list[str],
-    targets: list[str],
-    settings: TokenizationSettings,
-) -> tuple[list[list[int]], list[list[int]]]:
-    """Batched fast tokenization of (source, target) texts, truncated to the max lengths.
-
-    Every target ends with the end-of-sequence token, added here rather than by the tokenizer so
-    that pretrained and trained tokenizers give the same layout. Seq2seq sources end with it too
-    (T5 is trained that way); a causal prompt runs straight into its recipe, so it gets none.
-    """
-    eos = [tokenizer.eos_token_id]
-    source_end = eos if settings.task == "seq2seq" else []
-    source_room = settings.max_source_length - len(source_end)
-    return (
-        [ids[:source_room] + source_end for ids in _token_ids(tokenizer, sources)],
-        [ids[: settings.max_target_length - 1] + eos for ids in _token_ids(tokenizer, targets)],
-    )
-
-
-def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
-    """The fast tokenizer's batch encoding without offsets (about 1.4x faster than __call__);
-    the same ids as `tokenizer(texts, add_special_tokens=False)`."""
-    backend = tokenizer.backend_tokenizer
-    return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
-
-
 def _tokenized_batches(
-    examples: Iterable[dict], tokenizer: PreTrainedTokenizerBase, settings: TokenizationSettings
-) -> Iterator[dict[str, list]]:
-    """Column batches of TOKENIZE_BATCH examples with their token ids added (unless the examples
-    carry them already: `pipeline.CacheRows` tokenizes in the cleaning workers)."""
+    examples: Iterable[dict | BatchRow], tokenizer: PreTrainedTokenizerBase, settings: TokenizationSettings
+) -> Iterator[pa.Table | dict[str, list]]:
+    """What to write, in order: runs of `BatchRow`s (complete rows made by `rows.CacheRows`) as
+    Arrow tables taken from their batches, and example dicts as column batches of up to
+    TOKENIZE_BATCH with their token ids added (unless they carry them already)."""
     examples = iter(examples)
-    while chunk := list(itertools.islice(examples, TOKENIZE_BATCH)):
-        if "source_ids" in chunk[0]:
-            yield {name: [example[name] for example in chunk] for name in EXAMPLE_FEATURES}
-            continue
-        columns = {name: [example[name] for example in chunk] for name in TEXT_COLUMNS}
-        columns["source_ids"], columns["target_ids"] = tokenize_pairs(
-            tokenizer, columns["source"], columns["target"], settings
-        )
-        yield columns
+    pending: list = []
+    for example in itertools.chain(examples, [None]):
+        if pending and (
+            example is None
+            or type(example) is not type(pending[0])
+            or (isinstance(example, BatchRow) and example.batch is not pending[0].batch)
+            or len(pending) >= TOKENIZE_BATCH
+        ):
+            yield _written(pending, tokenizer, settings)
+            pending = []
+        if example is not None:
+            pending.append(example)
+
+
+def _written(chunk: list, tokenizer, settings) -> pa.Table | dict[str, list]:
+    if isinstance(chunk[0], BatchRow):
+        batch, indices = chunk[0].batch, [row.index for row in chunk]
+        if indices != list(range(batch.num_rows)):
+            batch = batch.take(pa.array(indices, pa.int32()))
+        return pa.Table.from_batches([batch])
+    if "source_ids" in chunk[0]:
+        return {name: [example[name] for example in chunk] for name in EXAMPLE_FEATURES}
+    columns = {name: [example[name] for example in chunk] for name in TEXT_COLUMNS}
+    columns["source_ids"], columns["target_ids"] = tokenize_pairs(
+        tokenizer, columns["source"], columns["target"], settings
+    )
+    return columns
 
 
 def build_or_load(
@@ -164,7 +142,7 @@ def build_or_load(
     """The cached splits under `cache_root/key`, built first if missing.
 
     `make_examples()` is called only on a miss and returns ({split name: example dicts with the
-    text columns of EXAMPLE_FEATURES}, report dict); splits are consumed one after the other.
+    text columns of EXAMPLE_FEATURES, or `rows.BatchRow`s}, report dict); splits are consumed one after the other.
     Returns the memory-mapped splits and the report saved with them.
     """
     final = Path(cache_root) / key
@@ -183,8 +161,11 @@ def _build(final: Path, make_examples, tokenizer, settings) -> None:
         split_examples, report = make_examples()
         for name, examples in split_examples.items():
             with ArrowWriter(features=EXAMPLE_FEATURES, path=str(staging / f"{name}.arrow")) as writer:
-                for columns in _tokenized_batches(examples, tokenizer, settings):
-                    writer.write_batch(columns)
+                for part in _tokenized_batches(examples, tokenizer, settings):
+                    if isinstance(part, pa.Table):
+                        writer.write_table(part)
+                    else:
+                        writer.write_batch(part)
                 writer.finalize()
         contents = {"splits": list(split_examples), "report": report}
         (staging / REPORT_FILE).write_text(json.dumps(contents, indent=2, sort_keys=True))
