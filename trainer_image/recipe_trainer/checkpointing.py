@@ -7,9 +7,9 @@ checkpoint or none: `checkpoint_layout.newest_checkpoint` never sees half of one
 
 What each rank writes:
 * all ranks: their DeepSpeed shards (`deepspeed/`, frozen base weights excluded: the base comes
-  from `model.name` or `base-model/`), and `deepspeed/rank-N.pt` with their RNG states (python,
-  numpy, torch, CUDA), data position and gradient-noise generators: everything a resumed rank
-  needs to draw exactly what it would have drawn;
+  from `model.name` or `base-model/`), and `deepspeed/rank-N.pt` with their RNG states (`rng`),
+  data position and gradient-noise generators: everything a resumed rank needs to draw exactly
+  what it would have drawn;
 * rank 0: the adapter or full model (`model/`), the tokenizer, the TrainerConfig and, last,
   `trainer_state.json`, then the rename, `best.json` and pruning to the last K plus the best.
 """
@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import checkpoint_layout as layout
@@ -35,21 +33,6 @@ DEEPSPEED_TAG = "state"
 
 def rank_state_file(checkpoint: Path, rank: int) -> Path:
     return checkpoint / layout.DEEPSPEED_DIR / f"rank-{rank:05d}.pt"
-
-
-def capture_rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def directory_size(path: Path) -> int:
@@ -141,6 +124,31 @@ def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
 def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any] | None:
     path = rank_state_file(checkpoint, rank)
     return torch.load(path, weights_only=False) if path.is_file() else None
+
+
+def load_engine_state(
+    engine: Any, checkpoint: Path, is_main: bool, barrier: Callable[[], None], reshard_dir: Path | None = None
+) -> None:
+    """Load the DeepSpeed state `CheckpointWriter.save` wrote (trained weights, optimizer) into
+    `engine`; every rank calls it. A checkpoint of another world size is given `reshard_dir`, a
+    scratch directory: rank 0 re-shards the optimizer state there for this world size
+    (`convert_to_universal`; the engine was built with `load_universal`), all ranks load it, and it
+    is removed again."""
+    if reshard_dir is not None:
+        if is_main:
+            convert_to_universal(checkpoint, reshard_dir)
+        barrier()
+    engine.load_checkpoint(
+        str(reshard_dir if reshard_dir is not None else checkpoint / layout.DEEPSPEED_DIR),
+        tag=DEEPSPEED_TAG,
+        load_module_strict=False,  # frozen base weights are not in the checkpoint
+        load_optimizer_states=True,
+        load_lr_scheduler_states=False,  # the learning rate is the schedule's, set every step
+    )
+    if reshard_dir is not None:
+        barrier()
+        if is_main:
+            shutil.rmtree(reshard_dir, ignore_errors=True)
 
 
 def convert_to_universal(checkpoint: Path, target: Path) -> Path:

@@ -38,9 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -48,7 +45,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig
 from recipe_api.v1alpha1 import Evaluation
@@ -57,13 +53,12 @@ from recipe_api.validation import gradient_accumulation_steps
 from . import run_layout
 from .checkpointing import (
     CheckpointWriter,
-    capture_rng_state,
-    convert_to_universal,
     find_resume_checkpoint,
+    load_engine_state,
     load_rank_state,
     read_trainer_state,
-    restore_rng_state,
 )
+from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .run_log import RunLogWriter
 
 log = logging.getLogger("recipe_trainer")
@@ -255,22 +250,8 @@ class TrainingRecipe:
         checkpoint = self.resume_checkpoint
         if checkpoint is None:
             return
-        universal = self.run_dir / run_layout.UNIVERSAL_DIR / checkpoint.name
-        if self.reshard:  # rank 0 re-shards the optimizer state for this world size, all ranks load it
-            if self.is_main:
-                convert_to_universal(checkpoint, universal)
-            self.dist.barrier()
-        self.engine.load_checkpoint(
-            str(universal if self.reshard else checkpoint / "deepspeed"),
-            tag="state",
-            load_module_strict=False,
-            load_optimizer_states=True,
-            load_lr_scheduler_states=False,
-        )
-        if self.reshard:
-            self.dist.barrier()
-            if self.is_main:
-                shutil.rmtree(universal.parent, ignore_errors=True)
+        reshard_dir = self.run_dir / run_layout.UNIVERSAL_DIR if self.reshard else None
+        load_engine_state(self.engine, checkpoint, self.is_main, self.dist.barrier, reshard_dir)
         state = read_trainer_state(checkpoint)
         self.progress = Progress(**state["progress"])
         self.early_stopping.load_state_dict(state["early_stopping"])
@@ -638,18 +619,3 @@ def _plain_cross_entropy_sum(
 
     with torch.no_grad():
         return float(label_smoothed_cross_entropy(logits.detach(), labels, 0.0).sum)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def configure_logging(rank: int) -> None:
-    logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -14,6 +14,7 @@ and a `--local_rank=N` placed before the sub-command would not parse.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
-    from ..recipe import StopRequested, TrainingRecipe, configure_logging
+    from ..recipe import StopRequested, TrainingRecipe
     from ..termination import is_peer_lost, peer_lost_message, write_failure, write_success
 
     rank = int(os.environ.get("RANK", "0"))
@@ -71,6 +72,18 @@ def run(args: argparse.Namespace) -> int:
         write_success(summary, termination_log)
     recipe.cleanup()
     return 0
+
+
+def configure_logging(rank: int) -> None:
+    """Rank 0 tells the story (INFO); the other ranks speak only of trouble, so N ranks do not
+    print N copies of every line. The tokenizers' thread pool stays off in pods as local mode's
+    launcher turns it off (`launcher.build_launch_environment`): each rank has its threads already."""
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _first_failure(termination_log: str) -> bool:
