@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model
 from recipe_api import load_jobs
+from recipe_api.contract import checkpoint_step_dir
 from recipe_api.trainer_config import TrainerConfig
 from recipe_api.v1alpha1 import LoraSpec
 from recipe_trainer import checkpoint_layout as layout
@@ -73,7 +74,7 @@ def quickstart_export_sizes(workdir: Path) -> dict:
     AutoModelForSeq2SeqLM.from_config(config).save_pretrained(root / layout.BASE_MODEL_DIR)
     model = AutoModelForSeq2SeqLM.from_pretrained(root / layout.BASE_MODEL_DIR)
     model, base_params, adapter_params = with_lora(model, spec.lora, model_type)
-    checkpoint = root / layout.step_dir_name(1)
+    checkpoint = root / checkpoint_step_dir(1)
     model.save_pretrained(checkpoint / layout.MODEL_DIR)
     tokenizer.save_pretrained(checkpoint / layout.TOKENIZER_DIR)
     trainer_config = TrainerConfig(

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from recipe_api.contract import checkpoint_step_dir
 from recipe_api.trainer_config import TrainerConfig
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer.data.tokenizer import special_token_ids, train_recipe_tokenizer
@@ -87,14 +88,14 @@ def write_checkpoint(
     root: Path, step: int, model, tokenizer, config: TrainerConfig, best: bool = True
 ) -> Path:
     """One complete checkpoint under `root`, built under a .tmp- name and renamed, as the trainer does."""
-    tmp = root / (layout.TMP_PREFIX + layout.step_dir_name(step))
+    tmp = root / (layout.TMP_PREFIX + checkpoint_step_dir(step))
     model.save_pretrained(tmp / layout.MODEL_DIR)
     tokenizer.save_pretrained(tmp / layout.TOKENIZER_DIR)
     (tmp / layout.CONFIG_FILE).write_text(config.to_yaml())
     evaluation = {"validation_loss": 3.0, "perplexity": 20.1, "quality": 0.4}  # shaped like recipe.py's
     state = {"step": step, "epoch": 1.0, "best_metric": 3.0, "progress": {"last_evaluation": evaluation}}
     (tmp / layout.STATE_FILE).write_text(json.dumps(state))
-    final = root / layout.step_dir_name(step)
+    final = root / checkpoint_step_dir(step)
     tmp.rename(final)
     if best:
         (root / layout.BEST_FILE).write_text(

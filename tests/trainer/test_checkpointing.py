@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from recipe_api.contract import checkpoint_step_dir
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import checkpointing
 from recipe_trainer.recipe import TrainingRecipe
@@ -34,7 +35,7 @@ def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
 
     # complete checkpoints, pruned to the last one (no validation improved: no best kept besides)
     newest = layout.newest_checkpoint(root)
-    assert newest.name == layout.step_dir_name(4)
+    assert newest.name == checkpoint_step_dir(4)
     state = json.loads((newest / layout.STATE_FILE).read_text())
     assert state["step"] == 4
     assert (newest / layout.TOKENIZER_DIR / "tokenizer.json").is_file()
@@ -67,19 +68,19 @@ def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
     longer = trainer_config(tmp_path, training={"maxSteps": 6}, checkpoint={"everySteps": 2, "keepLast": 2})
     with pytest.raises(OSError, match="disk full"):
         run(longer, monkeypatch)
-    assert (root / (layout.TMP_PREFIX + layout.step_dir_name(6)) / layout.MODEL_DIR).is_dir()
-    assert layout.newest_checkpoint(root).name == layout.step_dir_name(4)  # ...is not a checkpoint
+    assert (root / (layout.TMP_PREFIX + checkpoint_step_dir(6)) / layout.MODEL_DIR).is_dir()
+    assert layout.newest_checkpoint(root).name == checkpoint_step_dir(4)  # ...is not a checkpoint
 
     # ...and the next run resumes from the previous one and cleans the leftover up
     resumed = run(longer, monkeypatch)
     starts = [e for e in read_run_log(tmp_path) if e["event"] == "start"]
     assert starts[-1]["resumed_from_step"] == 4
     assert resumed.summary.step == 6
-    assert layout.newest_checkpoint(root).name == layout.step_dir_name(6)
+    assert layout.newest_checkpoint(root).name == checkpoint_step_dir(6)
     assert not list(root.glob(layout.TMP_PREFIX + "step-*"))
     resumed.cleanup()
 
     # a named checkpoint wins over the newest one (`recipe-train train --resume-from PATH`)
-    again = run(longer, monkeypatch, resume_from=str(root / layout.step_dir_name(4)))
+    again = run(longer, monkeypatch, resume_from=str(root / checkpoint_step_dir(4)))
     assert again.resumed_from_step == 4
     again.cleanup()

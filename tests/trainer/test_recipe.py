@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from recipe_api.contract import checkpoint_step_dir
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import forward, losses
 from recipe_trainer.recipe import (
@@ -49,7 +50,7 @@ def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
         return load_file(
             tmp_path
             / "checkpoints"
-            / layout.step_dir_name(step)
+            / checkpoint_step_dir(step)
             / layout.MODEL_DIR
             / "adapter_model.safetensors"
         )

@@ -1,5 +1,6 @@
-"""Where things live in a checkpoint directory: the contract between the training loop
-(which writes checkpoints) and eval / compare / export / generate (which read them).
+"""Where things live in a checkpoint directory, and reading them: the contract between the
+training loop (which writes checkpoints: `checkpointing`) and resume, eval / compare / export /
+generate (which read them here, and only here).
 
     <checkpoint_dir>/
       base-model/            init: scratch only: the randomly initialised base weights + config,
@@ -8,33 +9,34 @@
         model/               PEFT adapter (save_pretrained) or, with LoRA off, the full model
         tokenizer/           the tokenizer (trained on the data for scratch models)
         deepspeed/           DeepSpeed engine state (optimizer, scheduler), per rank
+          rank-00000.pt      that rank's RNG states, data position and noise generators
         trainer_state.json   progress: step, epoch, position, sampler/curriculum/RNG states ...
         trainer-config.yaml  the TrainerConfig the run used
       best.json              {"step": N, "path": "step-...", "validation_loss": x}
 
 A checkpoint is complete only once its directory has its final name: writers build it under
 a `.tmp-` name and rename atomically, so a crash mid-write never looks like a checkpoint.
+Step directories are named by `recipe_api.contract.checkpoint_step_dir` (the operator reports
+them too); the trainer config's file name is the one the operator mounts (`CONFIG_FILE_NAME`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from recipe_api.contract import checkpoint_step_dir, checkpoint_step_of
+from recipe_api.contract import checkpoint_step_of
+from recipe_api.trainer_config import CONFIG_FILE_NAME, TrainerConfig
 
 BASE_MODEL_DIR = "base-model"
 MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"
 DEEPSPEED_DIR = "deepspeed"
 STATE_FILE = "trainer_state.json"
-CONFIG_FILE = "trainer-config.yaml"
+CONFIG_FILE = CONFIG_FILE_NAME
 BEST_FILE = "best.json"
 TMP_PREFIX = ".tmp-"
-
-
-def step_dir_name(step: int) -> str:
-    return checkpoint_step_dir(step)
 
 
 def complete_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
@@ -75,3 +77,19 @@ def resolve_checkpoint(path: str | Path) -> Path:
             f"{path}: no complete checkpoint here (expected {STATE_FILE} or step-* directories)"
         )
     return found
+
+
+def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    """`trainer_state.json`: step, epoch, world size, progress, early stopping, data position..."""
+    return json.loads((checkpoint / STATE_FILE).read_text())
+
+
+def read_trainer_config(checkpoint: Path) -> TrainerConfig | None:
+    """The TrainerConfig the run used; None for a checkpoint written without one."""
+    path = checkpoint / CONFIG_FILE
+    return TrainerConfig.from_yaml(path.read_text()) if path.is_file() else None
+
+
+def rank_state_file(checkpoint: Path, rank: int) -> Path:
+    """One rank's RNG states, data position and noise generators (`checkpointing.load_rank_state`)."""
+    return checkpoint / DEEPSPEED_DIR / f"rank-{rank:05d}.pt"

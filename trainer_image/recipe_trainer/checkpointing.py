@@ -1,4 +1,6 @@
-"""Writing and reading checkpoints in the layout of `checkpoint_layout`, atomically.
+"""Writing checkpoints in the layout of `checkpoint_layout`, atomically, and loading the parts
+only a resuming trainer reads (the DeepSpeed engine state and each rank's torch-saved state);
+everything else a checkpoint holds is read in `checkpoint_layout`.
 
 A checkpoint is built under `.tmp-step-N` and renamed to `step-N` by rank 0 only when every rank
 has written its part, so a crash (or SIGKILL) at any moment leaves either the complete new
@@ -25,14 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from recipe_api.contract import checkpoint_step_dir, checkpoint_step_of
 
 from . import checkpoint_layout as layout
 
 DEEPSPEED_TAG = "state"
-
-
-def rank_state_file(checkpoint: Path, rank: int) -> Path:
-    return checkpoint / layout.DEEPSPEED_DIR / f"rank-{rank:05d}.pt"
 
 
 def directory_size(path: Path) -> int:
@@ -60,7 +59,7 @@ class CheckpointWriter:
     ) -> tuple[Path, float, int]:
         """Write the checkpoint of `step`; returns (path, seconds, bytes). Every rank calls it."""
         started = time.monotonic()
-        final = self.root / layout.step_dir_name(step)
+        final = self.root / checkpoint_step_dir(step)
         tmp = self.root / (layout.TMP_PREFIX + final.name)
         if self.rank == 0:
             self._remove_leftovers()
@@ -72,7 +71,7 @@ class CheckpointWriter:
             save_latest=False,
             exclude_frozen_parameters=True,
         )
-        torch.save(rank_state, rank_state_file(tmp, self.rank))
+        torch.save(rank_state, layout.rank_state_file(tmp, self.rank))
         self.barrier()
         if self.rank == 0:
             self._write_rank0_part(tmp, engine, tokenizer, config_yaml, trainer_state)
@@ -95,8 +94,11 @@ class CheckpointWriter:
         write_trainer_state(tmp, state)  # last: its presence is what makes a checkpoint complete
 
     def mark_best(self, checkpoint: Path, metric: float | None) -> None:
-        step = int(checkpoint.name.removeprefix("step-"))
-        marker = {"step": step, "path": checkpoint.name, "validation_loss": metric}
+        marker = {
+            "step": checkpoint_step_of(checkpoint.name),
+            "path": checkpoint.name,
+            "validation_loss": metric,
+        }
         tmp = self.root / (layout.TMP_PREFIX + layout.BEST_FILE)
         tmp.write_text(json.dumps(marker))
         os.replace(tmp, self.root / layout.BEST_FILE)
@@ -117,12 +119,8 @@ def write_trainer_state(checkpoint: Path, state: dict[str, Any]) -> None:
     (checkpoint / layout.STATE_FILE).write_text(json.dumps(state, indent=1))
 
 
-def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    return json.loads((checkpoint / layout.STATE_FILE).read_text())
-
-
 def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any] | None:
-    path = rank_state_file(checkpoint, rank)
+    path = layout.rank_state_file(checkpoint, rank)
     return torch.load(path, weights_only=False) if path.is_file() else None
 
 

@@ -39,10 +39,10 @@ from recipe_api.v1alpha1 import ModelSpec
 
 from .checkpoint_layout import (
     BASE_MODEL_DIR,
-    CONFIG_FILE,
     MODEL_DIR,
-    STATE_FILE,
     TOKENIZER_DIR,
+    read_trainer_config,
+    read_trainer_state,
     resolve_checkpoint,
 )
 
@@ -91,11 +91,6 @@ def lengths_of(loaded: LoadedCheckpoint) -> tuple[int, int]:
 
     training = loaded.config.spec.training if loaded.config is not None else TrainingSpec()
     return training.max_source_length, training.max_target_length
-
-
-def read_trainer_config(checkpoint: Path) -> TrainerConfig | None:
-    path = checkpoint / CONFIG_FILE
-    return TrainerConfig.from_yaml(path.read_text()) if path.is_file() else None
 
 
 def base_model_candidates(checkpoint: Path, config: TrainerConfig | None) -> list[str]:
@@ -178,8 +173,7 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckp
         task = resolve_task(model_spec, AutoConfig.from_pretrained(str(model_dir)))
         model = auto_model_class(task).from_pretrained(str(model_dir))
     model.to(device or default_device()).eval()
-    state_file = checkpoint / STATE_FILE
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    state = read_trainer_state(checkpoint)  # resolve_checkpoint found it: it is what makes one complete
     return LoadedCheckpoint(checkpoint, model, tokenizer, task, config, state, base_model)
 
 

@@ -46,18 +46,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from recipe_api.contract import checkpoint_step_dir
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig
 from recipe_api.v1alpha1 import Evaluation
 from recipe_api.validation import gradient_accumulation_steps
 
 from . import run_layout
-from .checkpointing import (
-    CheckpointWriter,
-    find_resume_checkpoint,
-    load_engine_state,
-    load_rank_state,
-    read_trainer_state,
-)
+from .checkpoint_layout import read_trainer_state
+from .checkpointing import CheckpointWriter, find_resume_checkpoint, load_engine_state, load_rank_state
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .run_log import RunLogWriter
 
@@ -307,7 +303,10 @@ class TrainingRecipe:
             epoch_end, self._epoch_ended = self._epoch_ended, False
             if step % self.spec.validation.every_steps == 0 or epoch_end:
                 self.validate()
-            if step % self.spec.checkpoint.every_steps == 0 and self.progress.last_checkpoint != _name(step):
+            if (
+                step % self.spec.checkpoint.every_steps == 0
+                and self.progress.last_checkpoint != checkpoint_step_dir(step)
+            ):
                 self.save_checkpoint()
             if self.early_stopping.should_stop:
                 self.stopped_early = True
@@ -317,7 +316,7 @@ class TrainingRecipe:
                 break
         if self.progress.last_validation_step != self.progress.step:
             self.validate()
-        if self.progress.last_checkpoint != _name(self.progress.step):
+        if self.progress.last_checkpoint != checkpoint_step_dir(self.progress.step):
             self.save_checkpoint()
         return self._summary()
 
@@ -491,9 +490,9 @@ class TrainingRecipe:
 
     def save_checkpoint(self, best: bool = False) -> Path:
         step = self.progress.step
-        self.progress.last_checkpoint = _name(step)
+        self.progress.last_checkpoint = checkpoint_step_dir(step)
         if best:
-            self.progress.best_checkpoint = _name(step)
+            self.progress.best_checkpoint = checkpoint_step_dir(step)
         state = {
             "step": step,
             "epoch": self._epoch_fraction(),
@@ -541,7 +540,7 @@ class TrainingRecipe:
             step=self.progress.step,
             epoch=self._epoch_fraction(),
             best_checkpoint=best_path,
-            last_checkpoint=str(self.checkpoint_dir / _name(self.progress.step)),
+            last_checkpoint=str(self.checkpoint_dir / checkpoint_step_dir(self.progress.step)),
             stopped_early=self.stopped_early,
             evaluation=Evaluation(
                 validation_loss=self.early_stopping.best,
@@ -600,12 +599,6 @@ class TrainingRecipe:
     def _event(self, kind: str, **fields: Any) -> None:
         if self.run_log is not None:  # rank 0's
             self.run_log.write(kind, **fields)
-
-
-def _name(step: int) -> str:
-    from .checkpoint_layout import step_dir_name
-
-    return step_dir_name(step)
 
 
 def _plain_cross_entropy_sum(

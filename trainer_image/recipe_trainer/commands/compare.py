@@ -176,13 +176,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from recipe_trainer.checkpoint_layout import resolve_checkpoint
-    from recipe_trainer.inference import (
-        is_checkpoint,
-        load_model_or_checkpoint,
-        quiet_loading,
-        read_trainer_config,
-    )
+    from recipe_trainer.checkpoint_layout import read_trainer_config, resolve_checkpoint
+    from recipe_trainer.inference import is_checkpoint, load_model_or_checkpoint, quiet_loading
 
     console = Console()
     quiet_loading()
