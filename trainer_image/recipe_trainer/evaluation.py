@@ -144,8 +144,9 @@ def loss_and_perplexity(
     return mean, perplexity(mean), count
 
 
-def score_recipe(generated: str, reference: str) -> dict[str, float]:
-    """Quality of the generated recipe on its own, and its overlap with the real recipe."""
+def score_generated(generated: str, reference: str) -> dict[str, float]:
+    """Quality of the generated recipe on its own, and its overlap with the real recipe (not
+    `data.scoring.score_recipe`, which scores a corpus recipe for the curriculum)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
@@ -185,7 +186,7 @@ def generate_and_score(
         )
         for index, text in zip(batch, generated, strict=True):
             prompt, reference = examples[index]
-            results.append(SampleResult(index, prompt, reference, text, score_recipe(text, reference)))
+            results.append(SampleResult(index, prompt, reference, text, score_generated(text, reference)))
         if advance:
             advance(len(batch))
     return results

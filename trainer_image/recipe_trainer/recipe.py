@@ -103,8 +103,9 @@ class EarlyStopping:
 
 
 @dataclass
-class Progress:
-    """Where training is; saved in trainer_state.json."""
+class TrainingPosition:
+    """Where training is (step, epoch position, best and last checkpoints); saved in
+    trainer_state.json under "progress"."""
 
     step: int = 0
     epochs_completed: int = 0
@@ -124,7 +125,7 @@ class TrainingRecipe:
         self.resume_from = resume_from
         self.run_dir = Path(config.runtime.run_dir)
         self.checkpoint_dir = Path(config.runtime.checkpoint_dir)
-        self.progress = Progress()
+        self.progress = TrainingPosition()
         self.early_stopping = EarlyStopping(
             self.spec.validation.early_stopping.patience, self.spec.validation.early_stopping.min_delta
         )
@@ -249,7 +250,7 @@ class TrainingRecipe:
         reshard_dir = self.run_dir / run_layout.UNIVERSAL_DIR if self.reshard else None
         load_engine_state(self.engine, checkpoint, self.is_main, self.dist.barrier, reshard_dir)
         state = read_trainer_state(checkpoint)
-        self.progress = Progress(**state["progress"])
+        self.progress = TrainingPosition(**state["progress"])
         self.early_stopping.load_state_dict(state["early_stopping"])
         rank_state = load_rank_state(checkpoint, self.rank)
         if rank_state is not None and state.get("world_size") == self.world_size:
