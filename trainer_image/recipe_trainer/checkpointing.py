@@ -111,8 +111,9 @@ class CheckpointWriter:
                 shutil.rmtree(old, ignore_errors=True)
 
     def _remove_leftovers(self) -> None:
-        for leftover in self.root.glob(layout.TMP_PREFIX + "step-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.root.glob(layout.TMP_PREFIX + "*"):
+            if checkpoint_step_of(leftover.name.removeprefix(layout.TMP_PREFIX)) is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def write_trainer_state(checkpoint: Path, state: dict[str, Any]) -> None:
