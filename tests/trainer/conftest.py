@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from recipe_api.trainer_config import TrainerConfig
+from recipe_trainer import run_layout
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = REPO / "examples" / "data" / "recipenlg_sample_999.csv"
@@ -84,10 +85,10 @@ def trainer_config(root: Path, **overrides: Any) -> TrainerConfig:
             "name": "tiny",
             "spec": job_spec(**overrides),
             "runtime": {
-                "checkpointDir": str(root / "checkpoints"),
+                "checkpointDir": str(root / run_layout.CHECKPOINTS_DIR),  # as local mode lays a run out
                 "runDir": str(root),
-                "terminationLog": str(root / "termination-log"),
-                "cacheDir": str(root / "cache"),
+                "terminationLog": str(root / run_layout.TERMINATION_FILE),
+                "cacheDir": str(root / run_layout.CACHE_DIR),
             },
         }
     )

@@ -4,6 +4,7 @@ export do), and a crash in the middle of writing one leaves the previous one to 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,7 +32,7 @@ def test_checkpoint_round_trip_and_crash_during_write(tmp_path, monkeypatch):
 
     config = trainer_config(tmp_path, training={"maxSteps": 4}, checkpoint={"everySteps": 2, "keepLast": 1})
     first = run(config, monkeypatch)
-    root = tmp_path / "checkpoints"
+    root = Path(config.runtime.checkpoint_dir)
 
     # complete checkpoints, pruned to the last one (no validation improved: no best kept besides)
     newest = layout.newest_checkpoint(root)

@@ -48,11 +48,7 @@ def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
 
     def adapter(step: int) -> dict[str, torch.Tensor]:
         return load_file(
-            tmp_path
-            / "checkpoints"
-            / checkpoint_step_dir(step)
-            / layout.MODEL_DIR
-            / "adapter_model.safetensors"
+            recipe.checkpoint_dir / checkpoint_step_dir(step) / layout.MODEL_DIR / "adapter_model.safetensors"
         )
 
     before, after = adapter(first_bad_step), adapter(first_bad_step + MAX_NONFINITE_STEPS_IN_A_ROW - 1)
