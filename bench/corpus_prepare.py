@@ -9,7 +9,8 @@ deduplicate, score, split, format, tokenize and write the Arrow token cache
 The CSV is generated into a temporary directory (copy k > 0 of the sample gets " (k)" on its
 titles, so copies are distinct recipes to deduplication: bench/data_pipeline.replicate) and
 removed afterwards. Workers: what the trainer picks for a file of this size
-(`pipeline.cleaning_workers`: every core, up to 8); they clean, score, format and tokenize, this
+(`pipeline.cleaning_workers`: every core, up to 8); they clean, score, format and tokenize
+(`rows.CacheRows`: one Arrow batch per chunk and split back), this
 process reads, deduplicates, splits and writes. Reported: wall time, CPU time of this process
 and of the workers, and the load average, since the machine may be shared.
 """
@@ -72,7 +73,13 @@ def main() -> None:
         f"workers: {workers} on {os.cpu_count()} cores; load average before {load_before[0]:.1f}, after {load_after[0]:.1f}"
     )
     print(f"end to end: {wall:.0f} s wall ({wall / 60:.2f} min), {rows / wall:,.0f} rows/s")
-    print(f"CPU: {cpu:.0f} s this process, {children.ru_utime + children.ru_stime:.0f} s workers")
+    workers_cpu = children.ru_utime + children.ru_stime
+    per_recipe = (cpu + workers_cpu) / kept
+    print(f"CPU: {cpu:.0f} s this process, {workers_cpu:.0f} s workers: {per_recipe * 1e6:.0f} us per recipe")
+    print(
+        f"extrapolated, not measured: {FULL_CORPUS:,} recipes at that CPU cost on 2 idle cores: "
+        f"{per_recipe * FULL_CORPUS / 2 / 60:.1f} min"
+    )
     print(
         f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )

@@ -206,3 +206,30 @@ def test_inspect_command_shows_counts_drop_reasons_and_samples(tmp_path, capsys)
     assert summary["samples"][0]["target"].startswith("Title: No-Bake Nut Cookies")
     assert main(["data", "inspect", str(tmp_path / "missing.csv")]) == 1
     assert "dataset.path" in capsys.readouterr().err
+
+
+def test_duplicate_keys_are_the_same_in_every_process():
+    """Worker processes compute the keys that the reading process deduplicates with; Python's
+    own str hash differs per process (PYTHONHASHSEED), these must not."""
+    import os
+    import subprocess
+    import sys
+
+    from recipe_trainer.data.cleaning import duplicate_keys
+
+    code = (
+        "from recipe_trainer.data.cleaning import clean_recipes, duplicate_keys\n"
+        "from recipe_trainer.data.loading import iter_raw_rows\n"
+        f"recipes, _ = clean_recipes(iter_raw_rows({str(SAMPLE)!r}))\n"
+        "print([duplicate_keys(r) for r in list(recipes)[:50]])\n"
+    )
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]  # fmt: skip
+    recipes, _ = clean_recipes(iter_raw_rows(SAMPLE))
+    here = str([duplicate_keys(r) for r in list(recipes)[:50]])
+    assert outputs[0].strip() == outputs[1].strip() == here

@@ -169,3 +169,57 @@ def test_tokenizing_in_the_cleaning_workers_gives_the_same_cache_rows(tokenizer,
         built.append(({name: split.to_list() for name, split in splits.items()}, report))
     assert built[0] == built[1]
     assert len(built[0][0]["train"]) + len(built[0][0]["validation"]) == 600
+
+
+def test_rows_made_in_batches_are_written_with_the_gaps_duplicates_leave(tokenizer, tmp_path):
+    """`rows.CacheRows` hands back `BatchRow`s; a recipe dropped after its row was made (a
+    duplicate found in the reading process) leaves a gap that must not shift the other rows."""
+    from recipe_trainer.data.rows import CacheRows, example_row
+    from recipe_trainer.data.split import split_of
+    from trainer.data.conftest import SAMPLE
+
+    recipes, _ = clean_recipes_of(SAMPLE)
+    recipes = [r for r in recipes if split_of(r, SETTINGS.validation_fraction) == "train"][:40]
+    made = CacheRows(tokenizer, SETTINGS, "seq2seq")(recipes)
+    assert len({id(row.batch) for row in made}) == 1, "one chunk of one split: one Arrow batch"
+    kept = [i for i in range(len(recipes)) if i not in (0, 7, 8, 20, 39)]
+
+    def make_examples():
+        return {"train": (made[i] for i in kept), "validation": iter([])}, {}
+
+    splits, _ = build_or_load(tmp_path, "key", make_examples, tokenizer, SETTINGS)
+    written = splits["train"].to_list()
+    expected = [example_row(recipes[i], "seq2seq") for i in kept]
+    texts = [k for k in expected[0] if k != "quality"]  # quality is stored as float32
+    assert [{k: row[k] for k in texts} for row in written] == [{k: e[k] for k in texts} for e in expected]
+    assert [row["quality"] for row in written] == pytest.approx([e["quality"] for e in expected], abs=1e-6)
+    sources, targets = tokenize_pairs(
+        tokenizer, [e["source"] for e in expected], [e["target"] for e in expected], SETTINGS
+    )
+    assert [row["source_ids"] for row in written] == sources
+    assert [row["target_ids"] for row in written] == targets
+
+
+def clean_recipes_of(path):
+    from recipe_trainer.data.cleaning import clean_recipes
+    from recipe_trainer.data.loading import iter_raw_rows
+    from recipe_trainer.data.scoring import score_recipes
+
+    recipes, report = clean_recipes(iter_raw_rows(path))
+    return list(score_recipes(recipes)), report
+
+
+def test_the_cache_module_imports_neither_the_pipeline_nor_is_imported_back():
+    """Issue 15: the row format lives in `rows`; the cache hashes the modules that shape rows
+    without importing the trainer's pipeline (which imports the cache)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from recipe_trainer.data import tokenized_cache\n"
+        "tokenized_cache.pipeline_code_version()\n"
+        "print('recipe_trainer.data.pipeline' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

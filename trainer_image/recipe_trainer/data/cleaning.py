@@ -37,6 +37,7 @@ iterator is exhausted. How often each rule fires on real and on junk rows is mea
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -83,6 +84,7 @@ _TITLE_LETTERS, _INGREDIENT_LETTERS, _STEP_LETTERS = (
     for n in (MIN_TITLE_LETTERS, MIN_INGREDIENT_LETTERS, MIN_STEP_LETTERS)
 )  # an item with at least n letters (any alphabet)
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_LIST_JSON = json.JSONDecoder(strict=False)  # raw tabs tolerated; one decoder, not one per call
 _AMOUNT = re.compile(r"[\d\u00bc-\u00be\u2150-\u215e/.()-]+")
 
 
@@ -105,12 +107,13 @@ class DropReport(dict):
                 excerpt = repr(excerpt)[1:-1]
             examples.append(f"{rejected.where}: {excerpt}" if excerpt else rejected.where)
 
-    def normalised(self, recipe: Recipe) -> None:
-        for kind, (before, after) in recipe.extra.get("normalised", {}).items():
+    def normalised(self, where: str, repairs: dict[str, tuple[str, str]]) -> None:
+        """Count a kept recipe's repairs ({kind: (before, after)}, `Recipe.extra["normalised"]`)."""
+        for kind, (before, after) in repairs.items():
             self["normalised"][kind] = self["normalised"].get(kind, 0) + 1
             examples = self["normalised_examples"].setdefault(kind, [])
             if len(examples) < EXAMPLES_PER_REASON:
-                examples.append(f"{recipe.row}: {before[:100]!r} -> {after[:100]!r}")
+                examples.append(f"{where}: {before[:100]!r} -> {after[:100]!r}")
 
     @property
     def dropped_total(self) -> int:
@@ -124,6 +127,19 @@ class Rejected:
     where: str
     reason: str
     excerpt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What deduplication, the report and the split need of a recipe cleaned in a worker process
+    that also made the recipe's payload there (`split.Finish`, the token-cache rows): sending this
+    back instead of the whole recipe halves what the reading process unpickles."""
+
+    row: str
+    title: str
+    keys: tuple[int, int | None]  # `duplicate_keys`
+    repairs: dict  # Recipe.extra["normalised"]
+    split_position: float  # `split.split_position`
 
 
 class _Dropped(Exception):
@@ -170,9 +186,15 @@ def parse_list(value: Any, column: str, repairs: dict | None = None) -> tuple[st
     plain = False
     if isinstance(value, str):
         # printable ASCII (no tabs or newlines) without entities, escapes or double spaces: the common case
-        plain = value.isascii() and value.isprintable() and not any(m in value for m in ("&", "\\", "  "))
+        plain = (
+            value.isascii()
+            and value.isprintable()
+            and "&" not in value
+            and "\\" not in value
+            and "  " not in value
+        )
         try:
-            value = json.loads(value, strict=False) if value.strip() else []  # raw tabs tolerated
+            value = _LIST_JSON.decode(value) if value.strip() else []
         except json.JSONDecodeError:
             raise _Dropped(f"unparseable {column}", value) from None
     if not isinstance(value, list):
@@ -317,18 +339,23 @@ class RecipeCleaner:
         """The clean recipe of a row, or None (then the drop is in `self.report`)."""
         return self.admit(prepare_row(row))
 
-    def admit(self, prepared: Recipe | Rejected) -> Recipe | None:
+    def admit(self, prepared: Recipe | Admission | Rejected) -> Recipe | Admission | None:
         """Count a `prepare_row` result (made here or in a worker) and drop duplicates; rows must
         come in their reading order, so that the first of two duplicates is the one kept."""
         self.report["rows"] += 1
-        if isinstance(prepared, Recipe):
-            reason = self._duplicate(prepared)
-            if reason is None:
-                self.report["kept"] += 1
-                self.report.normalised(prepared)
-                return prepared
-            prepared = Rejected(prepared.row, reason, prepared.title)
-        self.report.drop(prepared)
+        if isinstance(prepared, Rejected):
+            self.report.drop(prepared)
+            return None
+        if isinstance(prepared, Admission):
+            keys, repairs = prepared.keys, prepared.repairs
+        else:
+            keys, repairs = duplicate_keys(prepared), prepared.extra.get("normalised", {})
+        reason = self._duplicate(keys)
+        if reason is None:
+            self.report["kept"] += 1
+            self.report.normalised(prepared.row, repairs)
+            return prepared
+        self.report.drop(Rejected(prepared.row, reason, prepared.title))
         return None
 
     def clean_all(self, rows: Iterable[RawRow]) -> Iterator[Recipe]:
@@ -337,16 +364,9 @@ class RecipeCleaner:
             if recipe is not None:
                 yield recipe
 
-    def _duplicate(self, recipe: Recipe) -> str | None:
-        """The duplicate reason, or None after remembering the recipe. Python's hash is enough:
-        keys live for one run, and a 64-bit collision among 2.2M recipes is about 1 in 10 million."""
-        if recipe.pair is not None:
-            exact, near = hash(recipe.pair), None
-        else:
-            title = recipe.title.lower()
-            text = "\x1f".join((title, *recipe.ingredients, "", *recipe.directions)).lower()
-            exact = hash(text)
-            near = hash((_NOT_ALNUM.sub(" ", title).strip(), _ingredient_set(recipe.ingredients, recipe.ner)))
+    def _duplicate(self, keys: tuple[int, int | None]) -> str | None:
+        """The duplicate reason, or None after remembering the recipe's keys."""
+        exact, near = keys
         if exact in self._exact:
             return EXACT_DUPLICATE
         if near is not None and near in self._near:
@@ -355,6 +375,25 @@ class RecipeCleaner:
         if near is not None:
             self._near.add(near)
         return None
+
+
+def duplicate_keys(recipe: Recipe) -> tuple[int, int | None]:
+    """(exact, near) keys of a recipe (module docstring, 9.); a built pair has no near key. 64-bit
+    BLAKE2b, the same in every process (workers compute them), so a collision among 2.2M recipes
+    is about 1 in 10 million."""
+    if recipe.pair is not None:
+        return _key("\x1e".join(recipe.pair)), None
+    title = recipe.title.lower()
+    exact = "\x1f".join((title, *recipe.ingredients, "", *recipe.directions)).lower()
+    names = sorted(_ingredient_set(recipe.ingredients, recipe.ner))
+    near = "\x1f".join((_NOT_ALNUM.sub(" ", title).strip(), *names))
+    return _key(exact), _key(near)
+
+
+def _key(text: str) -> int:
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+    )
 
 
 def _ingredient_set(ingredients: tuple[str, ...], ner: tuple[str, ...]) -> frozenset[str]:

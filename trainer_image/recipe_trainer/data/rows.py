@@ -10,7 +10,7 @@ import the other.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import datasets
 import pyarrow as pa
@@ -19,10 +19,7 @@ from transformers import PreTrainedTokenizerBase
 from .formatting import Task, format_pair
 from .records import Recipe
 from .split import split_of
-from .token_ids import BulkIds, tokenize_pairs
-
-if TYPE_CHECKING:
-    from .tokenized_cache import TokenizationSettings
+from .token_ids import BulkIds, Lengths, tokenize_pairs
 
 EXAMPLE_FEATURES = datasets.Features(
     {
@@ -79,6 +76,13 @@ def recipe_of(row: dict) -> Recipe:
     )
 
 
+class RowSettings(Lengths):
+    """What `CacheRows` needs of `tokenized_cache.TokenizationSettings` (structurally: the cache
+    imports this module)."""
+
+    validation_fraction: float
+
+
 class BatchRow(NamedTuple):
     """Row `index` of an Arrow batch of complete cache rows. What `CacheRows` hands back per
     recipe: the rows of a chunk travel between processes as one batch (Arrow buffers, pickled
@@ -96,7 +100,7 @@ class CacheRows:
     buffer keep only validation batches alive. Picklable: it travels to each worker once; there
     the tokenizer's own thread pool is turned off (the workers already fill the cores)."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: TokenizationSettings, task: Task):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, settings: RowSettings, task: Task):
         self.tokenizer, self.settings, self.task = tokenizer, settings, task
         self._encode: BulkIds | None = None
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from recipe_api.v1alpha1 import DatasetSpec
 
-from .cleaning import DropReport, RecipeCleaner, Rejected, prepare_row
+from .cleaning import Admission, DropReport, RecipeCleaner, Rejected, duplicate_keys, prepare_row
 from .loading import RawRow, iter_raw_rows
 from .records import Recipe
 from .scoring import score_recipe, score_recipes
@@ -35,8 +35,10 @@ CHUNK_ROWS = 2000  # rows per task sent to a worker process
 Finish = Callable[[list[Recipe]], list[Any]]
 
 
-def split_position(recipe: Recipe) -> float:
+def split_position(recipe: Recipe | Admission) -> float:
     """Where the recipe falls in [0, 1): stable across runs, machines and Python versions."""
+    if isinstance(recipe, Admission):  # computed where the recipe was cleaned
+        return recipe.split_position
     if recipe.pair is not None:
         text = "\x1f".join(recipe.pair)
     else:
@@ -45,7 +47,7 @@ def split_position(recipe: Recipe) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def split_of(recipe: Recipe, validation_fraction: float) -> str:
+def split_of(recipe: Recipe | Admission, validation_fraction: float) -> str:
     """ "validation" or "train"."""
     return "validation" if split_position(recipe) < validation_fraction else "train"
 
@@ -54,7 +56,7 @@ def split_recipes(
     recipes: Iterable, validation_fraction: float, finished: bool = False
 ) -> dict[str, Iterator]:
     """{"train": ..., "validation": ...} iterators over one stream, consumable in any order.
-    `finished`: the stream holds (recipe, payload) pairs, split by their recipe."""
+    `finished`: the stream holds (recipe or `Admission`, payload) pairs, split by their first."""
     source = iter(recipes)
     buffers: dict[str, deque[Recipe]] = {name: deque() for name in SPLITS}
 
@@ -81,7 +83,8 @@ def load_splits(
     """Load, clean, score, cap at `maxRecipes` and split the spec's dataset, streaming. The
     report (rows read, kept, dropped by reason) is complete once both splits are consumed.
     `workers` > 1 cleans and scores in that many processes (same recipes, same report).
-    With `finish`, the splits hold (recipe, payload) pairs (see `Finish`)."""
+    With `finish`, the splits hold (recipe, payload) pairs (see `Finish`); a recipe cleaned in a
+    worker is then only its `cleaning.Admission` (the payload carries what is kept of it)."""
     recipes, report = clean_and_score(iter_raw_rows(dataset.path, dataset.format), workers, finish)
     if dataset.max_recipes is not None:
         recipes = islice(recipes, dataset.max_recipes)
@@ -92,7 +95,8 @@ def clean_and_score(
     rows: Iterable[RawRow], workers: int = 1, finish: Finish | None = None
 ) -> tuple[Iterator, DropReport]:
     """Clean, deduplicated, scored recipes in reading order (with `finish`: (recipe, payload)
-    pairs), and the drop report they fill.
+    pairs, the recipe an `Admission` when it was cleaned in a worker), and the drop report they
+    fill.
 
     With workers, this process reads rows and sends chunks to a pool that runs `prepare_row`,
     scoring and `finish`; results come back in order and are deduplicated here, so the output is
@@ -138,14 +142,19 @@ def _install_finish(finish: Finish | None) -> None:
     _worker_finish = finish
 
 
-def _prepare_and_score(chunk: list[RawRow]) -> list[tuple[Recipe | Rejected, Any]]:
+def _prepare_and_score(chunk: list[RawRow]) -> list[tuple[Recipe | Admission | Rejected, Any]]:
     """A worker's share: each row prepared and, when it is a recipe, scored and finished;
-    (outcome, payload or None) in row order."""
+    (outcome, payload or None) in row order. With a finish step the recipe goes back as its
+    `Admission` only: its payload holds what is kept of it."""
     outcomes = [prepare_row(row) for row in chunk]
     outcomes = [score_recipe(o) if isinstance(o, Recipe) else o for o in outcomes]
+    if _worker_finish is None:
+        return [(o, None) for o in outcomes]
     recipes = [o for o in outcomes if isinstance(o, Recipe)]
-    payloads = iter(_worker_finish(recipes) if _worker_finish is not None and recipes else ())
-    return [
-        (o, next(payloads) if isinstance(o, Recipe) and _worker_finish is not None else None)
-        for o in outcomes
-    ]
+    payloads = iter(_worker_finish(recipes) if recipes else ())
+    return [(_admission(o), next(payloads)) if isinstance(o, Recipe) else (o, None) for o in outcomes]
+
+
+def _admission(recipe: Recipe) -> Admission:
+    repairs = recipe.extra.get("normalised", {})
+    return Admission(recipe.row, recipe.title, duplicate_keys(recipe), repairs, split_position(recipe))

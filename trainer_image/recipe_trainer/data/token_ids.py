@@ -24,12 +24,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from transformers import PreTrainedTokenizerBase
-
-if TYPE_CHECKING:
-    from .tokenized_cache import TokenizationSettings
 
 MAX_CACHED_PIECES = 1 << 20  # about 100-200 MB per process at most; cleared when full
 
@@ -38,11 +35,20 @@ class Encode(Protocol):
     def __call__(self, texts: list[str]) -> list[list[int]]: ...
 
 
+class Lengths(Protocol):
+    """What truncation needs of `tokenized_cache.TokenizationSettings` (named structurally: the
+    cache imports this module, not the other way round)."""
+
+    task: str
+    max_source_length: int
+    max_target_length: int
+
+
 def tokenize_pairs(
     tokenizer: PreTrainedTokenizerBase,
     sources: list[str],
     targets: list[str],
-    settings: TokenizationSettings,
+    settings: Lengths,
     encode: Encode | None = None,
 ) -> tuple[list[list[int]], list[list[int]]]:
     """Batched fast tokenization of (source, target) texts, truncated to the max lengths.
