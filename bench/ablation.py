@@ -38,6 +38,10 @@ OFF = {
     "gradient noise": {"training": {"gradientNoise": {"enabled": False}}},
     "warmup + cosine restarts": {"training": {"scheduler": {"type": "constant", "warmupSteps": 0}}},
 }
+# Defaults that are choices rather than improvements, each against the alternative it replaced.
+OTHER_DEFAULTS = {
+    "LoRA on q_proj, v_proj only (the old auto)": {"lora": {"targetModules": ["q_proj", "v_proj"]}},
+}
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -54,7 +58,14 @@ def configurations() -> dict[str, dict]:
     for change in OFF.values():
         all_off = merge(all_off, change)
     configs["all off"] = all_off
+    configs.update(OTHER_DEFAULTS)
     return configs
+
+
+def demo_steps() -> int:
+    import yaml
+
+    return yaml.safe_load(DEMO.read_text())["spec"]["training"]["maxSteps"]
 
 
 def demo_spec(steps: int) -> dict:
@@ -78,20 +89,21 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
     """One configuration in its own single-rank trainer process; returns its checkpoint root."""
     from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
     from recipe_api.v1alpha1 import RecipeTrainingJobSpec
+    from recipe_trainer.run_layout import CHECKPOINTS_DIR, CONFIG_FILE, OUTPUT_FILE, TERMINATION_FILE
 
-    run = out / name.replace(" ", "-").replace("+", "and")
+    run = out / run_name(name)
     run.mkdir(parents=True, exist_ok=True)
     config = TrainerConfig(
         name=run.name,
         namespace=None,
         spec=RecipeTrainingJobSpec.model_validate(spec),
         runtime=TrainerRuntime(
-            checkpoint_dir=str(run / "checkpoints"),
+            checkpoint_dir=str(run / CHECKPOINTS_DIR),
             run_dir=str(run),
-            termination_log=str(run / "termination-log"),
+            termination_log=str(run / TERMINATION_FILE),
         ),
     )
-    (run / "trainer-config.yaml").write_text(config.to_yaml())
+    (run / CONFIG_FILE).write_text(config.to_yaml())
     env = os.environ | {
         "DS_ACCELERATOR": "cpu", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
@@ -99,20 +111,25 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
         "TORCH_EXTENSIONS_DIR": str(REPO / ".cache" / "torch_extensions"),
     }  # fmt: skip
     started = time.monotonic()
-    with (run / "train.log").open("w") as log:
+    with (run / OUTPUT_FILE).open("w") as log:
         command = [
             sys.executable,
             "-m",
             "recipe_trainer.cli",
             "train",
             "--config",
-            str(run / "trainer-config.yaml"),
+            str(run / CONFIG_FILE),
         ]
         code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     if code != 0:
-        raise SystemExit(f"{name}: training failed (exit {code}), see {run / 'train.log'}")
+        raise SystemExit(f"{name}: training failed (exit {code}), see {run / OUTPUT_FILE}")
     print(f"{name}: trained in {time.monotonic() - started:.0f} s", flush=True)
-    return run / "checkpoints"
+    return run / CHECKPOINTS_DIR
+
+
+def run_name(name: str) -> str:
+    """A configuration's run directory name."""
+    return "".join(c if c.isalnum() else "-" for c in name.replace("+", "and")).strip("-")
 
 
 def free_port() -> int:
@@ -171,7 +188,7 @@ def table(results: dict[str, dict], base: dict, command: str, steps: int, tokens
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(
         [
-            f"Budget: {steps} optimizer steps per configuration (the demo runs 40); seed 42; "
+            f"Budget: {steps} optimizer steps per configuration (the demo runs {demo_steps()}); seed 42; "
             f"{len(reference['loss'])} held-out recipes for the loss, {len(reference['quality'])} generated "
             'recipes for quality and ROUGE-L. `*`: the interval excludes zero. "learned": validation-loss '
             "drop from the base model as a share of the all-on drop.",
@@ -184,9 +201,9 @@ def table(results: dict[str, dict], base: dict, command: str, steps: int, tokens
 
 
 def tokens_trained(run_root: Path) -> int:
-    from recipe_trainer.recipe import read_train_log
+    from recipe_trainer.run_log import read_run_log
 
-    return sum(e.get("tokens", 0) for e in read_train_log(run_root.parent) if e.get("event") == "step")
+    return sum(e.get("tokens", 0) for e in read_run_log(run_root.parent) if e.get("event") == "step")
 
 
 def write_section(path: Path, text: str) -> None:
@@ -245,12 +262,10 @@ def main() -> int:
         results[name] = evaluate(load_checkpoint(root), examples, args.samples, args.max_new_tokens)
         tokens[name] = tokens_trained(root)
         print(f"{name}: loss {sum(results[name]['loss']) / len(examples):.4f}", flush=True)
-    from recipe_trainer.checkpoint_layout import resolve_checkpoint
-    from recipe_trainer.inference import read_trainer_config
+    from recipe_trainer.checkpoint_layout import read_trainer_config, resolve_checkpoint
+    from recipe_trainer.run_layout import CHECKPOINTS_DIR
 
-    config = read_trainer_config(
-        resolve_checkpoint(out / next(iter(results)).replace(" ", "-").replace("+", "and") / "checkpoints")
-    )
+    config = read_trainer_config(resolve_checkpoint(out / run_name(next(iter(results))) / CHECKPOINTS_DIR))
     base = evaluate(
         load_pretrained_model(spec["model"]["name"], config=config),
         examples,
