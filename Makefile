@@ -40,7 +40,7 @@ DEMO_RUN := runs/smollm2-lora-cpu
 
 demo: venv ## LoRA-tune SmolLM2-135M on the bundled sample (CPU), then compare base and tuned model
 	$(BIN)/recipe-train local examples/smollm2-lora-cpu.yaml
-	$(BIN)/recipe-train compare '$(DEMO_BASE)' $(DEMO_RUN)/checkpoints --samples 10 --max-new-tokens 128 \
+	$(BIN)/recipe-train compare '$(DEMO_BASE)' $(DEMO_RUN)/checkpoints --samples 16 --max-new-tokens 256 \
 		--report $(DEMO_RUN)/comparison.md --output $(DEMO_RUN)/comparison.json
 
 lint: venv ## ruff lint + format check, import-linter layering contracts

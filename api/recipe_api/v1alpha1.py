@@ -238,8 +238,8 @@ class LoraSpec(_Model):
         ),
     ] = Field(
         "auto",
-        description="Module names to adapt: auto (T5: q,v; Llama: q_proj,v_proj; GPT-2: "
-        "c_attn) or a list of names.",
+        description="Module names to adapt: auto (T5: q,v; Llama, Mistral, Qwen2: every attention "
+        "and MLP projection; GPT-2: c_attn) or a list of names.",
     )
 
 

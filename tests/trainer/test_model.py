@@ -56,7 +56,11 @@ def test_full_fine_tuning_trains_everything(checkpoint_dir):
 
 @pytest.mark.parametrize(
     ("model_type", "modules"),
-    [("t5", ["q", "v"]), ("llama", ["q_proj", "v_proj"]), ("gpt2", ["c_attn"])],
+    [
+        ("t5", ["q", "v"]),
+        ("llama", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+        ("gpt2", ["c_attn"]),
+    ],
 )
 def test_auto_target_modules_per_architecture(model_type, modules):
     assert lora_target_modules(LoraSpec(), model_type) == modules

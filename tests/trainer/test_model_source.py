@@ -124,8 +124,9 @@ def test_real_smollm2_gguf_converts_once_and_trains_with_lora():
     assert resolve_pretrained(SMOLLM2) == directory  # the cached copy, keyed by content hash
     built = load_model(ModelSpec(name=SMOLLM2), LoraSpec(), checkpoint_dir="unused")
     assert built.task == "causal" and built.model.config.model_type == "llama"
-    assert round(built.total_parameters / 1e6, 1) == 135.4  # 134.5M base + 0.92M LoRA
-    assert built.trainable_parameters == 921_600  # r=16 on q_proj and v_proj of 30 layers
+    assert round(built.total_parameters / 1e6, 1) == 139.4  # 134.5M base + 4.9M LoRA
+    # r=16 on the 7 projections of 30 layers: 16 x (in + out) each, 162,816 a layer
+    assert built.trainable_parameters == 4_884_480
     assert packing_plan(True, built.model.config) == (True, None)
     torch.manual_seed(0)
     text = generate_recipe(
