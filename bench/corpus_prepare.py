@@ -5,6 +5,12 @@ deduplicate, score, split, format, tokenize and write the Arrow token cache
 
     nice -n 10 .venv/bin/python bench/corpus_prepare.py                  # 2,231,142 rows, ~1.5 GB CSV
     nice -n 10 .venv/bin/python bench/corpus_prepare.py --rows 200000    # a quick look
+    nice -n 10 .venv/bin/python bench/corpus_prepare.py --stages         # where the CPU goes
+
+`--stages` times each step of a worker's share in this one process on the 999 distinct sample
+recipes, twice: cold (empty caches: scoring's ingredient caches, the tokenizer's piece cache),
+as at the start of a corpus, then warm, as the replicated corpus sees them from its second copy
+on; the real corpus, which repeats words and ingredient lines but not whole recipes, lies between.
 
 The CSV is generated into a temporary directory (copy k > 0 of the sample gets " (k)" on its
 titles, so copies are distinct recipes to deduplication: bench/data_pipeline.replicate) and
@@ -35,7 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=FULL_CORPUS)
     parser.add_argument("--model", default=SMOLLM2, help="whose tokenizer")
+    parser.add_argument("--stages", action="store_true", help="per-stage CPU on the sample, then stop")
     args = parser.parse_args()
+    if args.stages:
+        stage_costs(args.model)
+        return
     from recipe_api.v1alpha1 import RecipeTrainingJobSpec
     from recipe_trainer.data.loading import data_files
     from recipe_trainer.data.pipeline import TrainingData, cleaning_workers
@@ -83,6 +93,61 @@ def main() -> None:
     print(
         f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
     )
+
+
+def stage_costs(model: str) -> None:
+    """CPU per recipe of each step the workers run, cold then warm (module docstring)."""
+    from recipe_trainer import quality
+    from recipe_trainer.data import scoring
+    from recipe_trainer.data.token_ids import BulkIds
+    from recipe_trainer.data.tokenized_cache import TokenizationSettings
+    from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # as in the workers
+    tokenizer = load_pretrained_tokenizer(str(model_directory(model)))
+    settings = TokenizationSettings("causal", 64, 448, 0.05, None)
+    for cached in (scoring._amount, quality.ingredient_names, quality.singular):
+        cached.cache_clear()
+    bulk = BulkIds(tokenizer)
+    for run in ("cold", "warm"):
+        costs = _one_pass(tokenizer, bulk, settings)
+        recipes = costs.pop("recipes")
+        print(f"{run} ({recipes:.0f} recipes), CPU us per recipe:")
+        for name, seconds in costs.items():
+            print(f"  {name:40s} {seconds * 1e6 / recipes:7.1f}")
+        worker = sum(v for k, v in costs.items() if not k.startswith(" "))
+        print(f"  {'all of the above but the comparison':40s} {worker * 1e6 / recipes:7.1f}")
+
+
+def _one_pass(tokenizer, bulk, settings) -> dict[str, float]:
+    """CPU seconds of each step over the sample (and "recipes": how many were kept)."""
+    import pyarrow as pa
+    from recipe_trainer.data import scoring
+    from recipe_trainer.data.cleaning import Rejected, prepare_row
+    from recipe_trainer.data.loading import iter_raw_rows
+    from recipe_trainer.data.rows import ARROW_SCHEMA, example_columns
+    from recipe_trainer.data.token_ids import token_ids, tokenize_pairs
+
+    costs: dict[str, float] = {}
+
+    def timed(name, work):
+        started = time.process_time()
+        result = work()
+        costs[name] = time.process_time() - started
+        return result
+
+    rows = timed("read CSV rows", lambda: list(iter_raw_rows(SAMPLE)))
+    prepared = timed("clean (prepare_row)", lambda: [prepare_row(r) for r in rows])
+    recipes = [r for r in prepared if not isinstance(r, Rejected)]
+    scored = timed("score", lambda: [scoring.score_recipe(r) for r in recipes])
+    columns = timed("format (example_columns)", lambda: example_columns(scored, "causal"))
+    sources, targets = columns["source"], columns["target"]
+    ids = timed("tokenize (BulkIds)", lambda: tokenize_pairs(tokenizer, sources, targets, settings, bulk))
+    timed("  the tokenizer itself, for comparison", lambda: token_ids(tokenizer, targets + sources))
+    columns["source_ids"], columns["target_ids"] = ids
+    timed("Arrow batch", lambda: pa.RecordBatch.from_pydict(columns, schema=ARROW_SCHEMA))
+    costs["recipes"] = len(scored)
+    return costs
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ the ids of the tokenizer itself, on real recipes and on text built to stress the
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from recipe_trainer.data import token_ids
 from recipe_trainer.data.formatting import format_pair
@@ -50,11 +52,17 @@ def test_smollm2_bulk_ids_equal_the_tokenizer_on_the_sample_and_stress_texts(smo
 
 
 def test_a_full_piece_cache_is_cleared_without_changing_ids(smollm2, clean_sample, monkeypatch):
-    monkeypatch.setattr(token_ids, "MAX_CACHED_PIECES", 50)
+    monkeypatch.setattr(token_ids, "MAX_CACHED_PIECES", 200)
     texts = _recipe_texts(clean_sample[:40], "causal")
     bulk = BulkIds(smollm2)
-    assert bulk(texts) == token_ids.token_ids(smollm2, texts)
-    assert len(bulk._pieces) <= 50 + max(len(bulk._split.pieces(t)) for t in texts)
+    got, sizes, batches = [], [], [texts[i : i + 4] for i in range(0, len(texts), 4)]
+    for batch in batches:
+        got += bulk(batch)
+        sizes.append(len(bulk._pieces))
+    assert got == token_ids.token_ids(smollm2, texts)
+    assert any(after < before for before, after in itertools.pairwise(sizes)), "the cache was cleared"
+    most_new = max(len({p for t in batch for p in bulk._split.pieces(t)}) for batch in batches)
+    assert max(sizes) <= 200 + most_new
 
 
 @pytest.mark.parametrize("kind", ["causal", "seq2seq"])

@@ -98,7 +98,9 @@ class BulkIds:
             return token_ids(self.tokenizer, texts)
         added = self._added
         result: list[list[int] | None] = []
-        slow: list[int] = []
+        slow: list[int] = []  # texts with an added token inside: the tokenizer's own encoding
+        pending: list[tuple[int, list[str]]] = []  # texts with pieces not seen before
+        missing: set[str] = set()
         cache = self._pieces
         split = self._split.pieces
         for text in texts:
@@ -111,26 +113,31 @@ class BulkIds:
             try:
                 for piece in pieces:
                     ids += cache[piece]
-            except KeyError:  # a piece not seen before: learn the text's new pieces, start again
-                missing = [p for p in pieces if p not in cache]
-                if len(cache) + len(missing) > MAX_CACHED_PIECES:
-                    cache.clear()  # bounded memory; this text's pieces are all learnt again
-                    missing = pieces
-                self._learn(missing)
+            except KeyError:  # assembled below, once the new pieces of all texts are learnt
+                missing.update(p for p in pieces if p not in cache)
+                pending.append((len(result), pieces))
+                result.append(None)
+                continue
+            result.append(ids)
+        if pending:
+            if len(cache) + len(missing) > MAX_CACHED_PIECES:
+                cache.clear()  # bounded memory; the waiting texts' pieces are all learnt again
+                missing = {piece for _, pieces in pending for piece in pieces}
+            self._learn(list(missing))
+            for position, pieces in pending:
                 ids = []
                 for piece in pieces:
                     ids += cache[piece]
-            result.append(ids)
+                result[position] = ids
         if slow:
             for position, ids in zip(slow, token_ids(self.tokenizer, [texts[i] for i in slow]), strict=True):
                 result[position] = ids
         return result  # type: ignore[return-value]
 
     def _learn(self, pieces: list[str]) -> None:
-        unique = list(dict.fromkeys(pieces))
-        for piece, encoding in zip(
-            unique, self._bpe.encode_batch_fast(unique, add_special_tokens=False), strict=True
-        ):
+        """BPE ids of new pieces, in one batch call to the piece tokenizer."""
+        encodings = self._bpe.encode_batch_fast(pieces, add_special_tokens=False)
+        for piece, encoding in zip(pieces, encodings, strict=True):
             self._pieces[piece] = encoding.ids
 
 
