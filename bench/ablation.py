@@ -142,7 +142,11 @@ def free_port() -> int:
 
 def evaluate(loaded, examples, samples: int, max_new_tokens: int) -> dict[str, list[float]]:
     """Per-recipe validation loss over `examples`, quality and ROUGE-L of `samples` of them."""
-    from recipe_trainer.evaluation import generate_and_score, loss_and_perplexity, pick_samples
+    from recipe_trainer.evaluation.checkpoint_eval import (
+        generate_and_score,
+        loss_and_perplexity,
+        pick_samples,
+    )
     from recipe_trainer.inference import lengths_of
 
     max_source, max_target = lengths_of(loaded)
@@ -158,7 +162,7 @@ def evaluate(loaded, examples, samples: int, max_new_tokens: int) -> dict[str, l
 
 
 def table(results: dict[str, dict], base: dict, command: str, steps: int, tokens: dict[str, int]) -> str:
-    from recipe_trainer.bootstrap import paired_bootstrap
+    from recipe_trainer.evaluation.bootstrap import paired_bootstrap
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)
@@ -247,7 +251,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from recipe_api.v1alpha1 import RecipeTrainingJobSpec
-    from recipe_trainer.evaluation import load_examples
+    from recipe_trainer.evaluation.checkpoint_eval import load_examples
     from recipe_trainer.inference import load_checkpoint, load_pretrained_model, quiet_loading
 
     quiet_loading()

@@ -38,7 +38,7 @@ def main() -> None:
     from recipe_trainer.data.split import load_splits
     from recipe_trainer.data.tokenized_cache import TokenizationSettings, tokenize_pairs
     from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
-    from recipe_trainer.forward import batch_loss, enable_segment_attention, reference_batch_loss
+    from recipe_trainer.training.forward import batch_loss, enable_segment_attention, reference_batch_loss
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(1)

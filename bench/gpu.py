@@ -65,7 +65,7 @@ def models(root: Path, smoke: bool, dtype: str) -> dict[str, Path]:
 def loss_difference(ours: harness.OursSide) -> float:
     """|fast - plain| mean loss of one real training batch, no gradient."""
     import torch
-    from recipe_trainer.forward import batch_loss, reference_batch_loss
+    from recipe_trainer.training.forward import batch_loss, reference_batch_loss
 
     recipe = ours.recipe
     batch = recipe._to_device(next(recipe.data.validation_batches(max_batches=1)))

@@ -8,7 +8,7 @@ time), round after round, so a busy minute falls on every side alike. A large ma
 every round too: the measured peak FLOP/s under the same load, for model-FLOPs utilisation.
 
 Sides:
-* `ours`: `recipe_trainer.recipe.TrainingRecipe` (DeepSpeed, packed rows, the fast forward),
+* `ours`: `recipe_trainer.training.recipe.TrainingRecipe` (DeepSpeed, packed rows, the fast forward),
   stepped through its own step method;
 * `hf-careful`: `transformers.Trainer` + PEFT as a careful user sets it up: per-batch dynamic
   padding and `train_sampling_strategy="group_by_length"`;
@@ -211,7 +211,7 @@ class OursSide:
     forward, backward, optimizer step, logging - everything `train()` does per step)."""
 
     def __init__(self, config):
-        from recipe_trainer.recipe import TrainingRecipe
+        from recipe_trainer.training.recipe import TrainingRecipe
 
         self.recipe = TrainingRecipe(config)
         self.recipe.setup()

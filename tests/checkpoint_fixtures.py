@@ -66,7 +66,7 @@ def workdir() -> Path:
 @functools.cache
 def recipe_pairs(task: str, split: str) -> tuple[tuple[str, str], ...]:
     """(prompt, recipe) pairs of the sample's training or validation split, as the trainer sees them."""
-    from recipe_trainer.evaluation import load_examples
+    from recipe_trainer.evaluation.checkpoint_eval import load_examples
 
     spec = trainer_config(workdir(), {"name": "any"}).spec
     return tuple(load_examples(spec, task, split))
@@ -146,8 +146,8 @@ def train_steps(
 ) -> None:
     """A plain torch loop over the training split: enough to make a tiny model write recipe-like text."""
     from recipe_trainer.data.packing import collate_rows
-    from recipe_trainer.forward import reference_batch_loss
     from recipe_trainer.inference import tokenize_pair
+    from recipe_trainer.training.forward import reference_batch_loss
 
     examples = [
         tokenize_pair(tokenizer, p, r, task, MAX_SOURCE, MAX_TARGET) for p, r in recipe_pairs(task, "train")

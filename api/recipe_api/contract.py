@@ -1,6 +1,6 @@
 """Names both sides of the system must agree on, defined once.
 
-The trainer *defines* these Prometheus metrics (recipe_trainer.metrics), the operator *reads*
+The trainer *defines* these Prometheus metrics (recipe_trainer.training.metrics), the operator *reads*
 some of them from rank 0's /metrics into `status.progress`, and the Helm chart's dashboards
 and alerts query them; a test checks the chart against the exported names. Labels are put on
 every child object by the operator and used by the chart's PodMonitor relabelling.

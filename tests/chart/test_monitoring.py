@@ -113,7 +113,7 @@ def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def exported_metric_names() -> set[str]:
     """Every sample name the trainer and the operator expose, from their own registries."""
     from recipe_operator.metrics import exported_metric_names as operator_names
-    from recipe_trainer.metrics import exported_metric_names as trainer_names
+    from recipe_trainer.training.metrics import exported_metric_names as trainer_names
 
     return set(trainer_names()) | set(operator_names())
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from recipe_api.contract import checkpoint_step_dir
 from recipe_trainer import checkpoint_layout as layout
-from recipe_trainer import checkpointing
-from recipe_trainer.recipe import TrainingRecipe
 from recipe_trainer.run_log import read_run_log
+from recipe_trainer.training import checkpointing
+from recipe_trainer.training.recipe import TrainingRecipe
 
 from .conftest import free_port, trainer_config
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from checkpoint_fixtures import SAMPLE_CSV, one_torch_thread, t5_checkpoints
-from recipe_trainer.bootstrap import paired_bootstrap
 from recipe_trainer.cli import main
+from recipe_trainer.evaluation.bootstrap import paired_bootstrap
 
 FAST = ["--samples", "8", "--max-new-tokens", "32", "--seed", "5"]
 GENERATION = ("quality", "rouge_l", "bleu")

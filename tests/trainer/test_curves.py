@@ -7,7 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from recipe_trainer.curves import plot_curves  # noqa: E402
+from recipe_trainer.local.curves import plot_curves  # noqa: E402
 
 
 def _events(smoothed: bool) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
-from recipe_trainer.deepspeed_config import build_deepspeed_config, deep_merge
+from recipe_trainer.training.deepspeed_config import build_deepspeed_config, deep_merge
 
 from .conftest import job_spec
 

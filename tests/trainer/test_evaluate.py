@@ -10,7 +10,7 @@ import pytest
 import torch
 from checkpoint_fixtures import SAMPLE_CSV, gpt2_checkpoint, one_torch_thread, recipe_pairs, t5_checkpoints
 from recipe_trainer.cli import main
-from recipe_trainer.evaluation import load_examples, loss_and_perplexity, spec_for_data
+from recipe_trainer.evaluation.checkpoint_eval import load_examples, loss_and_perplexity, spec_for_data
 from recipe_trainer.inference import load_checkpoint, tokenize_pair
 
 FAST = ["--samples", "4", "--max-new-tokens", "24"]

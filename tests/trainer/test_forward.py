@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from recipe_trainer.data.packing import TokenizedExample, collate_rows, pack_best_fit_decreasing
-from recipe_trainer.forward import (
+from recipe_trainer.losses import IGNORE_INDEX
+from recipe_trainer.training.forward import (
     SEGMENT_ATTENTION,
     batch_loss,
     enable_segment_attention,
@@ -16,7 +17,6 @@ from recipe_trainer.forward import (
     segment_attention_forward,
     uses_segment_attention,
 )
-from recipe_trainer.losses import IGNORE_INDEX
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, T5Config
 
 VOCAB, PAD, EOS = 96, 0, 1

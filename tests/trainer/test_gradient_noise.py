@@ -1,7 +1,11 @@
 import pytest
 import torch
 from recipe_api.v1alpha1 import GradientNoiseSpec
-from recipe_trainer.gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
+from recipe_trainer.training.gradient_noise import (
+    GradientNoise,
+    innermost_torch_optimizer,
+    install_noise_hook,
+)
 
 SPEC = GradientNoiseSpec(enabled=True, eta=0.3, gamma=0.55)
 

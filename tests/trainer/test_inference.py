@@ -18,7 +18,13 @@ from peft import PeftModel
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer.cli import main
 from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
-from recipe_trainer.inference import generate_recipe, load_checkpoint, prompt_for
+from recipe_trainer.inference import (
+    NO_REPEAT_NGRAM_SIZE,
+    generate_recipe,
+    generate_recipes,
+    load_checkpoint,
+    prompt_for,
+)
 from transformers import AutoModelForSeq2SeqLM
 
 TITLE = "Chicken Noodle Soup"
@@ -153,3 +159,33 @@ def test_generation_on_cpu_leaves_the_callers_thread_count_alone():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    "make", [gpt2_checkpoint, lambda: t5_checkpoints().trained], ids=["causal", "seq2seq"]
+)
+def test_a_batch_of_prompts_of_different_lengths_decodes_as_each_prompt_alone(make):
+    """Batched generation pads causal prompts on the left and encoder inputs on the right; with
+    the attention mask, every prompt's greedy text is the one it gets alone."""
+    loaded = load_checkpoint(make())
+    prompts = [
+        prompt_for(TITLE, [], loaded.task),
+        prompt_for("Pie", ["3 apples", "1 c. sugar", "2 c. flour", "1/2 c. butter"], loaded.task),
+        prompt_for("Toast", ["bread"], loaded.task),
+    ]
+    alone = [generate_recipe(loaded.model, loaded.tokenizer, p, max_new_tokens=16) for p in prompts]
+
+    assert generate_recipes(loaded.model, loaded.tokenizer, prompts, max_new_tokens=16) == alone
+    assert generate_recipes(loaded.model, loaded.tokenizer, prompts, max_new_tokens=16, batch_size=2) == alone
+
+
+def test_decoding_never_repeats_a_twelve_token_sequence():
+    """The loop guard (NO_REPEAT_NGRAM_SIZE): a model that would loop stops repeating itself."""
+    loaded = load_checkpoint(gpt2_checkpoint())
+    prompt = prompt_for(TITLE, [], loaded.task)
+    text = generate_recipe(loaded.model, loaded.tokenizer, prompt, max_new_tokens=80)
+    ids = loaded.tokenizer(prompt + text, add_special_tokens=False).input_ids
+    grams = [tuple(ids[i : i + NO_REPEAT_NGRAM_SIZE]) for i in range(len(ids) - NO_REPEAT_NGRAM_SIZE + 1)]
+
+    assert len(grams) > 0
+    assert len(set(grams)) == len(grams)

@@ -16,7 +16,7 @@ import pytest
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import run_layout
 from recipe_trainer.commands.local import _stop_signals_interrupt
-from recipe_trainer.run_lock import RunDirectoryLock
+from recipe_trainer.local.run_lock import RunDirectoryLock
 from recipe_trainer.run_log import read_run_log
 from rich.console import Console
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 from recipe_api import contract
-from recipe_trainer.metrics import TrainerMetrics, exported_metric_names, perplexity
+from recipe_trainer.training.metrics import TrainerMetrics, exported_metric_names, perplexity
 
 CONTRACT_METRICS = {
     value

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig, TrainerRuntime
 from recipe_api.v1alpha1 import Evaluation, RecipeTrainingJobSpec
-from recipe_trainer.notifications import WEBHOOK_URL_ENV, Notifier, webhook_payload
+from recipe_trainer.training.notifications import WEBHOOK_URL_ENV, Notifier, webhook_payload
 
 SECRET = "s3cr3t-T0KEN-abcdef"
 DISCORD_PATH = f"/api/webhooks/1234/{SECRET}"
@@ -107,7 +107,7 @@ def test_resumed_start_says_from_which_step(chat):
 def test_a_failing_chat_is_logged_without_the_secret_and_training_goes_on(chat, caplog, status):
     server = chat(status)
     notifier = Notifier("pasta-lora", server.url(DISCORD_PATH))
-    with caplog.at_level(logging.WARNING, logger="recipe_trainer.notifications"):
+    with caplog.at_level(logging.WARNING, logger="recipe_trainer.training.notifications"):
         _notify_whole_run(notifier)
     assert len(server.received) == 4
     assert f"HTTP Error {status}" in caplog.text
@@ -119,7 +119,7 @@ def test_an_unreachable_chat_never_raises(chat, caplog):
     url = server.url(SLACK_PATH)
     server.shutdown()
     server.server_close()
-    with caplog.at_level(logging.WARNING, logger="recipe_trainer.notifications"):
+    with caplog.at_level(logging.WARNING, logger="recipe_trainer.training.notifications"):
         _notify_whole_run(Notifier("pasta-lora", url, timeout_seconds=2))
     assert "failed" in caplog.text and SECRET not in caplog.text
 
@@ -132,7 +132,7 @@ def test_nothing_configured_is_silent(caplog):
 
 def test_wandb_configured_but_not_installed_is_off_with_a_reason(caplog, monkeypatch):
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
-    with caplog.at_level(logging.WARNING, logger="recipe_trainer.notifications"):
+    with caplog.at_level(logging.WARNING, logger="recipe_trainer.training.notifications"):
         notifier = Notifier.from_config(_config(wandb={"project": "chef"}), environ={"WANDB_API_KEY": "k"})
     _notify_whole_run(notifier)
     assert "wandb is not installed" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from recipe_api.contract import EXIT_CODE_PEER_LOST
-from recipe_trainer.termination import is_peer_lost, peer_lost_message
+from recipe_trainer.training.termination import is_peer_lost, peer_lost_message
 
 GLOO_RESET = (
     "[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:6017: Connection reset by "

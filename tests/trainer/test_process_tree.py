@@ -14,7 +14,7 @@ import uuid
 
 import psutil
 import pytest
-from recipe_trainer.run_lock import RunDirectoryInUse, RunDirectoryLock
+from recipe_trainer.local.run_lock import RunDirectoryInUse, RunDirectoryLock
 
 MARKER = "RECIPE_TRAIN_TEST_MARKER"
 GRACE_S = 5.0
@@ -24,8 +24,8 @@ CLI = textwrap.dedent(
     """
     import os, subprocess, sys, time
     from pathlib import Path
-    from recipe_trainer.process_tree import guarded_session
-    from recipe_trainer.run_lock import RunDirectoryLock
+    from recipe_trainer.local.process_tree import guarded_session
+    from recipe_trainer.local.run_lock import RunDirectoryLock
 
     rank = "import time; time.sleep(300)"
     launch = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {rank!r}]); time.sleep(300)"

@@ -7,14 +7,15 @@ import pytest
 import torch
 from recipe_api.contract import checkpoint_step_dir
 from recipe_trainer import checkpoint_layout as layout
-from recipe_trainer import forward, losses
-from recipe_trainer.recipe import (
+from recipe_trainer import losses
+from recipe_trainer.run_log import read_run_log
+from recipe_trainer.training import forward
+from recipe_trainer.training.recipe import (
     MAX_NONFINITE_STEPS_IN_A_ROW,
     EarlyStopping,
     TrainingDiverged,
     TrainingRecipe,
 )
-from recipe_trainer.run_log import read_run_log
 from safetensors.torch import load_file
 
 from .conftest import trainer_config

@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import torch
-from recipe_trainer.rng import capture_rng_state, restore_rng_state, seed_everything
+from recipe_trainer.training.rng import capture_rng_state, restore_rng_state, seed_everything
 
 
 def _draws() -> tuple:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 from recipe_api.v1alpha1 import SchedulerSpec
-from recipe_trainer.schedule import LearningRateSchedule
+from recipe_trainer.training.schedule import LearningRateSchedule
 
 PEAK = 1e-3
 LOW = 1e-5

@@ -4,7 +4,7 @@ import os
 import pytest
 from recipe_api.trainer_config import TerminationSummary
 from recipe_api.v1alpha1 import Evaluation
-from recipe_trainer.termination import MESSAGE_LIMIT_BYTES, write_failure, write_success
+from recipe_trainer.training.termination import MESSAGE_LIMIT_BYTES, write_failure, write_success
 
 
 def _summary(**overrides) -> TerminationSummary:

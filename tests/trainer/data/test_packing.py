@@ -11,8 +11,8 @@ from recipe_trainer.data.packing import (
     row_capacity,
     supports_packing,
 )
-from recipe_trainer.forward import forward_batch
 from recipe_trainer.losses import IGNORE_INDEX
+from recipe_trainer.training.forward import forward_batch
 from transformers import (
     BartConfig,
     GPT2Config,

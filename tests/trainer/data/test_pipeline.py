@@ -14,8 +14,8 @@ from datasets import DatasetDict
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 from recipe_trainer.data.pipeline import TrainingData, tokenizer_training_corpus
 from recipe_trainer.data.tokenizer import special_token_ids, train_recipe_tokenizer
-from recipe_trainer.forward import forward_batch
 from recipe_trainer.losses import IGNORE_INDEX
+from recipe_trainer.training.forward import forward_batch
 from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
 SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"

@@ -45,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_comparison(result_a: Any, result_b: Any, resamples: int, seed: int) -> dict[str, Any]:
     """Metrics of both, differences B - A, and paired bootstrap intervals of generation metrics."""
-    from recipe_trainer.bootstrap import paired_bootstrap
-    from recipe_trainer.evaluation import GENERATION_METRICS
+    from recipe_trainer.evaluation.bootstrap import paired_bootstrap
+    from recipe_trainer.evaluation.checkpoint_eval import GENERATION_METRICS
 
     metrics_a, metrics_b = result_a.metrics(), result_b.metrics()
     rows = {}

@@ -67,7 +67,7 @@ def evaluate_with_progress(loaded: Any, args: argparse.Namespace, label: str, sp
     from recipe_api.v1alpha1 import RecipeTrainingJobSpec
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from recipe_trainer.evaluation import evaluate, load_examples, spec_for_data
+    from recipe_trainer.evaluation.checkpoint_eval import evaluate, load_examples, spec_for_data
 
     data = data_path_for(args, loaded)
     if not Path(data).exists():

@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
 def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace, console) -> int:
     from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
 
-    from .. import launcher
     from .. import run_layout as layout
     from ..data.loading import data_files
-    from ..run_lock import RunDirectoryInUse, RunDirectoryLock
+    from ..local import launcher
+    from ..local.run_lock import RunDirectoryInUse, RunDirectoryLock
 
     run_dir = (run_root / job.metadata.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -125,8 +125,8 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
 def _follow_with_ctrl_c(process, run_dir: Path, console) -> int:
     """Show progress until the trainer ends. Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all
     ask the ranks to checkpoint and stop; a second one kills them at once."""
-    from .. import launcher
-    from ..progress_bar import StepBar
+    from ..local import launcher
+    from ..local.progress_bar import StepBar
     from ..run_log import RunLogFollower
 
     bar = StepBar(RunLogFollower(run_dir))
@@ -164,7 +164,7 @@ def _report(code: int, run_dir: Path, config, console) -> int:
     import json
 
     from .. import run_layout as layout
-    from ..curves import plot_curves
+    from ..local.curves import plot_curves
     from ..run_log import read_run_log
 
     events = read_run_log(run_dir)

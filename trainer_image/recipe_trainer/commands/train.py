@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
-    from ..recipe import StopRequested, TrainingRecipe
-    from ..termination import is_peer_lost, peer_lost_message, write_failure, write_success
+    from ..training.recipe import StopRequested, TrainingRecipe
+    from ..training.termination import is_peer_lost, peer_lost_message, write_failure, write_success
 
     rank = int(os.environ.get("RANK", "0"))
     configure_logging(rank)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 
-from .inference import GENERATION_BATCH_SIZE, LoadedCheckpoint, generate_recipes, lengths_of, tokenize_pair
+from ..inference import GENERATION_BATCH_SIZE, LoadedCheckpoint, generate_recipes, lengths_of, tokenize_pair
 
 if TYPE_CHECKING:
     pass
@@ -92,7 +92,7 @@ def load_examples(spec: RecipeTrainingJobSpec, task: str, split: str = "validati
     """(prompt, recipe) pairs of `split` of the spec's dataset, formatted as the trainer formats
     them: "validation" / "train" by the data pipeline's stable hash split, or "all" recipes that
     survive cleaning (`--whole-file`)."""
-    from .data.pipeline import format_pair, recipe_splits
+    from ..data.pipeline import format_pair, recipe_splits
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
@@ -115,11 +115,11 @@ def loss_and_perplexity(
     """(mean loss per target token, perplexity, target token count) over `examples`."""
     import torch
 
-    from .data.packing import collate_rows
-    from .forward import batch_loss
-    from .inference import model_device
-    from .metrics import perplexity
-    from .model import decoder_start_token_id
+    from ..data.packing import collate_rows
+    from ..inference import model_device
+    from ..model import decoder_start_token_id
+    from ..training.forward import batch_loss
+    from ..training.metrics import perplexity
 
     tokenizer, task = loaded.tokenizer, loaded.task
     device = model_device(loaded.model)
@@ -150,7 +150,7 @@ def score_generated(generated: str, reference: str) -> dict[str, float]:
     import sacrebleu
     from rouge_score import rouge_scorer
 
-    from .quality import recipe_quality
+    from ..quality import recipe_quality
 
     rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, generated)["rougeL"]
     return {

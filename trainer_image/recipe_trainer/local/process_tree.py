@@ -10,7 +10,7 @@ running, and the next run wrote into the same run directory beside the orphans.
 How, in three layers:
 1. the runner (the CLI's direct child) gets PR_SET_PDEATHSIG = SIGKILL: the kernel kills it the
    moment the CLI dies. That covers the direct child only;
-2. a watchdog process (`python -m recipe_trainer.process_tree PGID`, in a session of its own so a
+2. a watchdog process (`python -m recipe_trainer.local.process_tree PGID`, in a session of its own so a
    terminal's signals miss it) reads a pipe whose only write end the CLI holds. The kernel closes
    that end however the CLI dies, the read returns end-of-file, and the watchdog SIGKILLs the
    trainer's whole process group (runner, launch, ranks, workers: DeepSpeed never leaves the

@@ -51,11 +51,11 @@ from recipe_api.trainer_config import TerminationSummary, TrainerConfig
 from recipe_api.v1alpha1 import Evaluation
 from recipe_api.validation import gradient_accumulation_steps
 
-from . import run_layout
-from .checkpoint_layout import read_trainer_state
+from .. import run_layout
+from ..checkpoint_layout import read_trainer_state
+from ..run_log import RunLogWriter
 from .checkpointing import CheckpointWriter, find_resume_checkpoint, load_engine_state, load_rank_state
 from .rng import capture_rng_state, restore_rng_state, seed_everything
-from .run_log import RunLogWriter
 
 log = logging.getLogger("recipe_trainer")
 
@@ -143,7 +143,7 @@ class TrainingRecipe:
         import deepspeed
         from deepspeed import comm as dist
 
-        from .data.pipeline import TrainingData
+        from ..data.pipeline import TrainingData
         from .deepspeed_config import build_deepspeed_config
         from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
         from .schedule import LearningRateSchedule
@@ -178,7 +178,7 @@ class TrainingRecipe:
             f"{'LoRA' if self.spec.lora.enabled else 'full fine-tuning'}"
         )
 
-        from .model import decoder_start_token_id, packing_plan
+        from ..model import decoder_start_token_id, packing_plan
 
         packing, no_packing_reason = packing_plan(t.packing, self.model.config)
         if no_packing_reason:
@@ -231,8 +231,8 @@ class TrainingRecipe:
         self._start_reporting()
 
     def _build_model(self):
-        from .data.pipeline import tokenizer_training_corpus
-        from .model import load_model, write_scratch_base
+        from ..data.pipeline import tokenizer_training_corpus
+        from ..model import load_model, write_scratch_base
 
         if self.spec.model.init == "scratch" and self.is_main:
             write_scratch_base(
@@ -467,8 +467,8 @@ class TrainingRecipe:
         n = self.spec.validation.samples
         if n == 0:
             return {}
-        from .inference import generate_recipes
-        from .quality import recipe_quality
+        from ..inference import generate_recipes
+        from ..quality import recipe_quality
 
         scores: dict[str, list[float]] = {}
         self._samples = []
@@ -609,7 +609,7 @@ def _plain_cross_entropy_sum(
     objective itself when there is no smoothing, else one more no-grad pass over the logits."""
     if smoothing == 0.0:
         return float(token_loss.sum.detach())
-    from .losses import label_smoothed_cross_entropy
+    from ..losses import label_smoothed_cross_entropy
 
     with torch.no_grad():
         return float(label_smoothed_cross_entropy(logits.detach(), labels, 0.0).sum)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from recipe_api.contract import checkpoint_step_dir, checkpoint_step_of
 
-from . import checkpoint_layout as layout
+from .. import checkpoint_layout as layout
 
 DEEPSPEED_TAG = "state"
 

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data.packing import BATCH_STATISTICS, SEGMENT_ATTENTION
-from .losses import IGNORE_INDEX, TokenLoss, label_smoothed_cross_entropy, next_token_labels
+from ..data.packing import BATCH_STATISTICS, SEGMENT_ATTENTION
+from ..losses import IGNORE_INDEX, TokenLoss, label_smoothed_cross_entropy, next_token_labels
 
 # Architectures whose flattened, segment-attention loss was checked equal to the plain path's.
 SEGMENT_ATTENTION_MODEL_TYPES = frozenset({"llama", "gpt2"})

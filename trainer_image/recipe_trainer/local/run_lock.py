@@ -8,7 +8,7 @@ How: `fcntl.flock` on `runs/<name>/.lock`, which holds the holder's pid for that
 kernel drops the lock when the last process holding the open file is gone, however it died
 (SIGKILL included), so a dead holder never keeps the directory; the file itself stays, its pid
 stale but harmless. `recipe-train local` hands the open file to its watchdog
-(`recipe_trainer.process_tree`), so the lock lasts until the last trainer process is gone.
+(`recipe_trainer.local.process_tree`), so the lock lasts until the last trainer process is gone.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from .run_log import RunLogFollower
+from ..run_log import RunLogFollower
 
 POLL_SECONDS = 0.5
 
