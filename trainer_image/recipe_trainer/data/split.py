@@ -31,7 +31,7 @@ from .scoring import score_recipe, score_recipes
 SPLITS = ("train", "validation")
 CHUNK_ROWS = 2000  # rows per task sent to a worker process
 # A step run on each chunk's recipes after scoring, in the worker processes when there are any:
-# recipes -> one payload per recipe (the trainer formats and tokenizes there: `pipeline.CacheRows`).
+# recipes -> one payload per recipe (the trainer formats and tokenizes there: `rows.CacheRows`).
 Finish = Callable[[list[Recipe]], list[Any]]
 
 
