@@ -286,18 +286,7 @@ def generate_recipes(
         list(tokenize_pair(tokenizer, prompt, "", task, max_source_length or 1_000_000, 8).source_ids)
         for prompt in prompts
     ]
-    options: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": do_sample,
-        "num_beams": 1,
-        "no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE,
-        "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-    }
-    if do_sample:
-        options.update(temperature=temperature, top_p=top_p)
-    else:
-        options.update(temperature=None, top_p=None, top_k=None)
+    options = decoding_options(tokenizer, max_new_tokens, do_sample, temperature, top_p)
     device = model_device(model)
     generator_state = torch.random.get_rng_state()
     threads = torch.get_num_threads()
@@ -319,6 +308,29 @@ def generate_recipes(
         torch.random.set_rng_state(generator_state)
         torch.set_num_threads(threads)
     return texts
+
+
+def decoding_options(
+    tokenizer: Any,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+) -> dict[str, Any]:
+    """`model.generate` options: greedy (or seeded sampling), never repeating 12 tokens."""
+    options: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "num_beams": 1,
+        "no_repeat_ngram_size": NO_REPEAT_NGRAM_SIZE,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    if do_sample:
+        options.update(temperature=temperature, top_p=top_p)
+    else:
+        options.update(temperature=None, top_p=None, top_k=None)
+    return options
 
 
 def _padded(sources: list[list[int]], tokenizer: Any, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
