@@ -1,7 +1,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from recipe_trainer.losses import IGNORE_INDEX, label_smoothed_cross_entropy, next_token_labels
+from recipe_trainer.losses import (
+    IGNORE_INDEX,
+    label_smoothed_cross_entropy,
+    next_token_labels,
+    plain_cross_entropy_sum,
+)
 
 VOCAB = 37
 
@@ -93,6 +98,21 @@ def test_backward_keeps_no_copy_of_the_logits(dtype):
     per_token_allowance = 32 * labels.numel()
     assert sum(saved_bytes) <= logits.numel() * logits.element_size() + per_token_allowance
     assert logits.grad.dtype == dtype and torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_the_logged_training_loss_is_plain_cross_entropy_whatever_the_smoothing(smoothing):
+    logits, labels = _batch(4)
+    objective = label_smoothed_cross_entropy(logits, labels, smoothing=smoothing)
+    plain = F.cross_entropy(
+        logits.reshape(-1, VOCAB), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+
+    logged = plain_cross_entropy_sum(logits, labels, objective, smoothing)
+
+    assert logged == pytest.approx(float(plain), rel=1e-5)
+    if smoothing:
+        assert float(objective.sum) != pytest.approx(logged, rel=1e-3)  # the objective is not logged
 
 
 def test_next_token_labels_score_each_position_on_the_following_token():

@@ -65,6 +65,18 @@ def label_smoothed_cross_entropy(
     return TokenLoss(sum=total, tokens=real.sum())
 
 
+def plain_cross_entropy_sum(
+    logits: torch.Tensor, labels: torch.Tensor, objective: TokenLoss, smoothing: float
+) -> float:
+    """The summed cross-entropy without label smoothing (what validation reports, so the training
+    loss logged beside it is comparable) of `logits` whose smoothed loss `objective` the optimizer
+    step already holds: that sum itself when there is no smoothing, else one no-grad pass more."""
+    if smoothing == 0.0:
+        return float(objective.sum.detach())
+    with torch.no_grad():
+        return float(label_smoothed_cross_entropy(logits.detach(), labels, 0.0).sum)
+
+
 class _SmoothedCrossEntropySum(torch.autograd.Function):
     """Forward and backward a chunk of rows at a time, keeping for backward only the logits
     themselves and one float per row (the log-normaliser): autograd through logsumexp would

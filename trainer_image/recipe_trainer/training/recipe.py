@@ -342,6 +342,7 @@ class TrainingRecipe:
         return batches
 
     def _train_step(self, micro_batches: list[dict], started: float) -> None:
+        from ..losses import plain_cross_entropy_sum
         from .forward import batch_loss
 
         step = self.progress.step
@@ -362,7 +363,7 @@ class TrainingRecipe:
             if finite:
                 loss = token_loss.sum * scale
                 objective_sum += float(token_loss.sum.detach())
-                loss_sum += _plain_cross_entropy_sum(logits, labels, token_loss, smoothing)
+                loss_sum += plain_cross_entropy_sum(logits, labels, token_loss, smoothing)
             else:  # zeros instead of NaN gradients; the weights will not move this step
                 loss = sum((p * 0.0).sum() for p in self.trainable)
                 step_is_finite = False
@@ -600,16 +601,3 @@ class TrainingRecipe:
     def _event(self, kind: str, **fields: Any) -> None:
         if self.run_log is not None:  # rank 0's
             self.run_log.write(kind, **fields)
-
-
-def _plain_cross_entropy_sum(
-    logits: torch.Tensor, labels: torch.Tensor, token_loss: Any, smoothing: float
-) -> float:
-    """Summed cross-entropy without label smoothing (what validation reports), for the logs: the
-    objective itself when there is no smoothing, else one more no-grad pass over the logits."""
-    if smoothing == 0.0:
-        return float(token_loss.sum.detach())
-    from ..losses import label_smoothed_cross_entropy
-
-    with torch.no_grad():
-        return float(label_smoothed_cross_entropy(logits.detach(), labels, 0.0).sum)
