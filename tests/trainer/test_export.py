@@ -10,9 +10,9 @@ import torch
 from checkpoint_fixtures import gpt2_checkpoint, one_torch_thread, t5_checkpoints
 from peft import PeftModel
 from recipe_trainer.cli import main
-from recipe_trainer.commands.export import directory_size
 from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
 from recipe_trainer.inference import generate_recipe, load_checkpoint, prompt_for
+from recipe_trainer.training.checkpointing import directory_size
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 TITLES = ["Banana Bread", "Beef Stew", "Lemon Bars"]

@@ -32,10 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
 
 
-def directory_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def final_metrics(loaded: Any) -> dict[str, Any]:
     """What the checkpoint knows about its quality: the trainer's last validation and best
     validation loss (trainer_state.json), and the numbers of `recipe-train eval` (eval.json)."""
@@ -157,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"recipe-train export: {exc}", file=sys.stderr)
         return 1
+    from recipe_trainer.training.checkpointing import directory_size  # the size the trainer reports
+
     what = "adapter" if (out / "adapter_config.json").is_file() else "model"
     print(f"exported the {what} to {out} ({directory_size(out) / 1e6:.2f} MB)")
     return 0
