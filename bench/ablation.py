@@ -24,6 +24,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,6 +92,7 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
     from recipe_api.v1alpha1 import RecipeTrainingJobSpec
     from recipe_trainer.run_layout import CHECKPOINTS_DIR, CONFIG_FILE, OUTPUT_FILE, TERMINATION_FILE
 
+    spec = merge(spec, {"metrics": {"port": free_port()}})  # runs may train side by side
     run = out / run_name(name)
     run.mkdir(parents=True, exist_ok=True)
     config = TrainerConfig(
@@ -243,6 +245,7 @@ def main() -> int:
         default=os.cpu_count() or 1,
         help="torch threads of each run (1 is faster when other work keeps the cores busy)",
     )
+    parser.add_argument("--jobs", type=int, default=1, help="configurations trained at once")
     parser.add_argument("--only", nargs="*", default=None, help="configuration names to run (default: all)")
     parser.add_argument("--out", default=str(REPO / "runs" / "ablation"), help="where runs and results go")
     parser.add_argument(
@@ -261,8 +264,15 @@ def main() -> int:
     examples = load_examples(RecipeTrainingJobSpec.model_validate(spec), "causal", "validation")
     examples = examples[: args.eval_recipes] if args.eval_recipes else examples
     results, tokens = {}, {}
-    for name, change in configs.items():
-        root = train(name, merge(spec, change), out, args.threads)
+    # Training runs are separate processes: `--jobs` of them at once (one core each with
+    # --threads 1); evaluation then runs here, one checkpoint at a time.
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        runs = {
+            name: pool.submit(train, name, merge(spec, change), out, args.threads)
+            for name, change in configs.items()
+        }
+        roots = {name: run.result() for name, run in runs.items()}
+    for name, root in roots.items():
         results[name] = evaluate(load_checkpoint(root), examples, args.samples, args.max_new_tokens)
         tokens[name] = tokens_trained(root)
         print(f"{name}: loss {sum(results[name]['loss']) / len(examples):.4f}", flush=True)
