@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
-from recipe_trainer.data.pipeline import TrainingData, example_row, recipe_splits
+from recipe_trainer.data.pipeline import TrainingData, recipe_splits
+from recipe_trainer.data.rows import example_row
 from recipe_trainer.data.tokenized_cache import TokenizationSettings, build_or_load, tokenize_pairs
 from recipe_trainer.data.tokenizer import train_recipe_tokenizer
 

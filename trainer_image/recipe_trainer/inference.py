@@ -221,10 +221,10 @@ def tokenize_pair(
     """One (prompt, recipe) pair exactly as the trainer tokenizes it (end-of-sequence tokens
     included), so that evaluation and generation see the inputs the model was trained on."""
     from .data.packing import TokenizedExample
-    from .data.tokenized_cache import TokenizationSettings, tokenize_pairs
+    from .data.token_ids import PairLengths, tokenize_pairs
 
-    settings = TokenizationSettings(task, max_source_length, max_target_length, 0.0, None)
-    (source,), (target,) = tokenize_pairs(tokenizer, [prompt], [reference], settings)
+    lengths = PairLengths(task, max_source_length, max_target_length)
+    (source,), (target,) = tokenize_pairs(tokenizer, [prompt], [reference], lengths)
     return TokenizedExample(source, target)
 
 

@@ -151,7 +151,7 @@ def test_tokenizing_in_the_cleaning_workers_gives_the_same_cache_rows(tokenizer,
     """The full-corpus path (format + tokenize in 2 worker processes beside cleaning) writes the
     rows the in-process path writes: same recipes, same order, same ids, same report."""
     from recipe_api.v1alpha1 import DatasetSpec
-    from recipe_trainer.data.pipeline import CacheRows, example_row
+    from recipe_trainer.data.rows import CacheRows, example_row
     from recipe_trainer.data.split import load_splits
     from trainer.data.conftest import SAMPLE
 

@@ -54,7 +54,7 @@ from .curriculum import Curriculum, CurriculumSampler, RecipeTraits
 from .formatting import format_pair
 from .loading import data_files
 from .packing import Task, TokenizedExample, collate_rows, pack_best_fit_decreasing, row_capacity
-from .rows import TEXT_COLUMNS, CacheRows, example_row, recipe_of  # noqa: F401 (example_row: callers' entry)
+from .rows import TEXT_COLUMNS, CacheRows, recipe_of
 from .split import Finish, load_splits
 from .token_ids import tokenize_pairs
 from .tokenized_cache import (

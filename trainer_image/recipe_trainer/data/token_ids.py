@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Protocol
 
 from transformers import PreTrainedTokenizerBase
@@ -38,6 +39,15 @@ class Encode(Protocol):
 class Lengths(Protocol):
     """What truncation needs of `tokenized_cache.TokenizationSettings` (named structurally: the
     cache imports this module, not the other way round)."""
+
+    task: str
+    max_source_length: int
+    max_target_length: int
+
+
+@dataclass(frozen=True)
+class PairLengths:
+    """`Lengths` on its own, for tokenizing a few pairs outside a corpus (generation, eval)."""
 
     task: str
     max_source_length: int

@@ -4,7 +4,7 @@ Used by `recipe-train eval` and `compare` (and open to the training loop's final
 
 * loss / perplexity: plain cross-entropy (no label smoothing) summed over target tokens only, so
   padding and, for causal models, the prompt never count; perplexity = exp(mean loss). Examples
-  are tokenized exactly as the trainer tokenizes them (`tokenized_cache.tokenize_pairs`).
+  are tokenized exactly as the trainer tokenizes them (`token_ids.tokenize_pairs`).
 * generation metrics on N recipes drawn with a seed from the same examples: the project's recipe
   quality score (`recipe_trainer.quality`), ROUGE-L F1 (`rouge-score`, stemmed) and sentence BLEU
   (`sacrebleu`, 0-100) of the generated recipe against the real one. Scores are kept per sample,
