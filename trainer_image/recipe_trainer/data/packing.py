@@ -13,7 +13,7 @@ How the attention stays inside each example (transformers 5.23, measured; see TO
   decoder inputs restart with the decoder start token at each target. T5's relative position bias
   only sees distances inside a segment, which packing leaves unchanged. T5's forward uses one mask
   for encoder self-attention and cross-attention, so packed seq2seq batches go through
-  `recipe_trainer.forward.forward_batch`, which runs the encoder and the decoder with their own masks.
+  `recipe_trainer.training.forward.forward_batch`, which runs the encoder and the decoder with their own masks.
 
 Masks are boolean (True = may attend): O(length^2) bits per row, 256 KiB per row at length 512.
 Padding positions (after the last recipe) may attend everything, so no softmax row is empty (an
@@ -22,7 +22,7 @@ padding never carries a label.
 
 Labels follow the Hugging Face convention: aligned with the inputs (causal models shift them
 inside), -100 (`losses.IGNORE_INDEX`) wherever there is no loss: padding, and for causal LMs the
-prompt too. Running a model on a batch is `recipe_trainer.forward`'s; this module only builds it.
+prompt too. Running a model on a batch is `recipe_trainer.training.forward`'s; this module only builds it.
 """
 
 from __future__ import annotations
@@ -229,7 +229,7 @@ def _collate_seq2seq(
 
 # Architectures whose packed logits were checked equal to separate rows (tests/trainer/data).
 PACKING_VERIFIED_MODEL_TYPES = frozenset({"t5", "mt5", "gpt2", "llama"})
-# The attention kernel of `recipe_trainer.forward` (sdpa unless a batch carries segment lengths).
+# The attention kernel of `recipe_trainer.training.forward` (sdpa unless a batch carries segment lengths).
 SEGMENT_ATTENTION = "recipe_segments"
 # Attention kernels that take a 4-D boolean mask (flash-attention kernels do not).
 MASK_ATTENTION_IMPLEMENTATIONS = frozenset({None, "eager", "sdpa", SEGMENT_ATTENTION})

@@ -228,7 +228,7 @@ class TrainingData:
     def batches(self) -> Iterator[dict[str, Any]]:
         """This rank's micro-batches for the rest of the current epoch; when it ends the epoch
         counter advances, so the next call starts the next epoch. Each batch holds the model inputs
-        (`packing.collate_rows`: pass it to `packing.forward_batch`) and the statistics
+        (`packing.collate_rows`: pass it to `training.forward.forward_batch`) and the statistics
         num_real_tokens, num_target_tokens, num_examples, num_padded_tokens (plain ints)."""
         while True:
             if self._window.sampler is None:
