@@ -159,16 +159,19 @@ class SchedulerSpec(_Model):
 
 class GradientNoiseSpec(_Model):
     enabled: bool = Field(
-        True,
+        False,
         description="Add annealed Gaussian noise to the gradient the optimizer applies (after "
-        "clipping), scaled to that gradient's RMS so it cannot swamp it.",
+        "clipping), scaled to that gradient's RMS so it cannot swamp it. Off by default: on "
+        "LoRA of a real pretrained model it slowed learning even at eta 0.03 (docs/benchmarks.md, "
+        "ablation); it is meant for training deep models from scratch.",
     )
     eta: float = Field(
-        0.3,
+        0.03,
         ge=0.0,
         description="Relative noise variance at step t: each element gets noise of standard "
         "deviation sqrt(eta / (1 + t)^gamma) x RMS(gradient), so |noise| / |gradient| = "
-        "sqrt(eta / (1 + t)^gamma) (0.55 at the first step with the defaults).",
+        "sqrt(eta / (1 + t)^gamma): 0.17 at the first step with the defaults (eta 0.3, i.e. "
+        "0.55, slowed LoRA on a real model three times as much).",
     )
     gamma: float = Field(0.55, ge=0.0, description="Annealing exponent of the noise variance.")
 
