@@ -40,7 +40,13 @@ def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
     from ..training.recipe import StopRequested, TrainingRecipe
-    from ..training.termination import is_peer_lost, peer_lost_message, write_failure, write_success
+    from ..training.termination import (
+        first_failure,
+        is_peer_lost,
+        peer_lost_message,
+        write_failure,
+        write_success,
+    )
 
     rank = int(os.environ.get("RANK", "0"))
     configure_logging(rank)
@@ -57,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 128 + int(stop.signum)
     except BaseException as exc:  # OOM, divergence, bad data...: one line, non-zero exit
         peer_lost = is_peer_lost(exc)
-        if _first_failure(termination_log):  # another rank's crash is the reason, not its echo here
+        if first_failure(termination_log):  # another rank's crash is the reason, not its echo here
             write_failure(peer_lost_message(exc) if peer_lost else exc, termination_log)
         notifier = getattr(recipe, "notifier", None)
         if notifier is not None:
@@ -84,13 +90,3 @@ def configure_logging(rank: int) -> None:
         datefmt="%H:%M:%S",
     )
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def _first_failure(termination_log: str) -> bool:
-    """True when no rank has written a reason yet: when one rank dies the others fail with
-    "connection closed by peer", which must not replace the real reason in a shared file."""
-    path = Path(termination_log)
-    try:
-        return not path.is_file() or path.stat().st_size == 0
-    except OSError:
-        return True

@@ -38,7 +38,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from recipe_api.contract import checkpoint_step_dir
+from recipe_api.contract import EXIT_CODE_PEER_LOST, checkpoint_step_dir
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig
 from recipe_api.v1alpha1 import Evaluation
 from recipe_api.validation import gradient_accumulation_steps
@@ -55,6 +57,7 @@ from .. import run_layout
 from ..checkpoint_layout import read_trainer_state
 from ..run_log import RunLogWriter
 from .checkpointing import CheckpointWriter, find_resume_checkpoint, load_engine_state, load_rank_state
+from .collective_watchdog import CollectiveWatchdog
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 
 log = logging.getLogger("recipe_trainer")
@@ -155,7 +158,9 @@ class TrainingRecipe:
             )
         # A deliberate bound on every collective (runPolicy.collectiveTimeoutSeconds), not DeepSpeed's
         # 10-minute DEEPSPEED_TIMEOUT default: a hung peer ends the gang with PeerLost, never a hang.
-        deepspeed.init_distributed(timeout=timedelta(seconds=self.spec.run_policy.collective_timeout_seconds))
+        timeout = self.spec.run_policy.collective_timeout_seconds
+        deepspeed.init_distributed(timeout=timedelta(seconds=timeout))
+        self.watchdog = CollectiveWatchdog(timeout, self._peer_lost)  # in case gloo does not time out
         self.dist = dist
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
@@ -191,7 +196,7 @@ class TrainingRecipe:
                     decoder_start_token_id=decoder_start_token_id(self.model.config, self.tokenizer),
                     packing=packing,
                 )  # fmt: skip
-            dist.barrier()
+            self._barrier()
 
         on_gpu = torch.cuda.is_available()
         ds_config = build_deepspeed_config(
@@ -224,7 +229,7 @@ class TrainingRecipe:
             self._all_reduce if sharded else None,
         )
         self.writer = CheckpointWriter(
-            self.checkpoint_dir, self.rank, self.spec.checkpoint.keep_last, barrier=dist.barrier
+            self.checkpoint_dir, self.rank, self.spec.checkpoint.keep_last, barrier=self._barrier
         )
         seed_everything(t.seed + self.rank)  # dropout differs between ranks
         self._resume()
@@ -238,7 +243,7 @@ class TrainingRecipe:
             write_scratch_base(
                 self.spec.model, self.checkpoint_dir, lambda: tokenizer_training_corpus(self.spec)
             )
-        self.dist.barrier()
+        self._barrier()
         return load_model(
             self.spec.model, self.spec.lora, self.checkpoint_dir, self.spec.training.gradient_checkpointing
         )
@@ -248,7 +253,7 @@ class TrainingRecipe:
         if checkpoint is None:
             return
         reshard_dir = self.run_dir / run_layout.UNIVERSAL_DIR if self.reshard else None
-        load_engine_state(self.engine, checkpoint, self.is_main, self.dist.barrier, reshard_dir)
+        load_engine_state(self.engine, checkpoint, self.is_main, self._barrier, reshard_dir)
         state = read_trainer_state(checkpoint)
         self.progress = TrainingPosition(**state["progress"])
         self.early_stopping.load_state_dict(state["early_stopping"])
@@ -296,7 +301,8 @@ class TrainingRecipe:
             micro_batches = self._next_step_batches()
             if micro_batches is None:
                 break
-            self._train_step(micro_batches, started)
+            with self.watchdog.guard("optimizer step"):  # DeepSpeed's collectives included
+                self._train_step(micro_batches, started)
             if self._stop_requested():
                 self.save_checkpoint()
                 raise StopRequested(self.stop_signal or signal.SIGTERM, self.progress.step)
@@ -511,9 +517,10 @@ class TrainingRecipe:
             "data": self.data.state_dict(),
             "noise": self.noise.state_dict(),
         }
-        path, seconds, size = self.writer.save(
-            step, self.engine, self.tokenizer, self.config.to_yaml(), state, rank_state, best=best
-        )
+        with self.watchdog.guard("checkpoint save"):
+            path, seconds, size = self.writer.save(
+                step, self.engine, self.tokenizer, self.config.to_yaml(), state, rank_state, best=best
+            )
         if self.is_main:
             self.metrics.on_checkpoint(step, seconds, size)
         self._event("checkpoint", step=step, path=str(path), seconds=seconds, bytes=size, best=best)
@@ -523,7 +530,7 @@ class TrainingRecipe:
 
     def cleanup(self) -> None:
         if getattr(self, "dist", None) is not None and self.dist.is_initialized():
-            self.dist.barrier()
+            self._barrier()
             self.dist.destroy_process_group()
 
     # ------------------------------------------------------------------ helpers
@@ -568,8 +575,25 @@ class TrainingRecipe:
     def _all_reduce(self, values: list[float]) -> list[float]:
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
         if self.world_size > 1:
-            self.dist.all_reduce(tensor)
+            with self.watchdog.guard("all_reduce"):
+                self.dist.all_reduce(tensor)
         return tensor.tolist()
+
+    def _barrier(self) -> None:
+        with self.watchdog.guard("barrier"):
+            self.dist.barrier()
+
+    def _peer_lost(self, what: str, seconds: float) -> None:
+        """The watchdog's verdict (`collective_watchdog`): leave as a transport timeout would."""
+        from .termination import first_failure, peer_lost_message, write_failure
+
+        error = TimeoutError(f"{what} still waiting for another rank after {seconds:.0f} s")
+        termination_log = self.config.runtime.termination_log
+        if first_failure(termination_log):
+            write_failure(peer_lost_message(error), termination_log)
+        else:
+            print(f"training failed: {peer_lost_message(error)}", file=sys.stderr, flush=True)
+        os._exit(EXIT_CODE_PEER_LOST)  # the training thread is stuck in the collective: no clean exit
 
     def _all_finite(self, value: torch.Tensor) -> bool:
         """True when this micro-batch's loss is finite on every rank (all ranks take the same branch)."""

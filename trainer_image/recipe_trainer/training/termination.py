@@ -78,6 +78,16 @@ def success_message(summary: TerminationSummary) -> str:
     return message
 
 
+def first_failure(termination_log: str | Path) -> bool:
+    """True when no rank has written a reason yet: when one rank dies the others fail with
+    "connection closed by peer", which must not replace the real reason in a shared file."""
+    path = Path(termination_log)
+    try:
+        return not path.is_file() or path.stat().st_size == 0
+    except OSError:
+        return True
+
+
 def write_failure(reason: str | BaseException, path: str | Path = TERMINATION_LOG_PATH) -> str:
     """Write the one-line reason; returns it. Also printed to stderr, where `kubectl logs` shows it."""
     message = failure_message(reason)
