@@ -48,3 +48,14 @@ def test_guards_nest_and_the_outermost_is_timed():
                 time.sleep(0.05)
         assert done.wait(5.0)  # the step as a whole is not
     assert expired == ["optimizer step"]
+
+
+def test_a_single_rank_is_never_bounded():
+    """One rank has no peer: a slow step there is just slow, never PeerLost."""
+    expired: list[str] = []
+    watchdog = CollectiveWatchdog(
+        0.05, lambda what, _s: expired.append(what), grace_seconds=0.0, poll_seconds=0.01, enabled=False
+    )
+    with watchdog.guard("optimizer step"):
+        time.sleep(0.5)
+    assert expired == [] and watchdog._thread is None

@@ -160,9 +160,10 @@ class TrainingRecipe:
         # 10-minute DEEPSPEED_TIMEOUT default: a hung peer ends the gang with PeerLost, never a hang.
         timeout = self.spec.run_policy.collective_timeout_seconds
         deepspeed.init_distributed(timeout=timedelta(seconds=timeout))
-        self.watchdog = CollectiveWatchdog(timeout, self._peer_lost)  # in case gloo does not time out
         self.dist = dist
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        # in case gloo does not time out (collective_watchdog); one rank has no peer to wait for
+        self.watchdog = CollectiveWatchdog(timeout, self._peer_lost, enabled=self.world_size > 1)
         self.is_main = self.rank == 0
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
