@@ -69,6 +69,9 @@ def checkpoint_step_of(name: str) -> int | None:
 # ---- how the trainer starts: `deepspeed --module TRAINER_MODULE train --config ...`, from the
 # operator's Job (pods) and from local mode's launcher alike
 TRAINER_MODULE = "recipe_trainer.cli"
+# A pod's PID 1, which runs that launcher and forwards the kubelet's SIGTERM to the ranks, so a
+# preempted pod leaves a stop checkpoint (recipe_trainer/pod_supervisor.py says why it is needed).
+POD_SUPERVISOR_MODULE = "recipe_trainer.pod_supervisor"
 
 
 # ---- environment of trainer pods (the operator sets them from Secrets, the trainer reads them)

@@ -70,10 +70,12 @@ def test_copied_sources_exist_and_the_ignore_file_lets_them_in(dockerfile):
         assert source.rstrip("/") in allowed, f"COPY {source}: excluded by {DOCKERIGNORE.name}"
 
 
-def test_entrypoint_is_the_deepspeed_launcher(dockerfile):
-    """The operator passes launcher arguments (tests/test_pod_launch.py checks they parse)."""
-    assert json.loads(_instructions(dockerfile, "ENTRYPOINT")[-1]) == ["deepspeed"]
-    assert (Path(sys.executable).parent / "deepspeed").is_file()  # the launcher the package installs
+def test_entrypoint_is_the_pod_supervisor_the_operator_runs(dockerfile):
+    """The operator passes launcher arguments to the same command (tests/test_pod_launch.py checks
+    they parse); the supervisor runs DeepSpeed's launcher with them as PID 1 forwarding SIGTERM."""
+    from recipe_api.contract import POD_SUPERVISOR_MODULE
+
+    assert json.loads(_instructions(dockerfile, "ENTRYPOINT")[-1]) == ["python", "-m", POD_SUPERVISOR_MODULE]
 
 
 def test_hadolint_finds_nothing():

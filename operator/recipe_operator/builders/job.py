@@ -1,5 +1,9 @@
 """The Indexed Job of one attempt: one pod per node, each running the DeepSpeed launcher.
 
+The container's command is the trainer's pod supervisor (PID 1), which runs the launcher with
+`build_launcher_args` and forwards the kubelet's SIGTERM (preemption, eviction, deletion) to the
+ranks, so they checkpoint at the end of the step before they exit.
+
 Pod i gets the hostname <job>-i under the headless Service (subdomain), so rank 0 is
 <job>-0.<service>; DeepSpeed runs without SSH (`--no_ssh --node_rank=i`), so no keys, no MPI.
 `backoffLimit: 0`: the operator, not the Job controller, restarts the whole gang.
@@ -11,6 +15,7 @@ from typing import Any
 
 from recipe_api.contract import (
     METRICS_PORT_NAME,
+    POD_SUPERVISOR_MODULE,
     TRAINER_CONTAINER_NAME,
     TRAINER_MODULE,
     WANDB_API_KEY_ENV,
@@ -35,12 +40,15 @@ COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # also
 GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
 # Set as the container's command, not left to the image's ENTRYPOINT: a user's own image (spec.
-# resources.image) with another entrypoint, or none, still starts the DeepSpeed launcher.
-LAUNCHER_COMMAND = ["deepspeed"]
+# resources.image) with another entrypoint, or none, still starts the DeepSpeed launcher. Not
+# `deepspeed` itself: as PID 1 it would ignore the kubelet's SIGTERM, and the ranks would never
+# checkpoint before the SIGKILL. Any image whose `python` can run TRAINER_MODULE has the supervisor.
+LAUNCHER_COMMAND = ["python", "-m", POD_SUPERVISOR_MODULE]
 
 
 def build_launcher_args(job: RecipeTrainingJob) -> list[str]:
-    """Arguments to the `deepspeed` launcher (the container's command, LAUNCHER_COMMAND)."""
+    """Arguments to the `deepspeed` launcher, passed through by the container's command
+    (LAUNCHER_COMMAND, the pod supervisor)."""
     resources = job.spec.resources
     args: list[str] = []
     if resources.nodes > 1:
