@@ -19,8 +19,10 @@ as the API would show it (a pod dict the operator's `PodView.from_dict` reads). 
   hostname) and cluster DNS resolves `<job>-<i>.<subdomain>`; here both point at 127.0.0.1,
   because all pods share this machine's network. So `--master_addr=<job>-0.<service>` in the
   args is resolved, not rewritten;
-* each pod is a process group of its own (a new session): SIGKILL of the group is a node lost,
-  and `Gang.close()` kills every group and checks that no process of any pod survives.
+* each pod is a session of its own (every process it starts stays in it, whatever process group
+  the pod's supervisor gives the launcher): SIGKILL of all of it is a node lost, SIGSTOP of all of
+  it a hung node, SIGTERM to its PID 1 what the kubelet sends when it deletes a pod (preemption,
+  eviction), and `Gang.close()` kills every pod and checks that no process of any pod survives.
 
 What it does not model: pod networking (one network namespace, all pods on 127.0.0.1; no pod IPs,
 no NetworkPolicy, and a killed peer's sockets are reset by this kernel at once, where a lost node
@@ -45,8 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recipe_api.contract import POD_SUPERVISOR_MODULE
+
 # trainer_image/Dockerfile's ENTRYPOINT, used only for a container without a `command`.
-IMAGE_ENTRYPOINT = ["deepspeed"]
+IMAGE_ENTRYPOINT = ["python", "-m", POD_SUPERVISOR_MODULE]
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 POD_IP = "127.0.0.1"
 # The kubelet keeps at most this much of a termination message, and with FallbackToLogsOnError
@@ -346,14 +350,25 @@ class Gang:
 
     def kill_pod(self, index: int) -> None:
         """SIGKILL the pod's whole process tree at once: a node lost."""
-        pod = self.pods[index]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pod.process.pid, signal.SIGKILL)
+        self._signal_session(self.pods[index], signal.SIGKILL)
 
     def stop_pod(self, index: int) -> None:
         """SIGSTOP the pod's whole process tree: a node that hangs, its connections left open."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pods[index].process.pid, signal.SIGSTOP)
+        self._signal_session(self.pods[index], signal.SIGSTOP)
+
+    def terminate_pod(self, index: int) -> None:
+        """SIGTERM to the container's PID 1 only, as the kubelet does when the pod is deleted
+        (preemption, eviction); the SIGKILL a kubelet sends after the grace period is `close()`."""
+        unshare = self.pods[index].process.pid  # `unshare --fork`: its one child is the pod's PID 1
+        (pid1,) = [pid for pid in self._session_pids({unshare}) if _parent_of(pid) == unshare]
+        os.kill(pid1, signal.SIGTERM)
+
+    def _signal_session(self, pod: Pod, signum: int) -> None:
+        """Every process of the pod: its session, not its process group, since the pod's supervisor
+        runs the launcher in a group of its own."""
+        for pid in self._session_pids({pod.process.pid}):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     def job_dict(self) -> dict[str, Any]:
         """The Job as the Job controller would report it (backoffLimit 0: one failed pod fails it)."""
@@ -374,7 +389,10 @@ class Gang:
 
     def survivors(self) -> list[int]:
         """PIDs still in any pod's session (every process a pod started inherits it)."""
-        sessions = {p.process.pid for p in self.pods if p.process}
+        return self._session_pids({p.process.pid for p in self.pods if p.process})
+
+    @staticmethod
+    def _session_pids(sessions: set[int]) -> list[int]:
         alive = []
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -409,3 +427,11 @@ class Gang:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and ")"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 from recipe_api import parse_job
-from recipe_api.contract import EXIT_CODE_PEER_LOST, checkpoint_step_dir
+from recipe_api.contract import EXIT_CODE_PEER_LOST, POD_SUPERVISOR_MODULE, checkpoint_step_dir
 from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
 from recipe_api.v1alpha1 import RecipeTrainingJobStatus
 from recipe_operator.builders import build_config_map, build_job, checkpoint_claim_name
@@ -205,9 +205,9 @@ def test_two_node_gang_trains_to_the_end(reference):
     assert sorted(step_losses(events)) == list(range(1, STEPS + 1))
     assert all(math.isfinite(loss) for loss in step_losses(events).values())
     assert decision.status.phase == "Succeeded"
-    # The Job names the launcher itself: the image's ENTRYPOINT was not needed (IMAGE_ENTRYPOINT).
+    # The Job names the pod supervisor itself: the image's ENTRYPOINT was not needed (IMAGE_ENTRYPOINT).
     (container,) = run.gang.job["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["deepspeed"]
+    assert container["command"] == ["python", "-m", POD_SUPERVISOR_MODULE]
 
 
 def test_one_checkpoint_per_step_and_each_file_written_by_one_rank(reference):
@@ -324,6 +324,50 @@ def test_a_hung_node_ends_the_gang_after_the_collective_timeout(tmp_path):
     by_watchdog = "still waiting for another rank after" in message
     assert by_gloo or by_watchdog, message
     assert waited >= COLLECTIVE_TIMEOUT / 2, waited  # not a crash of its own: it waited for the peer
+
+
+# ---------------------------------------------------------------- a pod preempted
+
+
+def test_a_preempted_pod_makes_the_gang_checkpoint_and_the_next_attempt_resumes_there(tmp_path):
+    """The kubelet's SIGTERM to PID 1 of pod 1 only (the scheduler may preempt one pod of a gang):
+    its supervisor tells its rank, all ranks agree to stop at the end of that step, write a
+    checkpoint of it (no periodic one is due) and exit 143; the operator restarts the gang, and
+    attempt 2 resumes from exactly that step."""
+    manifest = gang_manifest(2, free_port())
+    manifest["spec"]["checkpoint"]["everySteps"] = 1000
+    cluster = Cluster(tmp_path, manifest)
+    first = cluster.next_gang()
+    try:
+        first.start()
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while not step_losses(cluster.train_log()) and first.pods[0].exit_code is None:
+            assert time.monotonic() < deadline, first.logs()
+            time.sleep(0.2)
+        first.terminate_pod(1)
+        codes = first.wait(RUN_TIMEOUT)
+        decision = cluster.decide(first)
+    finally:
+        first.close()
+    assert codes == [143, 143], first.logs()
+    reached = max(step_losses(cluster.train_log()))
+    print(f"\npod 1 got SIGTERM after step 1; the gang stopped at step {reached}, exit codes {codes}")
+    assert reached < STEPS
+    assert sorted(p.name for p in cluster.checkpoints.glob("step-*")) == [checkpoint_step_dir(reached)]
+    message = first.pods[0].termination_message()  # rank 0 speaks for the gang
+    assert message.startswith(f"Interrupted: stopped by SIGTERM at step {reached}"), message
+    assert (decision.status.phase, decision.status.attempt) == ("Restarting", 2), decision.status
+    assert decision.status.failure.reason == "Signaled" and decision.status.failure.exit_code == 143
+
+    second = cluster.next_gang()
+    try:
+        run = cluster.run(second)
+    finally:
+        second.close()
+    assert run.exit_codes == [0, 0], second.logs()
+    events = cluster.train_log()
+    assert [e["resumed_from_step"] for e in events if e["event"] == "start"] == [None, reached]
+    assert sorted(step_losses(events)) == list(range(1, STEPS + 1))
 
 
 # ---------------------------------------------------------------- another node count
