@@ -67,11 +67,14 @@ def launch_args(processes: int, *user_command: str) -> list[str]:
 
 
 # A rank that leaves an orphan behind (in a session of its own, like a daemon), says it is ready,
-# then sleeps until it is told to exit with a given code.
+# then sleeps until it is told to exit with a given code; SIGTERM/SIGINT do not stop it (a step
+# that takes longer than the user wants to wait).
 RANK_SCRIPT = textwrap.dedent(
     """
-    import subprocess, sys, time
+    import signal, subprocess, sys, time
     from pathlib import Path
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
     ready = Path(sys.argv[1])
     ready.write_text("ready")
@@ -83,7 +86,7 @@ RANK_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ending", ["rank exits 3", "launcher SIGKILLed"])
+@pytest.mark.parametrize("ending", ["rank exits 3", "launcher SIGKILLed", "SIGTERM twice", "SIGHUP"])
 def test_the_supervisor_ends_with_its_launcher_and_leaves_nothing_behind(tmp_path, ending):
     script, ready = tmp_path / "rank.py", tmp_path / "ready"
     script.write_text(RANK_SCRIPT)
@@ -95,13 +98,22 @@ def test_the_supervisor_ends_with_its_launcher_and_leaves_nothing_behind(tmp_pat
         if ending == "rank exits 3":
             ready.write_text("3")
             expected = 3  # launch.py and the runner pass the rank's code up
-        else:
+        elif ending == "launcher SIGKILLed":
             (launcher,) = psutil.Process(process.pid).children()
             launcher.kill()
+            expected = 128 + signal.SIGKILL
+        elif ending == "SIGTERM twice":
+            process.send_signal(signal.SIGTERM)
+            wait_for(lambda: "asked rank pid" in (tmp_path / "out").read_text(), "the rank to be told")
+            process.send_signal(signal.SIGTERM)  # the rank ignored the first: kill it all now
+            expected = 128 + signal.SIGKILL  # the launcher's own death
+        else:
+            process.send_signal(signal.SIGHUP)  # a closed terminal: nobody waits for a checkpoint
             expected = 128 + signal.SIGKILL
         code = process.wait(60)
         output = (tmp_path / "out").read_text()
         assert code == expected, output
+        assert output.count("asked rank pid") == (1 if ending == "SIGTERM twice" else 0), output
         assert marked(marker) == [], output  # launch.py, the rank and the rank's orphan included
     finally:
         for left in [process, *marked(marker)]:

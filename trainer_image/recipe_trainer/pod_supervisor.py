@@ -16,15 +16,19 @@ command; the arguments are those of the `deepspeed` launcher):
    process group of its own, so a terminal's Ctrl-C reaches only this process and not the launcher;
 2. on the first SIGTERM or SIGINT, sends that signal to the rank processes (`rank_processes`),
    and to ranks that start later, never to the launcher: the ranks agree on the step to stop at,
-   write their checkpoint and exit 128+N, which launch.py and the runner pass up unchanged;
-3. on a second signal, SIGKILLs everything below it at once (a user who insists);
+   write their checkpoint and exit 128+N, which launch.py and the runner pass up unchanged. A
+   rank still starting (no handler yet) dies of the signal: it has no step to save, and launch.py
+   then exits 241 (its `sys.exit(-15)`), which the operator also retries;
+3. on a second signal (a user who insists), or on SIGHUP (its terminal is gone, and nobody is
+   left to wait for a checkpoint), SIGKILLs everything below it at once;
 4. reaps every process that ends below it (as PID 1, or as a child subreaper elsewhere, orphans
    are reparented here; unreaped they would pile up as zombies), and when the launcher exits,
    SIGKILLs whatever of its tree is left and exits with the launcher's exit code (128+N when a
    signal killed it, as a shell reports it).
 
-What it cannot do: outlive a SIGKILL of itself. In a pod the kernel then kills the whole PID
-namespace (PID 1 died); elsewhere the launcher gets a parent-death signal (`die_with_parent`).
+What it cannot do: clean up after a SIGKILL of itself. In a pod the kernel then kills the whole
+PID namespace (PID 1 died); elsewhere only the runner gets a parent-death signal
+(`die_with_parent`), so on a workstation use `recipe-train local`, which guards its whole tree.
 The kubelet's grace period, not this process, bounds how long the ranks have to checkpoint.
 """
 
@@ -44,6 +48,7 @@ from .local.process_tree import die_with_parent
 LAUNCHER_MODULE = "deepspeed.launcher.runner"  # what the `deepspeed` script runs
 LAUNCH_MODULE = "deepspeed.launcher.launch"  # one per node; its children are that node's ranks
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+KILLING_SIGNALS = (signal.SIGHUP,)
 POLL_S = 0.2  # how often the loop reaps and looks for ranks that have not heard the stop yet
 PR_SET_CHILD_SUBREAPER = 36
 LEFTOVER_WAIT_S = 10.0  # how long SIGKILLed leftovers may take to be gone before we exit anyway
@@ -101,7 +106,7 @@ class Supervisor:
         self.me = psutil.Process()
 
     def run(self) -> int:
-        for signum in FORWARDED_SIGNALS:
+        for signum in FORWARDED_SIGNALS + KILLING_SIGNALS:
             signal.signal(signum, lambda signum, _frame: self.received.append(signum))
         become_subreaper()
         child = subprocess.Popen(self.command, process_group=0, preexec_fn=die_with_parent)
@@ -130,8 +135,10 @@ class Supervisor:
     def _answer_signals(self) -> None:
         if not self.received:
             return
-        if len(self.received) > 1 and not self.killed:
-            log(f"{signal.Signals(self.received[-1]).name} again: killing the launcher and the ranks now")
+        if self.killed:
+            return
+        if len(self.received) > 1 or self.received[0] in KILLING_SIGNALS:
+            log(f"{signal.Signals(self.received[-1]).name}: killing the launcher and the ranks now")
             self.killed = True
             self._kill_descendants()
             return
