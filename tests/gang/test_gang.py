@@ -7,8 +7,9 @@ termination message into `status.evaluation` or a gang restart, and rank 0's /me
 and parsed by `scrape`/`progress` as the operator's timer does.
 
 Runs (each a few tens of seconds on 2 cores): a reference 2-node run; a 2-node run whose node 1 is
-SIGKILLed and that the operator's next attempt finishes; a 2-node checkpoint resumed on 1 node,
-and that run's checkpoint resumed on 2 nodes. Timings: docs/benchmarks.md.
+SIGKILLed and that the operator's next attempt finishes; one whose pod 1 is preempted (SIGTERM to
+its PID 1, the pod supervisor) and that resumes from the stop checkpoint; a 2-node checkpoint
+resumed on 1 node, and that run's checkpoint resumed on 2 nodes. Timings: docs/benchmarks.md.
 """
 
 from __future__ import annotations
