@@ -133,9 +133,10 @@ class Supervisor:
                 return exit_code_of(status)
 
     def _answer_signals(self) -> None:
-        if not self.received:
-            return
-        if self.killed:
+        """Pass the first stop request to each rank once, including ranks that start after it
+        came; a second signal, or SIGHUP, kills everything instead. Runs in the loop, not in the
+        handlers, so no process work happens inside a signal handler."""
+        if not self.received or self.killed:
             return
         if len(self.received) > 1 or self.received[0] in KILLING_SIGNALS:
             log(f"{signal.Signals(self.received[-1]).name}: killing the launcher and the ranks now")
