@@ -4,9 +4,13 @@ work done rather than a share of a busy machine), per path, with the loss each p
 
 * plain: full logits of every position, 4-D block-diagonal masks (`forward.reference_batch_loss`);
 * logits at labels: `logits_to_keep` = the positions with a label, same masks;
-* + segment attention: the batch flattened, attention per recipe (`forward.batch_loss`).
+* + segment attention: the batch flattened, attention per recipe (`forward.batch_loss`);
+* with `--compile`, + torch.compile: the same, with every RMSNorm and gated MLP compiled by
+  inductor (dynamic token count, one graph shared by the 30 layers; attention stays eager, as its
+  per-recipe split is data-dependent). The element-wise work (~15% of a step) is what fusing can
+  save; this path measures whether it does.
 
-    nice -n 10 .venv/bin/python bench/forward_paths.py [--rows 2] [--repeats 2]
+    nice -n 10 .venv/bin/python bench/forward_paths.py [--rows 2] [--repeats 2] [--compile]
 
 Paths alternate (repeats x paths), the best CPU time of each is kept.
 """
@@ -28,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="add the torch.compile path")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
@@ -66,6 +71,9 @@ def main() -> None:
         "logits at labels only": lambda: batch_loss(model, unsegmented, "causal"),
         "+ segment attention (flattened)": lambda: batch_loss(model, batch, "causal"),
     }
+    swaps = compiled_norms_and_mlps(model.get_base_model().model) if args.compile else []
+    if args.compile:
+        paths["+ torch.compile (RMSNorm, MLP)"] = lambda: batch_loss(model, batch, "causal")
     print(
         f"{batch['num_real_tokens']} real tokens in {len(rows)} rows of {capacity[0]}, "
         f"{int((batch['segment_lengths'] > 0).sum())} recipes, {batch['num_target_tokens']} labelled; "
@@ -77,8 +85,15 @@ def main() -> None:
         for name, path in paths.items():
             model.zero_grad()
             segmented = name.startswith("+")
+            compiled = "compile" in name
             if segmented:
                 enable_segment_attention(model)
+            for owner, attribute, eager, fast in swaps:
+                setattr(owner, attribute, fast if compiled else eager)
+            if compiled and name not in best:
+                result = path()  # the first call compiles (tens of seconds): not timed
+                result.loss.sum.backward()
+                model.zero_grad()
             started = time.process_time()
             result = path()
             result.loss.sum.backward()
@@ -91,6 +106,20 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, seconds in best.items():
         print(f"| {name} | {seconds:.2f} | {plain / seconds:.2f}x | {losses[name]:.6f} |")
+
+
+def compiled_norms_and_mlps(decoder) -> list[tuple]:
+    """(owner, attribute, eager module, compiled module) for every RMSNorm and MLP of a Llama-style
+    decoder: swapped in and out per path, so the eager paths keep the eager modules."""
+    import torch
+
+    swaps = [(decoder, "norm", decoder.norm)]
+    for layer in decoder.layers:
+        swaps += [
+            (layer, name, getattr(layer, name))
+            for name in ("input_layernorm", "post_attention_layernorm", "mlp")
+        ]
+    return [(owner, name, module, torch.compile(module, dynamic=True)) for owner, name, module in swaps]
 
 
 if __name__ == "__main__":
