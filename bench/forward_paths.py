@@ -36,35 +36,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     import torch
-    from peft import LoraConfig, get_peft_model
-    from recipe_api.v1alpha1 import DatasetSpec
-    from recipe_trainer.data.formatting import format_pair
-    from recipe_trainer.data.packing import TokenizedExample, collate_rows, pack_best_fit_decreasing
-    from recipe_trainer.data.split import load_splits
-    from recipe_trainer.data.tokenized_cache import TokenizationSettings, tokenize_pairs
-    from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
     from recipe_trainer.training.forward import batch_loss, enable_segment_attention, reference_batch_loss
-    from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(1)
-    settings = harness.Settings()
-    model_dir = harness.model_directory(harness.SMOLLM2)
-    tokenizer = load_pretrained_tokenizer(str(model_dir))
-    splits, _ = load_splits(DatasetSpec(path=str(harness.SAMPLE)))
-    pairs = [format_pair(recipe, "causal") for recipe, _ in zip(splits["train"], range(80), strict=False)]
-    token_settings = TokenizationSettings(
-        "causal", settings.max_source_length, settings.max_target_length, 0.05, None
-    )
-    sources, targets = tokenize_pairs(tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], token_settings)
-    examples = [TokenizedExample(s, t) for s, t in zip(sources, targets, strict=True)]
-    capacity = (settings.max_source_length + settings.max_target_length,)
-    rows = pack_best_fit_decreasing([e.sizes("causal") for e in examples], capacity)[: args.rows]
-    batch = collate_rows([[examples[i] for i in row] for row in rows], "causal", tokenizer.pad_token_id)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    lora = LoraConfig(
-        r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"
-    )
-    model = get_peft_model(model, lora).train()
+    model, (batch,) = lora_model_and_batches(args.rows, 1, lora_dropout=0.0)
     unsegmented = {k: v for k, v in batch.items() if k != "segment_lengths"}
     paths = {
         "plain (full logits, 4-D masks)": lambda: reference_batch_loss(model, batch, "causal"),
@@ -75,7 +50,7 @@ def main() -> None:
     if args.compile:
         paths["+ torch.compile (RMSNorm, MLP)"] = lambda: batch_loss(model, batch, "causal")
     print(
-        f"{batch['num_real_tokens']} real tokens in {len(rows)} rows of {capacity[0]}, "
+        f"{batch['num_real_tokens']} real tokens in {args.rows} rows of {batch['input_ids'].shape[1]}, "
         f"{int((batch['segment_lengths'] > 0).sum())} recipes, {batch['num_target_tokens']} labelled; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
@@ -106,6 +81,52 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for name, seconds in best.items():
         print(f"| {name} | {seconds:.2f} | {plain / seconds:.2f}x | {losses[name]:.6f} |")
+
+
+def lora_model_and_batches(rows: int, count: int, lora_dropout: float) -> tuple:
+    """SmolLM2-135M with LoRA r=16 on q_proj/v_proj (the issue's setup), and `count` packed batches
+    of `rows` rows of the bundled sample's first training recipes, formatted and tokenized by our
+    pipeline (prompt <= 64, recipe <= 448 tokens): the batches every CPU path here is timed on."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from recipe_api.v1alpha1 import DatasetSpec
+    from recipe_trainer.data.formatting import format_pair
+    from recipe_trainer.data.packing import TokenizedExample, collate_rows, pack_best_fit_decreasing
+    from recipe_trainer.data.split import load_splits
+    from recipe_trainer.data.tokenized_cache import TokenizationSettings, tokenize_pairs
+    from recipe_trainer.data.tokenizer import load_pretrained_tokenizer
+    from transformers import AutoModelForCausalLM
+
+    settings = harness.Settings()
+    model_dir = harness.model_directory(harness.SMOLLM2)
+    tokenizer = load_pretrained_tokenizer(str(model_dir))
+    splits, _ = load_splits(DatasetSpec(path=str(harness.SAMPLE)))
+    recipes = 40 * rows * count
+    pairs = [
+        format_pair(recipe, "causal") for recipe, _ in zip(splits["train"], range(recipes), strict=False)
+    ]
+    token_settings = TokenizationSettings(
+        "causal", settings.max_source_length, settings.max_target_length, 0.05, None
+    )
+    sources, targets = tokenize_pairs(tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], token_settings)
+    examples = [TokenizedExample(s, t) for s, t in zip(sources, targets, strict=True)]
+    capacity = (settings.max_source_length + settings.max_target_length,)
+    packed = pack_best_fit_decreasing([e.sizes("causal") for e in examples], capacity)
+    batches = [
+        collate_rows(
+            [[examples[i] for i in row] for row in packed[k : k + rows]], "causal", tokenizer.pad_token_id
+        )
+        for k in range(0, rows * count, rows)
+    ]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    lora = LoraConfig(
+        r=16,
+        lora_alpha=32,
+        lora_dropout=lora_dropout,
+        target_modules=["q_proj", "v_proj"],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora).train(), batches
 
 
 def compiled_norms_and_mlps(decoder) -> list[tuple]:
