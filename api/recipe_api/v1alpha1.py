@@ -373,6 +373,14 @@ class RunPolicy(_Model):
         "when a peer hangs or vanishes without closing its connections. It must exceed the longest "
         "pause of the other ranks: rank 0 alone builds the tokenized cache and writes checkpoints.",
     )
+    termination_grace_period_seconds: int = Field(
+        120,
+        ge=1,
+        description="The trainer pods' termination grace period: on preemption, eviction, suspension "
+        "or deletion the gang finishes its step, writes a checkpoint of it and exits within this time, "
+        "or is killed and resumes from its previous checkpoint. It must exceed one step plus one "
+        "checkpoint save (Kubernetes' own default, 30 s, is short for a CPU step).",
+    )
 
 
 class SecretKeyRef(_Model):

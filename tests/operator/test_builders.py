@@ -196,6 +196,18 @@ def test_cpu_jobs_select_deepspeeds_cpu_accelerator_and_ask_for_no_gpus():
     assert "nvidia.com/gpu" not in container["resources"]["limits"]
 
 
+def test_the_pods_grace_period_is_the_jobs_time_to_write_its_stop_checkpoint():
+    def grace(**spec) -> int:
+        return builders.build_job(job_of(**spec), UID, 1, "t")["spec"]["template"]["spec"][
+            "terminationGracePeriodSeconds"
+        ]
+
+    assert grace() == 120  # not Kubernetes' 30 s: a CPU step plus a checkpoint save must fit
+    assert grace(runPolicy={"terminationGracePeriodSeconds": 600}) == 600
+    with pytest.raises(ValueError, match="terminationGracePeriodSeconds"):
+        job_of(runPolicy={"terminationGracePeriodSeconds": 0})
+
+
 def test_user_claims_scheduling_labels_and_deadline_reach_the_pods():
     job = job_of(**copy.deepcopy(VARIANTS["own claims and scheduling"]), labels={"team": "kitchen"})
     manifest = builders.build_job(job, UID, 2, "default:1", active_deadline_seconds=1200)

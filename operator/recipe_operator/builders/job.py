@@ -163,6 +163,8 @@ def build_job(
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # SIGTERM -> the gang's stop checkpoint (recipe_trainer.pod_supervisor) must fit in it
+        "terminationGracePeriodSeconds": job.spec.run_policy.termination_grace_period_seconds,
         "subdomain": service_name(job),
         "containers": [container],
         "volumes": volumes,
