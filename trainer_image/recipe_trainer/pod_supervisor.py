@@ -43,10 +43,9 @@ import time
 
 import psutil
 
-from .local.process_tree import die_with_parent
+from .local.process_tree import die_with_parent, rank_processes
 
 LAUNCHER_MODULE = "deepspeed.launcher.runner"  # what the `deepspeed` script runs
-LAUNCH_MODULE = "deepspeed.launcher.launch"  # one per node; its children are that node's ranks
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 KILLING_SIGNALS = (signal.SIGHUP,)
 POLL_S = 0.2  # how often the loop reaps and looks for ranks that have not heard the stop yet
@@ -57,22 +56,6 @@ LEFTOVER_WAIT_S = 10.0  # how long SIGKILLed leftovers may take to be gone befor
 def launcher_command(launcher_args: list[str]) -> list[str]:
     """The launcher, run by this interpreter: the same environment that can import the trainer."""
     return [sys.executable, "-m", LAUNCHER_MODULE, *launcher_args]
-
-
-def rank_processes(root: psutil.Process) -> list[psutil.Process]:
-    """The ranks below `root`: the direct children of each `deepspeed.launcher.launch` process.
-
-    Why by parent and not by the trainer module on the command line: the runner's and launch.py's
-    command lines name the trainer module too, and forked DataLoader workers carry their rank's
-    command line; only launch.py's children are ranks."""
-    ranks: list[psutil.Process] = []
-    for process in root.children(recursive=True):
-        try:
-            if LAUNCH_MODULE in process.cmdline():
-                ranks.extend(process.children())
-        except psutil.Error:  # gone meanwhile, or a zombie
-            continue
-    return ranks
 
 
 def exit_code_of(wait_status: int) -> int:

@@ -90,23 +90,15 @@ def started(
 
 
 def trainer_processes(launcher: subprocess.Popen) -> list:
-    """The rank processes under the launcher (not the launcher's own two processes)."""
+    """The rank processes under the launcher (`process_tree.rank_processes`)."""
     import psutil
 
+    from .process_tree import rank_processes
+
     try:
-        children = psutil.Process(launcher.pid).children(recursive=True)
+        return rank_processes(psutil.Process(launcher.pid))
     except psutil.NoSuchProcess:
         return []
-    ranks = []
-    for child in children:
-        try:
-            if TRAINER_MODULE in " ".join(child.cmdline()) and "deepspeed.launcher" not in " ".join(
-                child.cmdline()
-            ):
-                ranks.append(child)
-        except psutil.Error:
-            continue
-    return ranks
 
 
 def request_stop(launcher: subprocess.Popen) -> int:

@@ -33,10 +33,34 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 DISARM = b"x"
 EMPTY_GROUP_WAIT_S = 30.0  # how long the watchdog waits for SIGKILLed processes to be gone
+
+
+LAUNCH_MODULE = "deepspeed.launcher.launch"  # one per node; its children are that node's ranks
+
+
+def rank_processes(root: Any) -> list:
+    """The rank processes below `root` (a psutil.Process): the direct children of each
+    `deepspeed.launcher.launch` process. Both places that ask ranks to stop use it: the pod
+    supervisor (the kubelet's SIGTERM) and `recipe-train local` (Ctrl-C).
+
+    Why by parent and not by the trainer module on the command line: the runner's and launch.py's
+    command lines name the trainer module too, and forked DataLoader workers carry their rank's
+    command line; only launch.py's children are ranks."""
+    import psutil  # here, not at the top: the watchdog process that imports this module needs none
+
+    ranks: list = []
+    for process in root.children(recursive=True):
+        try:
+            if LAUNCH_MODULE in process.cmdline():
+                ranks.extend(process.children())
+        except psutil.Error:  # gone meanwhile, or a zombie
+            continue
+    return ranks
 
 
 def die_with_parent() -> None:
