@@ -25,8 +25,8 @@ from recipe_trainer import run_layout
 from recipe_trainer.run_log import read_run_log, step_losses
 
 from .conftest import cpu_deepspeed_env, free_port, trainer_config
+from .test_process_tree import MARKER, marked
 
-MARKER = "RECIPE_TRAIN_SUPERVISOR_TEST"
 TIMEOUT = 300
 
 
@@ -41,17 +41,6 @@ def supervisor(launcher_args: list[str], marker: str, log: Path) -> subprocess.P
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def marked(marker: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(MARKER) == marker:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 def wait_for(condition, what: str, timeout: float = TIMEOUT):
