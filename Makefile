@@ -15,7 +15,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export HELM ?= $(CURDIR)/.tools/bin/helm
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools demo test lint crds chart-test e2e cluster cluster-down bench clean
+.PHONY: help venv tools demo test test-suites lint crds chart-test e2e cluster cluster-down bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -49,6 +49,11 @@ lint: venv ## ruff lint + format check, import-linter layering contracts
 	$(BIN)/lint-imports
 
 test: venv tools lint ## everything CI runs: unit tests, then the e2e scenarios on a local control plane
+	scripts/cluster/guard.sh run $(MAKE) --no-print-directory test-suites
+
+# The suites, under the network guard (scripts/cluster/guard.sh): the run fails if any packet went to
+# an address outside 127.0.0.0/8 and the namespaces and bridge the tests and the cluster create.
+test-suites:
 	$(BIN)/pytest -q -ra -m 'not e2e'
 	scripts/cluster/with-cluster.sh $(BIN)/pytest -q -ra -m e2e
 

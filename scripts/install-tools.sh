@@ -6,6 +6,8 @@
 #     stays under .tools/ so the tests never touch ~/.config/helm.
 #   * promtool from Debian's `prometheus` package when /usr/bin/promtool is missing
 #     (CI runs this as root on a fresh machine).
+#   * nft (Debian's `nftables`) for the network guard of `make test` (scripts/cluster/guard.sh),
+#     and iproute2 for the cluster's bridge, when missing.
 # Re-running is cheap: each tool is skipped when it already works.
 set -Eeuo pipefail
 trap 'echo "install-tools: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -62,5 +64,18 @@ install_promtool() {
     $sudo apt-get install -y -q --no-install-recommends prometheus
 }
 
+install_apt_tools() {
+    local missing=()
+    command -v nft >/dev/null || missing+=(nftables)
+    command -v ip >/dev/null || missing+=(iproute2)
+    [[ ${#missing[@]} -gt 0 ]] || { echo ">> nft and ip already installed"; return; }
+    [[ "$(id -u)" -eq 0 ]] || { echo ">> not root: ${missing[*]} not installed (the network guard stays off)"; return; }
+    echo ">> installing ${missing[*]} (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
 install_helm
 install_promtool
+install_apt_tools

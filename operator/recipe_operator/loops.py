@@ -121,7 +121,7 @@ async def mirror_progress(operator: Operator, body: dict[str, Any], namespace: s
     )
     if rank0 is None:
         return
-    host = operator.settings.metrics_host_override or rank0.pod_ip
+    host = rank0.pod_ip
     port = ((body.get("spec") or {}).get("metrics") or {}).get("port", MetricsSpec().port)
     if not host:
         return

@@ -74,11 +74,6 @@ class Settings(BaseModel):
     webhook_port: int = Field(9443, ge=1, le=65535, description="Port the webhook server listens on.")
     webhook_cert_file: str = Field("", description="PEM serving certificate of the webhook (tls.crt).")
     webhook_key_file: str = Field("", description="Private key of that certificate (tls.key).")
-    # Not a chart setting: lets behaviour tests and benchmarks point the progress reader at a
-    # local endpoint instead of a pod IP (kmock has no pods with reachable IPs).
-    metrics_host_override: str = Field(
-        "", description="Read rank 0's /metrics at this host instead of the pod IP (tests only)."
-    )
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -19,4 +19,12 @@ wait
 stop kube-apiserver
 stop etcd
 rm -f "$STATE/operator.token"
+"$CLUSTER_DIR/network.sh" down
+if [ -f "$RUN/guard.owned" ]; then  # up.sh turned the guard on: report what it counted, then remove it
+  rm -f "$RUN/guard.owned"
+  status=0
+  "$CLUSTER_DIR/guard.sh" check || status=$?
+  "$CLUSTER_DIR/guard.sh" stop
+  [ $status -eq 0 ] || { echo ">> cluster stopped; the network guard counted traffic (above)" >&2; exit $status; }
+fi
 echo ">> cluster stopped" >&2

@@ -27,9 +27,16 @@ SERVICE_IP=10.96.0.1      # the `kubernetes` Service's ClusterIP, in the serving
 RELEASE=${CLUSTER_RELEASE:-recipe-training-operator}
 OPERATOR_NAMESPACE=${CLUSTER_OPERATOR_NAMESPACE:-recipe-training}
 APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
-# The API server reaches the operator's webhook through an EndpointSlice, and endpoint IPs may not
-# be loopback: the webhook listens on this machine's first non-loopback IPv4 address instead.
-HOST_IP=${CLUSTER_HOST_IP:-$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | grep -v -m1 '^127\.' || true)}
+# The cluster's own network (network.sh): a bridge whose gateway address is the webhook's endpoint
+# (endpoints may not be loopback) and the pod network of a real node. kwok's made-up pod IPs are
+# loopback addresses, so the operator's scrape of a kwok pod never leaves the machine (guard.sh).
+POD_BRIDGE=${CLUSTER_POD_BRIDGE:-chefgenius0}
+POD_CIDR=${CLUSTER_POD_CIDR:-10.88.0.0/16}
+POD_PREFIX=${POD_CIDR#*/}
+POD_GATEWAY=${CLUSTER_POD_GATEWAY:-10.88.0.1}
+KWOK_POD_CIDR=${CLUSTER_KWOK_POD_CIDR:-127.88.0.1/16}
+KWOK_NODE_IP=127.0.0.1
+WEBHOOK_ADDRESS=$POD_GATEWAY
 
 die() { echo "cluster: $*" >&2; exit 1; }
 log() { echo ">> $*" >&2; }

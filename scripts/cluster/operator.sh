@@ -45,7 +45,7 @@ env_vars+=(
   "RECIPE_OPERATOR_HEALTH_PORT=$OPERATOR_HEALTH_PORT"
   "RECIPE_OPERATOR_METRICS_PORT=$OPERATOR_METRICS_PORT"
   "RECIPE_OPERATOR_WEBHOOK_PORT=$OPERATOR_WEBHOOK_PORT"
-  "RECIPE_OPERATOR_WEBHOOK_ADDRESS=$HOST_IP"
+  "RECIPE_OPERATOR_WEBHOOK_ADDRESS=$WEBHOOK_ADDRESS"
   "$@"
 )
 declare -A final=()
@@ -62,7 +62,6 @@ start "$name" env -i PATH="$VENV_BIN:/usr/local/bin:/usr/bin:/bin" HOME="$STATE"
 wait_for "operator $name (/healthz on $health_port; log $LOGS/$name.log)" 90 \
   curl -fsS "http://127.0.0.1:$health_port/healthz"
 if [ "${final[RECIPE_OPERATOR_WEBHOOK_ENABLED]:-false}" = true ]; then
-  [ -n "$HOST_IP" ] || die "the webhook needs a non-loopback IPv4 address of this machine: set CLUSTER_HOST_IP, or CLUSTER_WEBHOOK=0"
-  python3 "$CLUSTER_DIR/operator_pod.py" route "$name" "${final[RECIPE_OPERATOR_WEBHOOK_PORT]}" "$HOST_IP"
+  python3 "$CLUSTER_DIR/operator_pod.py" route "$name" "${final[RECIPE_OPERATOR_WEBHOOK_PORT]}" "$WEBHOOK_ADDRESS"
 fi
 log "operator $name running as system:serviceaccount:$OPERATOR_NAMESPACE:$sa (log: $LOGS/$name.log)"

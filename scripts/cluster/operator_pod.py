@@ -15,7 +15,8 @@ rendered (never retyped, so a chart change reaches the local operator too):
 
 The API server resolves a Service-referenced webhook through its EndpointSlices
 (--enable-aggregator-routing), so the chart's own webhook configuration, Service and certificate
-are used unchanged. Endpoint IPs may not be loopback, hence a non-loopback IP of this machine.
+are used unchanged. Endpoint IPs may not be loopback, hence the gateway address of the cluster's own
+bridge (network.sh), never this machine's external address.
 Standard library only: it runs before the project's virtualenv matters.
 """
 

@@ -4,7 +4,10 @@
 #
 #   etcd, kube-apiserver (RBAC + Node authz, default admission incl. PodSecurity), kube-controller-manager
 #   (Jobs, GC, namespaces, SA tokens, PV binding), kube-scheduler: one binary, chef-k8s (build.sh)
-#   kwok: fake GPU nodes and pod lifecycles (kwok/stages.yaml, incl. the chaos stage that fails pods)
+#   kwok: fake GPU nodes and pod lifecycles (kwok/stages.yaml, incl. the chaos stage that fails pods);
+#         their pods get loopback IPs ($KWOK_POD_CIDR), so nothing that talks to one leaves the machine
+#   network.sh: the cluster's own bridge, whose gateway address is the webhook's endpoint
+#   guard.sh: the network guard (nftables counters), on from here until down.sh, unless it was on already
 #   helm install of charts/recipe-training-operator (CRD through the chart) into recipe-training
 #   recipe-operator (the real console script) as a local process: .cluster/logs/operator.log
 #
@@ -36,6 +39,13 @@ k8s=$bin/chef-k8s
 "$CLUSTER_DIR/pki.sh" >/dev/null
 # Anything that fails from here on must not leave half a cluster running.
 trap 'status=$?; [ $status -eq 0 ] || { echo "cluster: start failed; logs in $LOGS" >&2; "$CLUSTER_DIR/down.sh" >&2; }' EXIT
+
+# The guard first, so it sees every packet of this cluster; down.sh checks and removes it. Under
+# `make test` it is already on (guard.sh run) and stays the caller's.
+if ! "$CLUSTER_DIR/guard.sh" on; then
+  "$CLUSTER_DIR/guard.sh" start && mkdir -p "$RUN" && touch "$RUN/guard.owned"
+fi
+"$CLUSTER_DIR/network.sh" up
 
 rm -rf "$STATE/etcd" "$STATE/volumes" "$STATE/operator.token" "$LOGS" && mkdir -p "$STATE/etcd" "$LOGS" "$RUN"
 export KUBECONFIG=$STATE/kubeconfig
@@ -93,6 +103,7 @@ log "kwok (stages: $CLUSTER_DIR/kwok/stages.yaml)"
 start kwok "$bin/kwok" --kubeconfig "$STATE/kwok.kubeconfig" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --node-lease-duration-seconds 40 --server-address "127.0.0.1:$KWOK_PORT" \
+  --cidr "$KWOK_POD_CIDR" --node-ip "$KWOK_NODE_IP" \
   --config "$CLUSTER_DIR/kwok/stages.yaml"
 wait_for kube-controller-manager 60 curl -fsSk "https://127.0.0.1:$KCM_PORT/healthz"
 wait_for kube-scheduler 60 curl -fsSk "https://127.0.0.1:$SCHEDULER_PORT/healthz"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Run one command against a fresh local cluster (up.sh) and stop the cluster afterwards, whatever
 # happens (success, failure, Ctrl-C): `make test` uses it so no control-plane process outlives it.
+# The run ends with the network guard's check (guard.sh): a packet to an address outside 127.0.0.0/8
+# and the cluster's own networks fails it, whatever the command's own result.
 # The command sees KUBECONFIG (admin), RECIPE_E2E_INSTALLED_OPERATOR=1 (the chart's operator runs)
 # and RECIPE_E2E_LOCAL_CLUSTER=1 (tests/e2e may use kwok and operator.sh; see tests/local_cluster.py).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ $# -gt 0 ] || die "usage: with-cluster.sh COMMAND [ARGS...]"
-trap '"$CLUSTER_DIR/down.sh"' EXIT
+trap 'status=$?; "$CLUSTER_DIR/down.sh" || status=1; exit $status' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 "$CLUSTER_DIR/up.sh"
@@ -16,4 +18,7 @@ KUBECONFIG=$STATE/kubeconfig RECIPE_E2E_INSTALLED_OPERATOR=1 RECIPE_E2E_LOCAL_CL
 child=$!
 trap 'kill -TERM $child 2>/dev/null; wait $child; exit 130' INT
 trap 'kill -TERM $child 2>/dev/null; wait $child; exit 143' TERM
-wait $child
+status=0
+wait $child || status=$?
+"$CLUSTER_DIR/guard.sh" check || status=1
+exit $status

@@ -60,7 +60,7 @@ def start_pods(
     name: str,
     attempt: int,
     nodes: int = 2,
-    pod_ip: str = "10.0.0.1",
+    pod_ip: str = "127.88.0.1",  # loopback, as the local cluster's kwok pods: a scrape stays on this machine
     state: dict | None = None,
 ) -> list[str]:
     """What the Job controller and the kubelet do: pods from the template, then Running
