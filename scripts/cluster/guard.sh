@@ -68,6 +68,13 @@ set_of() {
 PRIVATE4="0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 169.254.0.0/16, 172.16.0.0/12, 192.0.0.0/24, 192.0.2.0/24, \
 192.168.0.0/16, 198.18.0.0/15, 198.51.100.0/24, 203.0.113.0/24, 240.0.0.0/4"
 PRIVATE6="fc00::/7, 2001:db8::/32"
+# Each counted packet is also logged (rate-limited) to the kernel log, so `check` can say where it went.
+LOG_PREFIX="chefgenius-guard: "
+# rule MATCH VERDICT: two rules, one that logs (a limit that is hit must not skip the count) and
+# one that counts and rejects or drops.
+rule() {
+  printf '    %s limit rate 10/second log prefix "%s"\n    %s %s\n' "$1" "$LOG_PREFIX" "$1" "$2"
+}
 
 start() {
   available || return 0
@@ -81,31 +88,29 @@ start() {
   mapfile -t dns < <(nameservers)
   mapfile -t registries < <(registry_addresses)
   dns4=$(set_of 4 "${dns[@]}" "${registries[@]}") dns6=$(set_of 6 "${dns[@]}" "${registries[@]}")
-  rules="table inet $TABLE {
-  chain output {
-    type filter hook output priority 0; policy accept;"
-  if [ -n "$ext" ]; then
-    rules+="
-    oifname \"$ext\" ip daddr { $PRIVATE4 } ${dns4:+ip daddr != $dns4} ct state new counter name leaked reject
-    oifname \"$ext\" ip6 daddr { $PRIVATE6 } ${dns6:+ip6 daddr != $dns6} ct state new counter name leaked reject"
-  fi
   local own4 own6
   own4=$(set_of 4 "${own[@]}") own6=$(set_of 6 "${own[@]}")
-  [ -n "$own4" ] && rules+="
-    ip daddr $own4 ct state new counter name external_address reject"
-  [ -n "$own6" ] && rules+="
-    ip6 daddr $own6 ct state new counter name external_address reject"
-  rules+="
-  }
-  chain forward {
-    type filter hook forward priority 0; policy accept;"
-  [ -n "$ext" ] && rules+="
-    oifname \"$ext\" counter name forwarded drop"
-  rules+="
-  }
+  rules="table inet $TABLE {
   counter leaked {}
   counter external_address {}
   counter forwarded {}
+  chain output {
+    type filter hook output priority 0; policy accept;
+"
+  if [ -n "$ext" ]; then
+    rules+=$(rule "oifname \"$ext\" ip daddr { $PRIVATE4 } ${dns4:+ip daddr != $dns4} ct state new" "counter name leaked reject")
+    rules+=$'\n'$(rule "oifname \"$ext\" ip6 daddr { $PRIVATE6 } ${dns6:+ip6 daddr != $dns6} ct state new" "counter name leaked reject")
+  fi
+  [ -z "$own4" ] || rules+=$'\n'$(rule "ip daddr $own4 ct state new" "counter name external_address reject")
+  [ -z "$own6" ] || rules+=$'\n'$(rule "ip6 daddr $own6 ct state new" "counter name external_address reject")
+  rules+="
+  }
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+"
+  [ -z "$ext" ] || rules+=$(rule "oifname \"$ext\"" "counter name forwarded drop")
+  rules+="
+  }
 }"
   nft -f - <<<"$rules"
   say "on: nftables table inet $TABLE counts and rejects"
@@ -128,6 +133,9 @@ check() {
   done < <(counts)
   if [ "$total" -gt 0 ]; then
     say "FAILED: traffic left for addresses outside 127.0.0.0/8 and the cluster's own networks"
+    say "the packets, from the kernel log (source, destination, protocol, ports):"
+    { dmesg 2>/dev/null || true; } | grep -F "$LOG_PREFIX" | tail -n 20 |
+      awk '{line=""; for (i=1;i<=NF;i++) if ($i ~ /^(SRC|DST|PROTO|SPT|DPT)=/) line=line" "$i; print " "line}' >&2
     nft list table inet "$TABLE" >&2
     return 1
   fi

@@ -6,6 +6,7 @@ control plane of scripts/cluster/ (conftest.py skips them elsewhere)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import signal
 import time
@@ -299,3 +300,31 @@ def test_a_gang_stuck_terminating_is_escalated_and_the_next_attempt_starts(
         assert any(c["reason"] == "GangTerminationTimeout" for c in st["conditions"])
     finally:
         kube.core.patch_namespaced_pod(name, kube.ns, {"metadata": {"finalizers": None}})
+
+
+def test_kwok_pods_get_loopback_ips_and_rank_0s_metrics_served_there_reach_the_status(kube):
+    """Issue 19: kwok's pod IPs came from 10.0.0.0/24, so every progress scrape of a Running job
+    left the machine. Now they are loopback addresses (kwok --cidr), and serving rank 0's /metrics at
+    the pod's own IP, as the trainer would, shows the real scrape path end to end: the chart's
+    operator reads it over loopback and writes status.progress on the real API server."""
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+    from recipe_api import contract
+    from recipe_api.v1alpha1 import MetricsSpec
+
+    kube.create(gpu_job("scraped", kube.ns, nodes=1))
+    (pod,) = _running(kube, "scraped", nodes=1)
+    assert ipaddress.ip_address(pod.status.pod_ip).is_loopback, pod.status.pod_ip
+    registry = CollectorRegistry()
+    Gauge(contract.STEP, "optimizer step", registry=registry).set(7)
+    Gauge(contract.TOTAL_STEPS, "planned steps", registry=registry).set(100)
+    server, thread = start_http_server(MetricsSpec().port, addr=pod.status.pod_ip, registry=registry)
+    try:
+        progress = wait_for(
+            lambda: (p := kube.status("scraped").get("progress") or {}).get("step") == 7 and p,
+            timeout=150,  # the chart's progress interval is 30 s
+            what="rank 0's step in status.progress",
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert progress["totalSteps"] == 100 and progress["percent"] == 7.0
