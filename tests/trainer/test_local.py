@@ -76,6 +76,34 @@ def test_a_missing_dataset_is_reported_before_anything_starts(tmp_path):
     assert not (tmp_path / "runs" / "no-data" / run_layout.OUTPUT_FILE).exists()  # no trainer was launched
 
 
+def test_data_with_no_usable_row_is_reported_in_one_line_before_anything_starts(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "Write a recipe for tea.", "completion": ""}\n' * 2)
+    manifest = write_manifest(tmp_path / "job.yaml", name="no-rows", dataset={"path": str(data)})
+    result = subprocess.run(
+        local_command(manifest, tmp_path / "runs", processes=1),
+        env=local_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    (line,) = result.stdout.splitlines()
+    assert "2 read, 2 dropped as 'missing input or output'" in line and f"{data}:1" in line
+    assert not (tmp_path / "runs" / "no-rows" / run_layout.OUTPUT_FILE).exists()  # no trainer was launched
+
+
+def test_the_trainer_checks_the_data_before_deepspeed_starts(tmp_path):
+    from recipe_trainer.cli import main
+
+    from .conftest import trainer_config
+
+    data = tmp_path / "header.csv"
+    data.write_text("title,ingredients,directions,NER\n")
+    config = trainer_config(tmp_path, dataset={"path": str(data)})
+    (tmp_path / "config.yaml").write_text(config.to_yaml())
+    assert main(["train", "--config", str(tmp_path / "config.yaml")]) == 1
+    reason = (tmp_path / run_layout.TERMINATION_FILE).read_text()
+    assert reason.startswith("spec.dataset.path:") and "holds no rows" in reason
+
+
 def test_a_misspelt_field_stops_local_mode_with_the_closest_name(tmp_path):
     manifest = write_manifest(tmp_path / "job.yaml", name="typo", training={"epoch": 2})
     result = subprocess.run(

@@ -60,7 +60,7 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
     from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
 
     from .. import run_layout as layout
-    from ..data.loading import data_files
+    from ..data.split import check_usable
     from ..local import launcher
     from ..local.run_lock import RunDirectoryInUse, RunDirectoryLock
 
@@ -69,8 +69,8 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
     spec = job.spec.model_copy(deep=True)
     spec.dataset.path = _resolve_data_path(spec.dataset.path, manifest)
     try:  # the trainer would say the same, but only after DeepSpeed has started (half a minute)
-        data_files(spec.dataset.path, spec.dataset.format)
-    except FileNotFoundError as exc:
+        check_usable(spec.dataset)
+    except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]{manifest}: spec.{exc}[/red]", soft_wrap=True)
         return 2
     if spec.model.init == "pretrained":  # likewise for a model that cannot be found or downloaded
