@@ -18,6 +18,7 @@ from recipe_trainer import run_layout
 from recipe_trainer.commands.local import _stop_signals_interrupt
 from recipe_trainer.local.run_lock import RunDirectoryLock
 from recipe_trainer.run_log import read_run_log
+from recipe_trainer.user_cache import CPU_COMM_OP, extension_built, extensions_dir
 from rich.console import Console
 
 from .conftest import local_command, local_env, write_manifest
@@ -37,8 +38,12 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
     env = local_env()
     command = local_command(manifest, tmp_path / "runs", processes=1)
     job_dir = tmp_path / "runs" / "local-demo"
+    elsewhere = tmp_path / "elsewhere"  # a folder that is not the repository, as a user's would be
+    elsewhere.mkdir()
 
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        command, env=env, cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + TIMEOUT
     while not any(e["event"] == "step" for e in read_run_log(job_dir)):
         assert first.poll() is None and time.monotonic() < deadline, "no training step before the deadline"
@@ -52,8 +57,11 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
     stopped_step = int(stopped_at.name.removeprefix("step-"))
     assert 0 < stopped_step < 12
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    second = subprocess.run(command, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=TIMEOUT)
     assert second.returncode == 0, second.stdout[-3000:]
+    assert list(elsewhere.iterdir()) == []  # no .cache/, no build, nothing left in the user's folder
+    assert "DeepSpeed compiles" not in second.stdout  # built once, by the first run at the latest
+    assert extension_built(CPU_COMM_OP, extensions_dir(env))
     assert f"resumed from step {stopped_step}" in second.stdout
     assert "12/12" in second.stdout  # the progress bar reached the end
     assert (job_dir / run_layout.CURVES_FILE).stat().st_size > 0
@@ -102,6 +110,21 @@ def test_the_trainer_checks_the_data_before_deepspeed_starts(tmp_path):
     assert main(["train", "--config", str(tmp_path / "config.yaml")]) == 1
     reason = (tmp_path / run_layout.TERMINATION_FILE).read_text()
     assert reason.startswith("spec.dataset.path:") and "holds no rows" in reason
+
+
+def test_a_first_cpu_run_says_it_compiles_and_where(tmp_path):
+    manifest = write_manifest(tmp_path / "job.yaml", name="first-build")
+    extensions = tmp_path / "fresh-cache"
+    env = {**local_env(), "TORCH_EXTENSIONS_DIR": str(extensions)}
+    command = local_command(manifest, tmp_path / "runs", processes=1)
+    cli = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first_line = cli.stdout.readline()
+    finally:
+        cli.kill()  # the launcher dies with it (process_tree); the build is not needed here
+        cli.wait()
+    assert "DeepSpeed compiles its communication op" in first_line and str(extensions) in first_line
+    assert "about a minute" in first_line
 
 
 def test_a_misspelt_field_stops_local_mode_with_the_closest_name(tmp_path):

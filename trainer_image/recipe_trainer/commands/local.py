@@ -63,6 +63,7 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
     from ..data.split import check_usable
     from ..local import launcher
     from ..local.run_lock import RunDirectoryInUse, RunDirectoryLock
+    from ..user_cache import CPU_COMM_OP, FIRST_BUILD_NOTICE, extension_built, extensions_dir
 
     run_dir = (run_root / job.metadata.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +107,14 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         command = launcher.build_launch_command(
             processes, args.master_port or _free_port(), config_path, args.resume_from
         )
-        env = launcher.build_launch_environment(
-            os.environ, processes, on_gpu, hardware.cpus, Path.cwd() / ".cache" / "torch_extensions"
-        )
+        extensions = extensions_dir()
+        env = launcher.build_launch_environment(os.environ, processes, on_gpu, hardware.cpus, extensions)
+        if not on_gpu and not extension_built(CPU_COMM_OP, extensions):
+            console.print(
+                f"first CPU run on this machine: DeepSpeed compiles its communication op into "
+                f"{extensions} ({FIRST_BUILD_NOTICE}; later runs reuse it)",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
         where = (
             f"{processes} GPU rank(s)"
             if on_gpu
