@@ -430,6 +430,28 @@ class TrainingData:
         self._real_tokens = int(state["real_tokens"])
         self._processed_tokens = int(state["processed_tokens"])
 
+    def summary(self) -> dict:
+        """The data in a few numbers, for the checkpoint (trainer_state.json) and the exported
+        model card: what the files were read as, rows read, kept, dropped and repaired by kind,
+        and the split sizes."""
+        from .loading import describe_dataset
+
+        try:
+            described = describe_dataset(self.spec.dataset.path, self.spec.dataset.format)
+        except (OSError, ValueError):  # the files moved since the cache was built
+            described = f"format {self.spec.dataset.format}"
+        cleaning = self._cleaning_report
+        return {
+            "path": self.spec.dataset.path,
+            "format": described,
+            "rows": cleaning["rows"],
+            "kept": cleaning["kept"],
+            "dropped": cleaning["dropped"],
+            "normalised": cleaning.get("normalised", {}),
+            "train_examples": len(self.train),
+            "validation_examples": len(self.validation),
+        }
+
     def report(self) -> dict:
         """Counts for logs and metrics: the cleaning report (drops by reason), split sizes, packing
         efficiency so far, curriculum fallbacks (times an empty stage had to be relaxed)."""
