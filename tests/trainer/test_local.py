@@ -212,3 +212,21 @@ def test_sigterm_and_sighup_take_the_ctrl_c_path_and_a_hangup_silences_the_conso
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def test_a_stop_after_the_final_checkpoint_reports_the_finished_run(tmp_path):
+    """Ctrl-C between the trainer's success summary and the launcher's exit: the run is done, and
+    saying "training failed (exit 254)" with the summary's raw JSON would be wrong."""
+    from recipe_api.trainer_config import TerminationSummary
+    from recipe_trainer.commands.local import _report
+
+    from .conftest import trainer_config
+
+    config = trainer_config(tmp_path)
+    summary = TerminationSummary(step=12, last_checkpoint=str(tmp_path / "checkpoints" / "step-00000012"))
+    (tmp_path / run_layout.TERMINATION_FILE).write_text(summary.model_dump_json(by_alias=True))
+    output = io.StringIO()
+    assert _report(254, tmp_path, config, Console(file=output, width=200)) == 0
+    text = output.getvalue()
+    assert "had finished when it was stopped (exit 254)" in text and "done; checkpoints in" in text
+    assert "failed" not in text and "{" not in text

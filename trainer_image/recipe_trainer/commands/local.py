@@ -178,6 +178,9 @@ def _report(code: int, run_dir: Path, config, console) -> int:
         console.print(f"curves: {plot_curves(events, run_dir / layout.CURVES_FILE)}")
     termination = run_dir / layout.TERMINATION_FILE
     message = termination.read_text().strip() if termination.is_file() else ""
+    if code != 0 and _finished(message):  # a Ctrl-C after the last checkpoint stops nothing
+        console.print(f"the run had finished when it was stopped (exit {code}); nothing was lost")
+        code = 0
     if code == 0:
         samples_file = run_dir / layout.SAMPLES_FILE
         samples = json.loads(samples_file.read_text()) if samples_file.is_file() else []
@@ -197,6 +200,18 @@ def _report(code: int, run_dir: Path, config, console) -> int:
         console.print(f"training failed (exit {code}): {message or 'see the log'}", style="red", markup=False)
         console.print(f"log: {run_dir / layout.OUTPUT_FILE}")
     return code
+
+
+def _finished(message: str) -> bool:
+    """Whether the termination log holds the trainer's success summary (`termination.write_success`)."""
+    from pydantic import ValidationError
+    from recipe_api.trainer_config import TerminationSummary
+
+    try:
+        TerminationSummary.model_validate_json(message)
+    except ValidationError:
+        return False
+    return True
 
 
 def _pick(jobs, name: str | None):
