@@ -34,6 +34,7 @@ and `load_state_dict()` in a fresh process continue with exactly the same batche
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -430,10 +431,11 @@ class TrainingData:
         self._real_tokens = int(state["real_tokens"])
         self._processed_tokens = int(state["processed_tokens"])
 
+    @functools.cached_property
     def summary(self) -> dict:
         """The data in a few numbers, for the checkpoint (trainer_state.json) and the exported
         model card: what the files were read as, rows read, kept, dropped and repaired by kind,
-        and the split sizes."""
+        and the split sizes. Made once (it looks into every data file)."""
         from .loading import describe_dataset
 
         try:

@@ -514,7 +514,7 @@ class TrainingRecipe:
             "early_stopping": self.early_stopping.state_dict(),
             "best_metric": self.early_stopping.best,
             "data": self.data.state_dict(),
-            "data_summary": self.data.summary(),  # for the model card (commands/export.py)
+            "data_summary": self.data.summary,  # for the model card (commands/export.py)
             "noise": {"step": self.noise.step, "seed": self.noise.seed},
             "time": time.time(),
         }
