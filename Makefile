@@ -11,14 +11,15 @@ BIN := $(VENV)/bin
 # build; it runs on CPU (DS_ACCELERATOR=cpu wherever DeepSpeed runs without a GPU).
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= trainer,operator,dev
-export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+# DeepSpeed's compiled ops go to ~/.cache/chef-genius/torch_extensions (recipe_trainer.user_cache),
+# shared with every run started from any folder; TORCH_EXTENSIONS_DIR moves them.
 export HELM ?= $(CURDIR)/.tools/bin/helm
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools demo test test-suites lint crds chart-test e2e cluster cluster-down bench clean
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 $(BIN)/.installed: pyproject.toml
 	@echo ">> creating $(VENV) and installing the project (torch, DeepSpeed, transformers, kopf...)"
@@ -75,5 +76,5 @@ cluster-down: ## stop every process make cluster started
 bench: venv ## every benchmark in bench/ (figures go to docs/benchmarks.md)
 	for script in bench/*.py; do echo ">> $$script"; $(BIN)/python $$script || exit 1; done
 
-clean:
+clean: ## remove .venv, .tools, runs and build outputs (not the per-user cache ~/.cache/chef-genius)
 	rm -rf $(VENV) .tools .cache runs build *.egg-info

@@ -29,7 +29,7 @@ def load_jobs(path: str | Path) -> list[RecipeTrainingJob]:
         raise InvalidSpecError([FieldError("(file)", f"cannot read: {exc.strerror}")]) from None
     jobs_docs = [d for d in docs if not isinstance(d, dict) or d.get("kind", KIND) == KIND]
     if not jobs_docs:
-        raise InvalidSpecError([FieldError("kind", f"no {KIND} document in this file")])
+        raise InvalidSpecError([FieldError("kind", _no_job(docs))])
     jobs, errors = [], []
     for index, doc in enumerate(jobs_docs):
         try:
@@ -40,3 +40,13 @@ def load_jobs(path: str | Path) -> list[RecipeTrainingJob]:
     if errors:
         raise InvalidSpecError(errors)
     return jobs
+
+
+def _no_job(docs: list) -> str:
+    """Why a file holds no job, naming what it holds instead (an empty file, a Deployment, ...)."""
+    if not docs:
+        return f"the file is empty; expected a {KIND} manifest (see examples/quickstart-cpu.yaml)"
+    found = ", ".join(
+        f"{d.get('kind', '?')} {(d.get('metadata') or {}).get('name', '')}".strip() for d in docs
+    )
+    return f"no {KIND} document in this file (found {found}); set kind: {KIND}"

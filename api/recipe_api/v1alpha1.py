@@ -110,11 +110,12 @@ class VolumeRef(_Model):
 class DatasetSpec(_Model):
     path: str = Field(
         min_length=1,
-        description="RecipeNLG CSV or JSONL file, or a directory of them. In a cluster, an "
-        "absolute path inside the pod (on dataset.volume).",
+        description="RecipeNLG CSV, JSON lines (recipes, prompt/completion, input/output or chat "
+        "messages) or Parquet file, or a directory of them. In a cluster, an absolute path inside "
+        "the pod (on dataset.volume).",
     )
-    format: Literal["auto", "recipenlg-csv", "jsonl"] = Field(
-        "auto", description="File format; auto decides by file extension (.csv, .jsonl/.json)."
+    format: Literal["auto", "recipenlg-csv", "jsonl", "parquet"] = Field(
+        "auto", description="File format; auto tells it from each file's content."
     )
     volume: VolumeRef | None = Field(
         None, description="PersistentVolumeClaim holding the data (optional in local mode)."

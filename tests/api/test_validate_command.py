@@ -64,3 +64,17 @@ def test_a_misspelt_field_is_corrected_in_one_line(tmp_path):
     result = _validate(path)
     assert result.returncode == 1
     assert result.stderr.strip() == f"{path}: spec.training.epoch: unknown field; did you mean epochs?"
+
+
+def test_a_file_without_a_job_says_what_it_holds_instead(tmp_path):
+    deployment = tmp_path / "deploy.yaml"
+    deployment.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    result = _validate(deployment, empty)
+    assert result.returncode == 1
+    assert (
+        f"{deployment}: kind: no RecipeTrainingJob document in this file (found Deployment web)"
+        in result.stderr
+    )
+    assert f"{empty}: kind: the file is empty" in result.stderr

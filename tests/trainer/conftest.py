@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from recipe_api.trainer_config import TrainerConfig
 from recipe_trainer import run_layout
+from recipe_trainer.user_cache import extensions_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CSV = REPO / "examples" / "data" / "recipenlg_sample_999.csv"
-EXTENSIONS_CACHE = REPO / ".cache" / "torch_extensions"
+EXTENSIONS_CACHE = extensions_dir()  # local mode's: one per user, built once for tests and runs
 
 TINY_T5 = {
     "model_type": "t5",

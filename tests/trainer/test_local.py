@@ -18,6 +18,7 @@ from recipe_trainer import run_layout
 from recipe_trainer.commands.local import _stop_signals_interrupt
 from recipe_trainer.local.run_lock import RunDirectoryLock
 from recipe_trainer.run_log import read_run_log
+from recipe_trainer.user_cache import CPU_COMM_OP, extension_built, extensions_dir
 from rich.console import Console
 
 from .conftest import local_command, local_env, write_manifest
@@ -37,8 +38,12 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
     env = local_env()
     command = local_command(manifest, tmp_path / "runs", processes=1)
     job_dir = tmp_path / "runs" / "local-demo"
+    elsewhere = tmp_path / "elsewhere"  # a folder that is not the repository, as a user's would be
+    elsewhere.mkdir()
 
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        command, env=env, cwd=elsewhere, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + TIMEOUT
     while not any(e["event"] == "step" for e in read_run_log(job_dir)):
         assert first.poll() is None and time.monotonic() < deadline, "no training step before the deadline"
@@ -52,10 +57,14 @@ def test_ctrl_c_checkpoints_and_running_again_resumes_to_the_end(tmp_path):
     stopped_step = int(stopped_at.name.removeprefix("step-"))
     assert 0 < stopped_step < 12
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    second = subprocess.run(command, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=TIMEOUT)
     assert second.returncode == 0, second.stdout[-3000:]
+    assert list(elsewhere.iterdir()) == []  # no .cache/, no build, nothing left in the user's folder
+    assert "DeepSpeed compiles" not in second.stdout  # built once, by the first run at the latest
+    assert extension_built(CPU_COMM_OP, extensions_dir(env))
     assert f"resumed from step {stopped_step}" in second.stdout
-    assert "12/12" in second.stdout  # the progress bar reached the end
+    assert "step 12/12  loss" in second.stdout  # no terminal here: plain progress lines, to the end
+    assert "step 12/12: loss" in (job_dir / run_layout.OUTPUT_FILE).read_text()  # a line a step in the log
     assert (job_dir / run_layout.CURVES_FILE).stat().st_size > 0
     assert str(job_dir / run_layout.CURVES_FILE) in second.stdout.replace("\n", "")
     assert "a recipe from the trained model" in second.stdout
@@ -74,6 +83,49 @@ def test_a_missing_dataset_is_reported_before_anything_starts(tmp_path):
     lines = [line for line in result.stdout.splitlines() if "spec.dataset.path" in line]
     assert len(lines) == 1 and "does not exist" in lines[0] and "missing/recipes.csv" in lines[0]
     assert not (tmp_path / "runs" / "no-data" / run_layout.OUTPUT_FILE).exists()  # no trainer was launched
+
+
+def test_data_with_no_usable_row_is_reported_in_one_line_before_anything_starts(tmp_path):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "Write a recipe for tea.", "completion": ""}\n' * 2)
+    manifest = write_manifest(tmp_path / "job.yaml", name="no-rows", dataset={"path": str(data)})
+    result = subprocess.run(
+        local_command(manifest, tmp_path / "runs", processes=1),
+        env=local_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stdout + result.stderr
+    (line,) = result.stdout.splitlines()
+    assert "2 read, 2 dropped as 'missing input or output'" in line and f"{data}:1" in line
+    assert not (tmp_path / "runs" / "no-rows" / run_layout.OUTPUT_FILE).exists()  # no trainer was launched
+
+
+def test_the_trainer_checks_the_data_before_deepspeed_starts(tmp_path):
+    from recipe_trainer.cli import main
+
+    from .conftest import trainer_config
+
+    data = tmp_path / "header.csv"
+    data.write_text("title,ingredients,directions,NER\n")
+    config = trainer_config(tmp_path, dataset={"path": str(data)})
+    (tmp_path / "config.yaml").write_text(config.to_yaml())
+    assert main(["train", "--config", str(tmp_path / "config.yaml")]) == 1
+    reason = (tmp_path / run_layout.TERMINATION_FILE).read_text()
+    assert reason.startswith("spec.dataset.path:") and "holds no rows" in reason
+
+
+def test_a_first_cpu_run_says_it_compiles_and_where(tmp_path):
+    manifest = write_manifest(tmp_path / "job.yaml", name="first-build")
+    extensions = tmp_path / "fresh-cache"
+    env = {**local_env(), "TORCH_EXTENSIONS_DIR": str(extensions)}
+    command = local_command(manifest, tmp_path / "runs", processes=1)
+    cli = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first_line = cli.stdout.readline()
+    finally:
+        cli.kill()  # the launcher dies with it (process_tree); the build is not needed here
+        cli.wait()
+    assert "DeepSpeed compiles its communication op" in first_line and str(extensions) in first_line
+    assert "about a minute" in first_line
 
 
 def test_a_misspelt_field_stops_local_mode_with_the_closest_name(tmp_path):
@@ -161,3 +213,21 @@ def test_sigterm_and_sighup_take_the_ctrl_c_path_and_a_hangup_silences_the_conso
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def test_a_stop_after_the_final_checkpoint_reports_the_finished_run(tmp_path):
+    """Ctrl-C between the trainer's success summary and the launcher's exit: the run is done, and
+    saying "training failed (exit 254)" with the summary's raw JSON would be wrong."""
+    from recipe_api.trainer_config import TerminationSummary
+    from recipe_trainer.commands.local import _report
+
+    from .conftest import trainer_config
+
+    config = trainer_config(tmp_path)
+    summary = TerminationSummary(step=12, last_checkpoint=str(tmp_path / "checkpoints" / "step-00000012"))
+    (tmp_path / run_layout.TERMINATION_FILE).write_text(summary.model_dump_json(by_alias=True))
+    output = io.StringIO()
+    assert _report(254, tmp_path, config, Console(file=output, width=200)) == 0
+    text = output.getvalue()
+    assert "had finished when it was stopped (exit 254)" in text and "done; checkpoints in" in text
+    assert "failed" not in text and "{" not in text

@@ -57,10 +57,11 @@ def is_gguf_name(name: str) -> bool:
 
 def model_cache_root() -> Path:
     """The converted-model cache (module docstring)."""
+    from .user_cache import cache_root
+
     if os.environ.get(MODEL_CACHE_ENV):
         return Path(os.environ[MODEL_CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "chef-genius" / "models"
+    return cache_root() / "models"
 
 
 def packaged_file(name: str) -> Path:

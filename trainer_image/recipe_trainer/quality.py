@@ -164,6 +164,17 @@ def ingredient_names(ingredient: str) -> frozenset[str]:
     return frozenset(singular(w) for w in words(ingredient) if len(w) > 2 and w not in _NOT_NAMES)
 
 
+_ASIDE = re.compile(r"\([^)]*\)|[,;].*$|\sor\s.*$")  # "(12 oz.)", ", chopped", " or margarine"
+
+
+@lru_cache(maxsize=1 << 16)
+def ingredient_name(ingredient: str) -> str:
+    """The name of what an ingredient line uses, as RecipeNLG's NER column gives it ("1 c. firmly
+    packed brown sugar" -> "brown sugar"): its words before any comma or parenthesis, without
+    amounts, units and preparation words. "" when nothing is left."""
+    return " ".join(w for w in words(_ASIDE.sub("", ingredient)) if w not in _NOT_NAMES)
+
+
 @lru_cache(maxsize=1 << 16)
 def singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:

@@ -237,6 +237,10 @@ def test_report_counts_what_cleaning_dropped_and_what_was_kept(cache_dir, tokeni
     assert cleaning["rows"] == 999
     assert cleaning["kept"] + sum(cleaning["dropped"].values()) == cleaning["rows"]
     assert report["train_examples"] + report["validation_examples"] == cleaning["kept"]
+    summary = training_data(cache_dir, tokenizers).summary  # what checkpoints and model cards carry
+    assert summary["format"] == "RecipeNLG CSV" and summary["rows"] == 999
+    assert (summary["kept"], summary["dropped"]) == (cleaning["kept"], cleaning["dropped"])
+    assert summary["train_examples"] == report["train_examples"]
 
 
 def test_the_epoch_estimate_plans_about_the_real_number_of_batches(cache_dir, tokenizers):

@@ -4,12 +4,18 @@ Runs the same loading, cleaning, scoring, split and formatting as the trainer an
 read, kept and dropped (by reason, with examples), the train/validation sizes, histograms of the
 quality and difficulty scores, and a few formatted samples exactly as the model would see them.
 A progress bar runs on inputs over a few megabytes. `--json` prints the summary for scripts.
+
+The first line says which format the file was read as (`loading.detect_format`); a file in no
+accepted format is refused in one line. When no row is kept the command exits 1, naming the
+most common drop reason with an example row, so a script (or a newcomer) stops here and not in
+the middle of a training launch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -22,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inspect = sub.add_parser(
         "inspect", help="counts, drop reasons, score histograms and samples of a dataset"
     )
-    inspect.add_argument("path", metavar="PATH", help="RecipeNLG CSV or JSONL file, or a directory of them")
-    inspect.add_argument("--format", default="auto", choices=["auto", "recipenlg-csv", "jsonl"])
+    inspect.add_argument(
+        "path", metavar="PATH", help="RecipeNLG CSV, JSON lines or Parquet file, or a directory of them"
+    )
+    inspect.add_argument("--format", default="auto", choices=["auto", "recipenlg-csv", "jsonl", "parquet"])
     inspect.add_argument("--samples", type=int, default=3, metavar="N", help="formatted samples to show")
     inspect.add_argument("--task", default="seq2seq", choices=["seq2seq", "causal"], help="pair form to show")
     inspect.add_argument(
@@ -41,23 +49,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from recipe_trainer.data.loading import data_files
+    from recipe_trainer.data.cleaning import DropReport
+    from recipe_trainer.data.loading import data_files, describe_dataset
 
+    console = Console()
     try:
         if not 0.0 <= args.validation_fraction < 1.0:
             raise ValueError("--validation-fraction must be in [0, 1)")
         if args.samples < 0:
             raise ValueError("--samples must be 0 or more")
         total_bytes = sum(f.stat().st_size for f in data_files(args.path, args.format))
+        described = describe_dataset(args.path, args.format)
+        if not args.json:
+            console.print(f"{args.path}: {described}", markup=False, highlight=False, soft_wrap=True)
         show_progress = not args.json and total_bytes > SHOW_PROGRESS_BYTES and sys.stderr.isatty()
         summary = _with_progress(args, total_bytes) if show_progress else inspect_dataset(args)
+        summary = {"format": described, **summary}
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            _render(console, summary)
+        sys.stdout.flush()
     except (FileNotFoundError, ValueError) as exc:
         print(f"recipe-train data inspect: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        _render(Console(), summary)
+    except BrokenPipeError:  # `... --json | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    report = summary["report"]
+    if not report["kept"]:
+        print(f"recipe-train data inspect: {DropReport.nothing_kept(report, args.path)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -131,7 +153,7 @@ def _render(console, summary: dict[str, Any]) -> None:
     _print_counts(console, "kept after normalising (loud punctuation, shouting, mojibake)", "kind", "recipes",
                   "examples (file:line: before -> after)", report.get("normalised") or {},
                   report.get("normalised_examples") or {})  # fmt: skip
-    for name in ("quality", "difficulty"):
+    for name in ("quality", "difficulty") if report["kept"] else ():  # nothing to plot otherwise
         console.print(_histogram(name, summary[name]))
     for sample in summary["samples"]:
         console.rule(
@@ -163,7 +185,7 @@ def _print_counts(console, title: str, key: str, unit: str, examples_column: str
     table = Table(title=title)
     table.add_column(key)
     table.add_column(unit, justify="right")
-    table.add_column(examples_column)
+    table.add_column(examples_column, overflow="fold")  # a long file:line wraps, never cut
     for name, count in sorted(counts.items(), key=lambda item: -item[1]):
         table.add_row(name, f"{count:,}", "\n".join(examples.get(name, [])))
     console.print(table)

@@ -60,17 +60,18 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
     from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
 
     from .. import run_layout as layout
-    from ..data.loading import data_files
+    from ..data.split import check_usable
     from ..local import launcher
     from ..local.run_lock import RunDirectoryInUse, RunDirectoryLock
+    from ..user_cache import CPU_COMM_OP, FIRST_BUILD_NOTICE, extension_built, extensions_dir
 
     run_dir = (run_root / job.metadata.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = job.spec.model_copy(deep=True)
     spec.dataset.path = _resolve_data_path(spec.dataset.path, manifest)
     try:  # the trainer would say the same, but only after DeepSpeed has started (half a minute)
-        data_files(spec.dataset.path, spec.dataset.format)
-    except FileNotFoundError as exc:
+        check_usable(spec.dataset)
+    except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]{manifest}: spec.{exc}[/red]", soft_wrap=True)
         return 2
     if spec.model.init == "pretrained":  # likewise for a model that cannot be found or downloaded
@@ -106,9 +107,14 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         command = launcher.build_launch_command(
             processes, args.master_port or _free_port(), config_path, args.resume_from
         )
-        env = launcher.build_launch_environment(
-            os.environ, processes, on_gpu, hardware.cpus, Path.cwd() / ".cache" / "torch_extensions"
-        )
+        extensions = extensions_dir()
+        env = launcher.build_launch_environment(os.environ, processes, on_gpu, hardware.cpus, extensions)
+        if not on_gpu and not extension_built(CPU_COMM_OP, extensions):
+            console.print(
+                f"first CPU run on this machine: DeepSpeed compiles its communication op into "
+                f"{extensions} ({FIRST_BUILD_NOTICE}; later runs reuse it)",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
         where = (
             f"{processes} GPU rank(s)"
             if on_gpu
@@ -172,6 +178,9 @@ def _report(code: int, run_dir: Path, config, console) -> int:
         console.print(f"curves: {plot_curves(events, run_dir / layout.CURVES_FILE)}")
     termination = run_dir / layout.TERMINATION_FILE
     message = termination.read_text().strip() if termination.is_file() else ""
+    if code != 0 and _finished(message):  # a Ctrl-C after the last checkpoint stops nothing
+        console.print(f"the run had finished when it was stopped (exit {code}); nothing was lost")
+        code = 0
     if code == 0:
         samples_file = run_dir / layout.SAMPLES_FILE
         samples = json.loads(samples_file.read_text()) if samples_file.is_file() else []
@@ -191,6 +200,18 @@ def _report(code: int, run_dir: Path, config, console) -> int:
         console.print(f"training failed (exit {code}): {message or 'see the log'}", style="red", markup=False)
         console.print(f"log: {run_dir / layout.OUTPUT_FILE}")
     return code
+
+
+def _finished(message: str) -> bool:
+    """Whether the termination log holds the trainer's success summary (`termination.write_success`)."""
+    from pydantic import ValidationError
+    from recipe_api.trainer_config import TerminationSummary
+
+    try:
+        TerminationSummary.model_validate_json(message)
+    except ValidationError:
+        return False
+    return True
 
 
 def _pick(jobs, name: str | None):

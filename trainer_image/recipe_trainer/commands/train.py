@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from recipe_api.contract import EXIT_CODE_PEER_LOST
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
+    from ..data.split import check_usable
     from ..training.recipe import StopRequested, TrainingRecipe
     from ..training.termination import (
         first_failure,
@@ -52,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(rank)
     config = TrainerConfig.from_yaml(Path(args.config).read_text())
     termination_log = config.runtime.termination_log
+    try:  # unusable data stops here, in one line, before DeepSpeed and the model start
+        check_usable(config.spec.dataset)
+    except (FileNotFoundError, ValueError) as exc:
+        if first_failure(termination_log):  # (it prints the line too)
+            write_failure(f"spec.{exc}", termination_log)
+        else:
+            print(f"training failed: spec.{exc}", file=sys.stderr)
+        return 1
     recipe = TrainingRecipe(config, resume_from=args.resume_from)
     try:
         recipe.setup()

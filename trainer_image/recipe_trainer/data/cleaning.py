@@ -8,6 +8,9 @@ full of real recipes that are only loud ("Mix together and CHOW!!!!!!!", "Don't 
 Per row, in order (the first failing check names the drop reason):
 1. a malformed row from loading (broken CSV quoting, bad JSON) -> "malformed row";
 2. list columns (ingredients, directions, NER) must be JSON lists of strings -> "unparseable <column>";
+   a missing NER (a CSV without the column, a record without the key) is no fault: the ingredient
+   names are derived from the ingredient lines after the checks below, counted under "normalised"
+   as "ingredient names derived";
 3. binary: a C0/C1 control character (tab, newline, CR, VT, FF are whitespace, not control) or two
    undecodable bytes in a row (U+FFFD U+FFFD, what `loading` makes of bytes that are not UTF-8)
    -> "control characters or binary". UTF-8 misread as latin-1 or cp1252 ("CafÃ©", "Donâ€™t")
@@ -47,7 +50,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..quality import parse_recipe_text
+from ..quality import ingredient_name, parse_recipe_text
 from .loading import RawRow
 from .records import Recipe
 
@@ -67,6 +70,7 @@ PLACEHOLDER = "placeholder {}"  # title, ingredients or steps
 LOUD_PUNCTUATION = "loud punctuation"
 SHOUTING = "shouting"
 MOJIBAKE = "mojibake"
+DERIVED_NER = "ingredient names derived"  # no NER column: names taken from the ingredient lines
 
 _BINARY = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]|\ufffd\ufffd")
 _MOJIBAKE_HINT = re.compile("[\u00c2-\u00f4][\u0080-\u00bf\u0152-\u203a\u20ac\u2122]")  # "Ã©", "â€™"
@@ -118,6 +122,18 @@ class DropReport(dict):
     @property
     def dropped_total(self) -> int:
         return sum(self["dropped"].values())
+
+    def nothing_kept(self, path: object) -> str:
+        """One line for a dataset of which no row was kept: how many were read, the most common
+        drop reason and its first example, whose file:line is never cut."""
+        if not self["rows"]:
+            return f"dataset.path: {path} holds no rows (a header or blank lines only); add recipes"
+        reason, count = max(self["dropped"].items(), key=lambda item: item[1])
+        example = self["examples"][reason][0]
+        return (
+            f"dataset.path: no row of {path} is usable: {self['rows']:,} read, {count:,} dropped as "
+            f"{reason!r}, e.g. {example}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,13 +278,15 @@ def _recipe(row: RawRow) -> Recipe:
     title = normalize_text(readable(str(raw_title), repairs) if raw_title is not None else None)
     ingredients = parse_list(fields.get("ingredients"), "ingredients", repairs)
     directions = parse_list(fields.get("directions"), "directions", repairs)
-    ner = parse_list(fields.get("NER"), "NER", repairs)
+    ner = parse_list(fields["NER"], "NER", repairs) if fields.get("NER") is not None else None
     title, ingredients, directions, long_runs = _quieten(title, ingredients, directions, repairs)
     for name, value in (("title", title), ("ingredients", ingredients), ("directions", directions)):
         if not value:
             raise _Dropped(f"missing {name}", title)
     _reject_placeholders(title, ingredients, directions)
     _reject_junk(title, ingredients, directions, long_runs)
+    if ner is None:
+        ner = derived_ner(ingredients, repairs)
     return Recipe(
         title=title,
         ingredients=ingredients,
@@ -279,6 +297,15 @@ def _recipe(row: RawRow) -> Recipe:
         row=row.where,
         extra={"normalised": repairs} if repairs else {},
     )
+
+
+def derived_ner(ingredients: tuple[str, ...], repairs: dict) -> tuple[str, ...]:
+    """RecipeNLG's NER for a recipe that has none: each ingredient line's name
+    (`quality.ingredient_name`), noted in `repairs` as DERIVED_NER so the report counts it."""
+    names = tuple(name for name in map(ingredient_name, ingredients) if name)
+    if names:
+        repairs.setdefault(DERIVED_NER, (ingredients[0], ", ".join(names)))
+    return names
 
 
 def _quieten(

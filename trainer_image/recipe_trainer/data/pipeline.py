@@ -34,6 +34,7 @@ and `load_state_dict()` in a fresh process continue with exactly the same batche
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -429,6 +430,29 @@ class TrainingData:
         self._window = _WindowState(window["sampler"], [list(r) for r in window["carry"]], emitted)
         self._real_tokens = int(state["real_tokens"])
         self._processed_tokens = int(state["processed_tokens"])
+
+    @functools.cached_property
+    def summary(self) -> dict:
+        """The data in a few numbers, for the checkpoint (trainer_state.json) and the exported
+        model card: what the files were read as, rows read, kept, dropped and repaired by kind,
+        and the split sizes. Made once (it looks into every data file)."""
+        from .loading import describe_dataset
+
+        try:
+            described = describe_dataset(self.spec.dataset.path, self.spec.dataset.format)
+        except (OSError, ValueError):  # the files moved since the cache was built
+            described = f"format {self.spec.dataset.format}"
+        cleaning = self._cleaning_report
+        return {
+            "path": self.spec.dataset.path,
+            "format": described,
+            "rows": cleaning["rows"],
+            "kept": cleaning["kept"],
+            "dropped": cleaning["dropped"],
+            "normalised": cleaning.get("normalised", {}),
+            "train_examples": len(self.train),
+            "validation_examples": len(self.validation),
+        }
 
     def report(self) -> dict:
         """Counts for logs and metrics: the cleaning report (drops by reason), split sizes, packing

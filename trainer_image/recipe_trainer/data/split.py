@@ -77,6 +77,21 @@ def split_recipes(
     return {name: side(name) for name in SPLITS}
 
 
+class NoUsableData(ValueError):
+    """The dataset yields no recipe; the message is `DropReport.nothing_kept`'s one line."""
+
+
+def check_usable(dataset: DatasetSpec) -> None:
+    """Read until the first row cleaning keeps, so that data of which nothing can be used fails in
+    one line before anything slow starts (a DeepSpeed launch, a model load), not after it. Good
+    data costs a few rows; `NoUsableData` otherwise (and `loading.UnknownFormat`, `FileNotFoundError`)."""
+    cleaner = RecipeCleaner()
+    for row in iter_raw_rows(dataset.path, dataset.format):
+        if cleaner.clean(row) is not None:
+            return
+    raise NoUsableData(cleaner.report.nothing_kept(dataset.path))
+
+
 def load_splits(
     dataset: DatasetSpec, workers: int = 1, finish: Finish | None = None
 ) -> tuple[dict[str, Iterator], DropReport]:

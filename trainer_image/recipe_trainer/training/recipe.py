@@ -420,6 +420,10 @@ class TrainingRecipe:
                 objective=objective,
             )  # fmt: skip
             self.metrics.on_curriculum(self.data.curriculum_stage, self.data.quality_threshold)
+        self._log(  # one line a step in the ranks' output (train.log, kubectl logs)
+            f"step {step}/{self.total_steps}: loss {loss:.4f}, lr {learning_rate:.3g}, "
+            f"{tokens_per_second or 0:,.0f} tokens/s, {seconds:.2f} s"
+        )
         self._event(
             "step", step=step, epoch=self._epoch_fraction(), loss=loss, objective=objective,
             learning_rate=learning_rate,
@@ -510,6 +514,7 @@ class TrainingRecipe:
             "early_stopping": self.early_stopping.state_dict(),
             "best_metric": self.early_stopping.best,
             "data": self.data.state_dict(),
+            "data_summary": self.data.summary,  # for the model card (commands/export.py)
             "noise": {"step": self.noise.step, "seed": self.noise.seed},
             "time": time.time(),
         }
