@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 from e2e.conftest import on_local_cluster
+from e2e.scenario_helpers import E2E_GRACE_SECONDS
 from polling import wait_for as poll
 from recipe_api.contract import LABEL_ATTEMPT
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, PLURAL
@@ -34,9 +35,12 @@ def manifest(
             "dataset": {"path": "/data/recipes.csv"},
             "resources": {"image": image, "nodes": 1, "gpusPerNode": 0, "cpu": "100m", "memory": "256Mi"},
             "checkpoint": {"volume": {"size": "1Gi"}},
+            "runPolicy": {"terminationGracePeriodSeconds": E2E_GRACE_SECONDS},
         },
     }
-    body["spec"].update(spec)
+    for key, value in spec.items():
+        merged = isinstance(value, dict) and isinstance(body["spec"].get(key), dict)
+        body["spec"][key] = {**body["spec"][key], **value} if merged else value
     return body
 
 
