@@ -150,15 +150,19 @@ def absurd_temperature(parts: Parts, others, rng) -> Parts | None:
 
 
 def absurd_time(parts: Parts, others, rng) -> Parts | None:
+    """A time no recipe means: "bake 30 minutes" -> "bake 1500 minutes", "1 hour" -> "300 hour"."""
     title, ingredients, steps = parts
     hits = [i for i, s in enumerate(steps) if _TIME.search(s)]
     if not hits:
         return None
     new = steps[:]
     i = rng.choice(hits)
-    new[i] = _TIME.sub(
-        lambda m: f"{int(m.group(1)) * rng.choice((60, 100, 200)) + 100}{m.group(2)}", new[i], count=1
-    )
+
+    def absurd(match: re.Match) -> str:
+        hours = match.group(2).strip().lower().startswith("h")
+        return f"{rng.choice((150, 300, 800) if hours else (900, 1500, 3000))}{match.group(2)}"
+
+    new[i] = _TIME.sub(absurd, new[i], count=1)
     return title, ingredients, new
 
 
