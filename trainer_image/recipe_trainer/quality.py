@@ -26,13 +26,20 @@ Scores, each in [0, 1]:
   (score 1). Generation loops ("and pepper and pepper", "13-inch 13-inch") keep the format and the
   verbs but repeat; every recipe of the bundled RecipeNLG sample has a ratio >= 0.83, a looping
   tiny-model output about 0.5.
-* overall = format x fluency x (0.35 ingredient_coherence + 0.4 instruction_quality + 0.25
+* form = format x fluency x (0.35 ingredient_coherence + 0.4 instruction_quality + 0.25
   completeness): a text that is not a recipe in the expected format, or that loops, scores low
-  however good its other parts look.
+  however good its other parts look. (This was "overall" until the score was measured against
+  corrupted real recipes, docs/benchmarks.md: it rated "1 c. eggs, 1 c. Frango" 0.93.)
+* the plausibility checks of `recipe_trainer.plausibility`, each in [0, 1]: quantities,
+  ingredients_listed, ingredients_used, step_order, temperatures_times, title_agreement, intact,
+  and prompt_adherence when the prompt is given.
+* overall = form x the product of the plausibility checks: a well-formatted recipe loses a fixed
+  share per thing that does not make sense (an absurd amount, a 3500 degree oven, a step twice).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -175,8 +182,11 @@ def singular(word: str) -> str:
     return word
 
 
-def recipe_quality(text: str) -> dict[str, float]:
-    """Named scores in [0, 1] of a recipe text (see the module docstring), with "overall"."""
+def recipe_quality(text: str, prompt: str | None = None) -> dict[str, float]:
+    """Named scores in [0, 1] of a recipe text (see the module docstring), with "overall".
+    With the prompt it was written for, "prompt_adherence" joins the plausibility checks."""
+    from .plausibility import check_recipe  # it builds on this module's parser
+
     recipe = parse_recipe_text(text)
     scores = {
         "format": _format_score(recipe),
@@ -190,7 +200,10 @@ def recipe_quality(text: str) -> dict[str, float]:
         + 0.4 * scores["instruction_quality"]
         + 0.25 * scores["completeness"]
     )
-    scores["overall"] = scores["format"] * scores["fluency"] * weighted
+    scores["form"] = scores["format"] * scores["fluency"] * weighted
+    checks = check_recipe(recipe, prompt)
+    scores.update(checks)
+    scores["overall"] = scores["form"] * math.prod(checks.values())
     return {name: round(value, 4) for name, value in scores.items()}
 
 
