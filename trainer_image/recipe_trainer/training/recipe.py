@@ -487,7 +487,7 @@ class TrainingRecipe:
             max_source_length=self.spec.training.max_source_length,
         )  # fmt: skip
         for prompt, text in zip(prompts, texts, strict=True):
-            result = recipe_quality(text)
+            result = recipe_quality(text, prompt)
             self._samples.append({"prompt": prompt, "recipe": text, "quality": result.get("overall")})
             for name, value in result.items():
                 if isinstance(value, int | float):
