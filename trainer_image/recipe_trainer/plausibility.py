@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .quality import ParsedRecipe, ingredient_names, singular, words
+from .recipe_text import ParsedRecipe, ingredient_names, singular, words
 
 PROBLEM_FACTOR = 0.5  # each problem found halves a check's score
 MINOR_FACTOR = 0.75  # for the weaker cues (order hints)

@@ -47,7 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..quality import parse_recipe_text
+from ..recipe_text import parse_recipe_text
 from .loading import RawRow
 from .records import Recipe
 

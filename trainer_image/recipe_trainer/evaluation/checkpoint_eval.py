@@ -71,8 +71,16 @@ class EvalResult:
     def per_sample(self, name: str) -> list[float]:
         return [sample.scores[name] for sample in self.samples]
 
+    def diversity(self) -> dict[str, dict]:
+        """The generated set's diversity against the references' (`diversity.diversity_report`)."""
+        from .diversity import diversity_report
+
+        if len(self.samples) < 2:
+            return {}
+        return diversity_report([s.generated for s in self.samples], [s.reference for s in self.samples])
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "metrics": self.metrics()}
+        return {**asdict(self), "metrics": self.metrics(), "diversity": self.diversity()}
 
 
 # ---------------------------------------------------------------- data
