@@ -24,6 +24,14 @@ from typing import Any
 
 from recipe_trainer.commands.evaluate import EVAL_FILE
 
+QUALITY_DEFINITION = (
+    "quality: the recipe score `recipe_trainer.quality.recipe_quality` (0-1, `recipe-train score` prints it): "
+    "overall = form (format x fluency x ingredient coherence, instructions, completeness) x plausibility "
+    "checks (quantities per unit and kind, ingredients listed and used, step order, temperatures and "
+    "times, title agreement, intact, prompt adherence); docs/benchmarks.md measures it against "
+    "corrupted real recipes."
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or checkpoint root")
@@ -104,6 +112,7 @@ def model_card(loaded: Any, merged: bool, base: str | None) -> str:
     metrics = final_metrics(loaded)
     lines += ["", "## Final metrics", ""]
     lines += [f"- {name}: {value:.4g}" for name, value in metrics.items()] or ["- none recorded"]
+    lines += ["", QUALITY_DEFINITION]
     load = (
         f'base = {auto_class}.from_pretrained("{base}")\nmodel = PeftModel.from_pretrained(base, "DIR")'
         if adapter_only
