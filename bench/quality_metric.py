@@ -30,7 +30,8 @@ from recipe_trainer.data.cleaning import clean_recipes
 from recipe_trainer.data.formatting import format_target
 from recipe_trainer.data.loading import iter_raw_rows
 from recipe_trainer.data.split import split_position
-from recipe_trainer.quality import has_unit, ingredient_names, recipe_quality, singular, words
+from recipe_trainer.quality import recipe_quality
+from recipe_trainer.recipe_text import has_unit, ingredient_names, singular, words
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "recipenlg_sample_999.csv"
 README_EXAMPLE = """Title: Chicken And Rice
