@@ -38,6 +38,9 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tmp_path, capsys):
     assert "95% CI" in capsys.readouterr().out
     report = (tmp_path / "self.md").read_text()
     assert report.count("| reference | A | B |") == 8
+    assert comparison["diversity"]["a"] == comparison["diversity"]["b"]
+    assert set(comparison["diversity"]["a"]) == {"unique_steps", "self_bleu"}
+    assert "- B unique_steps: generated" in report
 
 
 def test_trained_beats_untrained_beyond_noise_and_the_report_shows_both(tmp_path):

@@ -44,6 +44,8 @@ def test_eval_repeats_exactly_with_the_same_seed_and_writes_json_next_to_the_che
     assert first["split"] == "validation" and first["examples"] == len(recipe_pairs("seq2seq", "validation"))
     assert math.isclose(first["metrics"]["perplexity"], math.exp(first["loss"]))
     assert len(first["samples"]) == 4 and all(s["generated"] for s in first["samples"])
+    assert set(first["diversity"]) == {"unique_steps", "self_bleu"}  # the set vs its references
+    assert "diversity unique_steps: generated" in table
     assert [s["index"] for s in other["samples"]] != [s["index"] for s in first["samples"]]
     assert other["loss"] == first["loss"]  # the seed picks samples, never changes the loss
 

@@ -80,3 +80,21 @@ def test_early_stopping(patience, min_delta, losses, stops_after):
     restored = EarlyStopping(patience, min_delta)
     restored.load_state_dict(stopping.state_dict())
     assert restored == stopping  # resumed runs keep counting where they were
+
+
+@pytest.mark.usefixtures("single_process")
+def test_validation_reports_the_samples_diversity_against_their_references(tmp_path):
+    config = trainer_config(
+        tmp_path,
+        training={"maxSteps": 2},
+        validation={"everySteps": 2, "maxBatches": 1, "samples": 3},
+    )
+    recipe = TrainingRecipe(config)
+    recipe.setup()
+    recipe.train()
+    validations = [e for e in read_run_log(tmp_path) if e["event"] == "validation"]
+    diversity = validations[-1]["diversity"]
+    assert set(diversity) == {"unique_steps", "self_bleu"}
+    for means in diversity.values():
+        assert set(means) == {"generated", "references"} and 0.0 <= means["references"] <= 1.0
+    assert "prompt_adherence" in validations[-1]["quality_scores"]  # scored with its prompt

@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("generate", "generate", "generate a recipe from a trained checkpoint"),
     ("eval", "evaluate", "evaluate a checkpoint: loss, perplexity, quality, ROUGE-L, BLEU"),
     ("compare", "compare", "compare two checkpoints with paired bootstrap intervals"),
+    ("score", "score", "score recipes in a CSV or JSON-lines file: overall and every sub-score"),
     ("export", "export", "export a checkpoint's adapter, or the merged model"),
 ]
 

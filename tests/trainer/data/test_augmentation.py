@@ -17,7 +17,7 @@ from recipe_trainer.data.augmentation import (
 )
 from recipe_trainer.data.formatting import format_pair
 from recipe_trainer.data.records import Recipe
-from recipe_trainer.quality import parse_recipe_text
+from recipe_trainer.recipe_text import parse_recipe_text
 
 SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"
 ALWAYS = AugmentationSpec(probability=1.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from recipe_trainer.data.formatting import format_pair, format_source
 from recipe_trainer.data.records import Recipe
-from recipe_trainer.quality import parse_recipe_text
+from recipe_trainer.recipe_text import parse_recipe_text
 
 SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"
 

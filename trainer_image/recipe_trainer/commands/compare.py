@@ -68,6 +68,7 @@ def build_comparison(result_a: Any, result_b: Any, resamples: int, seed: int) ->
         "split": result_a.split,
         "seed": seed,
         "metrics": rows,
+        "diversity": {"a": result_a.diversity(), "b": result_b.diversity()},
         "samples": [
             {
                 "prompt": sa.prompt,
@@ -104,6 +105,21 @@ LEGEND = (
 )
 
 
+def diversity_section(comparison: dict[str, Any]) -> list[str]:
+    """Each side's generated-set diversity against the references' (`evaluation.diversity`)."""
+    from recipe_trainer.evaluation.diversity import diversity_lines
+
+    lines = []
+    for side in ("a", "b"):
+        lines += [
+            f"- {side.upper()} {line}"
+            for line in diversity_lines(comparison.get("diversity", {}).get(side, {}))
+        ]
+    return (
+        ["## Diversity of the generated recipes vs the references (95% CI)", "", *lines, ""] if lines else []
+    )
+
+
 def markdown_report(comparison: dict[str, Any]) -> str:
     def cell(text: str) -> str:
         return html.escape(text, quote=False).replace("|", "\\|").replace("\n", "<br>")
@@ -121,6 +137,7 @@ def markdown_report(comparison: dict[str, Any]) -> str:
         "",
         LEGEND,
         "",
+        *diversity_section(comparison),
         "## Generated recipes",
     ]
     for number, sample in enumerate(comparison["samples"], 1):
@@ -213,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(*row)
     console.print(table)
     console.print(LEGEND.replace("`", ""), highlight=False)
+    for line in diversity_section(comparison)[2:-1]:
+        console.print(line, highlight=False)
     if comparison["samples"]:
         show_first_sample(comparison, console)
     if args.output:

@@ -124,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     for name, value in result.metrics().items():
         table.add_row(name, format_metric(name, value))
     console.print(table)
+    from recipe_trainer.evaluation.diversity import diversity_lines
+
+    for line in diversity_lines(result.diversity()):
+        console.print(f"diversity {line}", highlight=False)
     beside = loaded.path if loaded.state or loaded.config else Path.cwd()  # a plain model: here
     output = Path(args.output) if args.output else beside / EVAL_FILE
     output.parent.mkdir(parents=True, exist_ok=True)

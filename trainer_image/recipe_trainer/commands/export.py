@@ -1,4 +1,4 @@
-"""`recipe-train export CHECKPOINT --out DIR [--merge]`: ship a trained model.
+"""`recipe-train export CHECKPOINT --out DIR [--merge]` or `--gguf OUT.gguf [--quant f16|q8_0]`.
 
 * Without `--merge`: the PEFT adapter alone (a few MB even for flan-t5-large), for serving many
   recipe variants on one base model; its adapter_config.json names the base as the job wrote it
@@ -15,6 +15,8 @@ Both come with the tokenizer and a model card (README.md): base model, the promp
 was trained on with an example prompt, the training data's summary, training settings and the final
 metrics (trainer_state.json, best.json and the checkpoint's eval.json when present).
 A checkpoint without an adapter (full fine-tuning) is exported as its full model either way.
+With `--gguf`: the merged model as one GGUF file for llama.cpp, Ollama or LM Studio
+(`recipe_trainer.gguf_export`: Llama-family models).
 """
 
 from __future__ import annotations
@@ -27,11 +29,21 @@ from typing import Any
 
 from recipe_trainer.commands.evaluate import EVAL_FILE
 
+QUALITY_DEFINITION = (
+    "quality: the recipe score `recipe_trainer.quality.recipe_quality` (0-1, `recipe-train score` prints it): "
+    "overall = form (format x fluency x ingredient coherence, instructions, completeness) x plausibility "
+    "checks (quantities per unit and kind, ingredients listed and used, step order, temperatures and "
+    "times, title agreement, intact, prompt adherence); docs/benchmarks.md measures it against "
+    "corrupted real recipes."
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint directory or checkpoint root")
+    parser.add_argument("--out", metavar="DIR", help="directory to write (must be empty or new)")
+    parser.add_argument("--gguf", metavar="OUT.gguf", help="write the merged model as one GGUF file instead")
     parser.add_argument(
-        "--out", required=True, metavar="DIR", help="directory to write (must be empty or new)"
+        "--quant", choices=("f16", "q8_0"), default="f16", help="GGUF weight type (default f16)"
     )
     parser.add_argument("--merge", action="store_true", help="merge the adapter into the base model weights")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
@@ -121,6 +133,7 @@ def model_card(loaded: Any, merged: bool, base: str | None) -> str:
     metrics = final_metrics(loaded)
     lines += ["", "## Final metrics", ""]
     lines += [f"- {name}: {value:.4g}" for name, value in metrics.items()] or ["- none recorded"]
+    lines += ["", QUALITY_DEFINITION]
     load = (
         f'{_load_base(base, auto_class)}\nmodel = PeftModel.from_pretrained(base, "DIR")'
         if adapter_only
@@ -270,6 +283,11 @@ def run(args: argparse.Namespace) -> int:
     from recipe_trainer.inference import quiet_loading
 
     quiet_loading()
+    if args.gguf:
+        return _run_gguf(args)
+    if not args.out:
+        print("recipe-train export: give --out DIR (or --gguf OUT.gguf)", file=sys.stderr)
+        return 2
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         print(f"recipe-train export: {out} is not empty; choose a new --out or add --force", file=sys.stderr)
@@ -286,4 +304,23 @@ def run(args: argparse.Namespace) -> int:
 
     what = "adapter" if (out / "adapter_config.json").is_file() else "model"
     print(f"exported the {what} to {out} ({directory_size(out) / 1e6:.2f} MB)")
+    return 0
+
+
+def _run_gguf(args: argparse.Namespace) -> int:
+    from recipe_trainer.gguf_export import write_gguf
+    from recipe_trainer.inference import load_checkpoint
+
+    out = Path(args.gguf)
+    if out.exists() and not args.force:
+        print(f"recipe-train export: {out} exists; choose another --gguf or add --force", file=sys.stderr)
+        return 1
+    try:
+        loaded = load_checkpoint(args.checkpoint, device="cpu")
+        model = loaded.model.merge_and_unload() if loaded.is_adapter else loaded.model
+        write_gguf(model, loaded.tokenizer, out, args.quant, name=loaded.config.name if loaded.config else "")
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        print(f"recipe-train export: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported the merged model to {out} (GGUF {args.quant}, {out.stat().st_size / 1e6:.2f} MB)")
     return 0

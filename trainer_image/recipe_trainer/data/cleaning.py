@@ -50,7 +50,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..quality import ingredient_name, parse_recipe_text
+from ..recipe_text import ingredient_name, parse_recipe_text
 from .loading import RawRow
 from .records import Recipe
 
@@ -301,7 +301,7 @@ def _recipe(row: RawRow) -> Recipe:
 
 def derived_ner(ingredients: tuple[str, ...], repairs: dict) -> tuple[str, ...]:
     """RecipeNLG's NER for a recipe that has none: each ingredient line's name
-    (`quality.ingredient_name`), noted in `repairs` as DERIVED_NER so the report counts it."""
+    (`recipe_text.ingredient_name`), noted in `repairs` as DERIVED_NER so the report counts it."""
     names = tuple(name for name in map(ingredient_name, ingredients) if name)
     if names:
         repairs.setdefault(DERIVED_NER, (ingredients[0], ", ".join(names)))

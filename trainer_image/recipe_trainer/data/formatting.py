@@ -1,6 +1,6 @@
 """A recipe as model text: an instruction (source) and a structured recipe (target).
 
-Target, the one format the model learns and `recipe_trainer.quality` parses back:
+Target, the one format the model learns and `recipe_trainer.recipe_text` parses back:
 
     Title: No-Bake Nut Cookies
     Ingredients:
@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from ..quality import INGREDIENTS_MARKER, STEPS_MARKER, TITLE_MARKER
+from ..recipe_text import INGREDIENTS_MARKER, STEPS_MARKER, TITLE_MARKER
 from .records import Recipe
 
 Task = Literal["seq2seq", "causal"]

@@ -12,7 +12,7 @@ Quality, in [0, 1]:
   ("1 c. sugar" 1.0, "2 eggs" 0.7, "salt" 0.0);
 * step_count: 1.0 for 2-20 steps, 0.5 for a single step or more than 20;
 * step_length: share of steps of 3-80 words;
-* verbs: share of steps with a cooking verb (`recipe_trainer.quality.COOKING_VERBS`);
+* verbs: share of steps with a cooking verb (`recipe_trainer.recipe_text.COOKING_VERBS`);
 * completeness: mean of [>= 2 ingredients], [title of 1-15 words], [at least half the ingredients
   named again in the steps, or the steps say "all ingredients"];
 * junk_signals: how many of these hold: a URL or e-mail in the text, fewer than 6 words of
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from functools import lru_cache
 
-from ..quality import COOKING_VERBS, has_quantity, has_unit, ingredient_names, singular, words
+from ..recipe_text import COOKING_VERBS, has_quantity, has_unit, ingredient_names, singular, words
 from .records import Recipe
 
 WEIGHTS = {"amounts": 0.25, "step_count": 0.15, "step_length": 0.15, "verbs": 0.20, "completeness": 0.25}

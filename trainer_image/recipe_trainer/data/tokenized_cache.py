@@ -8,7 +8,7 @@ that shaped the tokens changes:
 * the tokenizer: a hash of its full serialisation (vocabulary, merges, normaliser, specials);
 * the settings: task, max lengths, validation fraction, max recipes, data format;
 * the code: a hash of the modules that turn files into rows (loading, cleaning, scoring, split,
-  formatting, quality markers, the row format, tokenization and this module), so an upgraded trainer image never
+  formatting, recipe_text markers, the row format, tokenization and this module), so an upgraded trainer image never
   trains on rows an older cleaning or format produced.
 
 Building is idempotent and atomic: a builder writes into a private temporary directory and renames
@@ -58,11 +58,11 @@ class TokenizationSettings:
 def pipeline_code_version() -> str:
     """Hash of the source of every module that decides what a cached row holds (none of them
     imports this module or the pipeline: the row format lives in `rows`)."""
-    from .. import quality
+    from .. import recipe_text
     from . import cleaning, formatting, loading, records, rows, scoring, split, token_ids
 
     digest = hashlib.sha256()
-    for module in (loading, cleaning, scoring, split, formatting, records, quality, rows, token_ids):
+    for module in (loading, cleaning, scoring, split, formatting, records, recipe_text, rows, token_ids):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]

@@ -71,8 +71,16 @@ class EvalResult:
     def per_sample(self, name: str) -> list[float]:
         return [sample.scores[name] for sample in self.samples]
 
+    def diversity(self) -> dict[str, dict]:
+        """The generated set's diversity against the references' (`diversity.diversity_report`)."""
+        from .diversity import diversity_report
+
+        if len(self.samples) < 2:
+            return {}
+        return diversity_report([s.generated for s in self.samples], [s.reference for s in self.samples])
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "metrics": self.metrics()}
+        return {**asdict(self), "metrics": self.metrics(), "diversity": self.diversity()}
 
 
 # ---------------------------------------------------------------- data
@@ -144,9 +152,10 @@ def loss_and_perplexity(
     return mean, perplexity(mean), count
 
 
-def score_generated(generated: str, reference: str) -> dict[str, float]:
-    """Quality of the generated recipe on its own, and its overlap with the real recipe (not
-    `data.scoring.score_recipe`, which scores a corpus recipe for the curriculum)."""
+def score_generated(generated: str, reference: str, prompt: str | None = None) -> dict[str, float]:
+    """Quality of the generated recipe (with its prompt: whether it used what was asked), and its
+    overlap with the real recipe (not `data.scoring.score_recipe`, which scores a corpus recipe
+    for the curriculum)."""
     import sacrebleu
     from rouge_score import rouge_scorer
 
@@ -154,7 +163,7 @@ def score_generated(generated: str, reference: str) -> dict[str, float]:
 
     rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score(reference, generated)["rougeL"]
     return {
-        "quality": float(recipe_quality(generated)["overall"]),
+        "quality": float(recipe_quality(generated, prompt)["overall"]),
         "rouge_l": float(rouge.fmeasure),
         "bleu": float(sacrebleu.sentence_bleu(generated, [reference]).score),
     }
@@ -186,7 +195,9 @@ def generate_and_score(
         )
         for index, text in zip(batch, generated, strict=True):
             prompt, reference = examples[index]
-            results.append(SampleResult(index, prompt, reference, text, score_generated(text, reference)))
+            results.append(
+                SampleResult(index, prompt, reference, text, score_generated(text, reference, prompt))
+            )
         if advance:
             advance(len(batch))
     return results

@@ -139,6 +139,7 @@ class TrainingRecipe:
         self._nonfinite_in_a_row = 0
         self._batches = None  # the current epoch's micro-batch iterator
         self._epoch_ended = False
+        self._diversity: dict = {}  # the latest validation samples' diversity vs their references
 
     # ------------------------------------------------------------------ setup
 
@@ -465,7 +466,14 @@ class TrainingRecipe:
             f"step {step}: validation loss {loss:.4f}, perplexity {evaluation['perplexity']:.2f}"
             + (f", quality {evaluation['quality']:.3f}" if evaluation["quality"] is not None else "")
         )
-        self._event("validation", step=step, **evaluation, quality_scores=quality, best=improved)
+        self._event(
+            "validation",
+            step=step,
+            **evaluation,
+            quality_scores=quality,
+            diversity=self._diversity,
+            best=improved,
+        )
         if self.is_main:
             self.metrics.on_validation(loss, best, quality)
             self.notifier.on_validation(step, loss, best, evaluation["perplexity"], quality)
@@ -481,22 +489,26 @@ class TrainingRecipe:
             return {}
         from ..inference import generate_recipes
         from ..quality import recipe_quality
+        from ..set_diversity import set_diversity
 
         scores: dict[str, list[float]] = {}
         self._samples = []
-        prompts = [prompt for prompt, _reference in self.data.validation_examples(n)]
+        examples = self.data.validation_examples(n)
+        prompts = [prompt for prompt, _reference in examples]
         texts = generate_recipes(
             self.engine.module, self.tokenizer, prompts,
             max_new_tokens=self.spec.training.max_target_length,
             max_source_length=self.spec.training.max_source_length,
         )  # fmt: skip
         for prompt, text in zip(prompts, texts, strict=True):
-            result = recipe_quality(text)
+            result = recipe_quality(text, prompt)
             self._samples.append({"prompt": prompt, "recipe": text, "quality": result.get("overall")})
             for name, value in result.items():
                 if isinstance(value, int | float):
                     scores.setdefault(name, []).append(float(value))
         (self.run_dir / run_layout.SAMPLES_FILE).write_text(json.dumps(self._samples, indent=1))
+        if len(texts) >= 2:  # the set's diversity against the references' own
+            self._diversity = set_diversity(texts, [reference for _prompt, reference in examples])
         return {name: sum(values) / len(values) for name, values in scores.items()}
 
     # ------------------------------------------------------------------ checkpoints
