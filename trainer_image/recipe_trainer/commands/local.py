@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from pathlib import Path
 
 DEFAULT_MASTER_PORT = 29533
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace, console) -> int:
+    from recipe_api.launch import free_port, trainer_launch
     from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
 
     from .. import run_layout as layout
@@ -103,12 +105,17 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         )
         config_path = run_dir / layout.CONFIG_FILE
         config_path.write_text(config.to_yaml())
-        command = launcher.build_launch_command(
-            processes, args.master_port or _free_port(), config_path, args.resume_from
+        launch = trainer_launch(
+            config,
+            config_path,
+            master_port=args.master_port or free_port(),
+            processes=processes,
+            on_gpu=on_gpu,
+            cpus=hardware.cpus,
+            resume_from=args.resume_from,
+            python=sys.executable,
         )
-        env = launcher.build_launch_environment(
-            os.environ, processes, on_gpu, hardware.cpus, Path.cwd() / ".cache" / "torch_extensions"
-        )
+        env = launcher.launch_environment(os.environ, launch, Path.cwd() / ".cache" / "torch_extensions")
         where = (
             f"{processes} GPU rank(s)"
             if on_gpu
@@ -117,7 +124,7 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         output = run_dir / layout.OUTPUT_FILE
         console.print(f"training [bold]{job.metadata.name}[/bold] on {where}; logs in {output}")
         (run_dir / layout.TERMINATION_FILE).unlink(missing_ok=True)  # this attempt's reason only
-        with launcher.started(command, env, output, keep_open=(lock.fd,)) as process:
+        with launcher.started(launch.argv, env, output, keep_open=(lock.fd,)) as process:
             code = _follow_with_ctrl_c(process, run_dir, console)
         return _report(code, run_dir, config, console)
 
@@ -208,11 +215,3 @@ def _resolve_data_path(path: str, manifest: Path) -> str:
         if (base / p).exists():
             return str((base / p).resolve())
     return str(p.resolve())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

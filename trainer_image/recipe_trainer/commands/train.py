@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 def configure_logging(rank: int) -> None:
     """Rank 0 tells the story (INFO); the other ranks speak only of trouble, so N ranks do not
     print N copies of every line. The tokenizers' thread pool stays off in pods as local mode's
-    launcher turns it off (`launcher.build_launch_environment`): each rank has its threads already."""
+    launcher turns it off (`recipe_api.launch.trainer_launch`): each rank has its threads already."""
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
