@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
     from ..training.recipe import StopRequested, TrainingRecipe
+    from ..training.reporting import Crashed
     from ..training.termination import (
         first_failure,
         is_peer_lost,
@@ -65,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
         peer_lost = is_peer_lost(exc)
         if first_failure(termination_log):  # another rank's crash is the reason, not its echo here
             write_failure(peer_lost_message(exc) if peer_lost else exc, termination_log)
-        notifier = getattr(recipe, "notifier", None)
-        if notifier is not None:
-            notifier.on_crash(str(exc), getattr(recipe.progress, "step", None))
+        recipe.reporter.report(Crashed(str(exc), recipe.progress.step))
         if os.environ.get("RECIPE_TRAINER_TRACEBACK"):
             raise
         import traceback

@@ -29,8 +29,9 @@ meet, and why:
 * Stop requests (SIGINT from Ctrl-C in local mode, SIGTERM on pod preemption) are honoured at the
   next step boundary, agreed on by all ranks: checkpoint, then exit non-zero (the job is not done).
 
-Rank 0 appends one event per start, step, validation, checkpoint and end to the run log
-(`run_log`): the local progress bar, the curves and the resume test read it.
+Every start, step, validation, checkpoint and end is one record handed to the `reporting.Reporter`:
+rank 0's metrics endpoint, notifications and run log (`run_log`, which the local progress bar, the
+curves and the resume test read) are its sinks.
 """
 
 from __future__ import annotations
@@ -58,6 +59,19 @@ from ..checkpoint_layout import read_trainer_state
 from ..run_log import RunLogWriter
 from .checkpointing import CheckpointWriter, find_resume_checkpoint, load_engine_state, load_rank_state
 from .collective_watchdog import CollectiveWatchdog
+from .metrics import TrainerMetrics
+from .notifications import Notifier
+from .reporting import (
+    Checkpointed,
+    Finished,
+    NotifierSink,
+    Reporter,
+    RunLogSink,
+    SkippedStep,
+    Started,
+    Stepped,
+    Validated,
+)
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 
 log = logging.getLogger("recipe_trainer")
@@ -132,7 +146,7 @@ class TrainingRecipe:
         self.early_stopping = EarlyStopping(
             self.spec.validation.early_stopping.patience, self.spec.validation.early_stopping.min_delta
         )
-        self.run_log: RunLogWriter | None = None  # rank 0's, from setup on
+        self.reporter = Reporter()  # no sinks until setup has started reporting
         self.stop_signal: int | None = None
         self.stopped_early = False
         self.resumed_from_step: int | None = None
@@ -167,7 +181,6 @@ class TrainingRecipe:
         self.is_main = self.rank == 0
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        self.run_log = RunLogWriter(self.run_dir) if self.is_main else None
         self._install_signal_handlers()
         t = self.spec.training
         seed_everything(t.seed)  # identical on all ranks: identical LoRA initialisation
@@ -271,24 +284,30 @@ class TrainingRecipe:
         self._log(f"resumed from step {self.progress.step} ({checkpoint})")
 
     def _start_reporting(self) -> None:
-        from .metrics import TrainerMetrics
-        from .notifications import Notifier
-
-        self.metrics = TrainerMetrics()
-        self.notifier = Notifier.from_config(self.config) if self.is_main else None
+        """Rank 0 reports to the metrics endpoint, the notifications and the run log; the other
+        ranks to nothing (`reporting`)."""
+        sinks: list = []
         if self.is_main:
+            metrics = TrainerMetrics()
             try:
-                self.metrics.serve(self.spec.metrics.port)
+                metrics.serve(self.spec.metrics.port)
             except OSError as exc:  # metrics matter less than training: say so and go on
                 self._log(f"metrics endpoint not started on port {self.spec.metrics.port}: {exc}")
-            self.metrics.on_start(self.total_steps, self.progress.step, self._epoch_fraction())
-            self.notifier.on_start(self.total_steps, self.resumed_from_step)
-        self._event(
-            "start",
-            total_steps=self.total_steps,
-            resumed_from_step=self.resumed_from_step,
-            world_size=self.world_size,
-            micro_batches_per_epoch=self.micro_batches_per_epoch,
+            sinks = [
+                metrics,
+                NotifierSink(Notifier.from_config(self.config)),
+                RunLogSink(RunLogWriter(self.run_dir)),
+            ]
+        self.reporter = Reporter(sinks)
+        self.reporter.report(
+            Started(
+                total_steps=self.total_steps,
+                step=self.progress.step,
+                epoch=self._epoch_fraction(),
+                resumed_from_step=self.resumed_from_step,
+                world_size=self.world_size,
+                micro_batches_per_epoch=self.micro_batches_per_epoch,
+            )
         )
 
     # ------------------------------------------------------------------ train
@@ -384,48 +403,44 @@ class TrainingRecipe:
         self.noise.end_step()
         self.progress.step = step + 1
         seconds = time.monotonic() - started
-        self._after_step(
-            step_is_finite, (loss_sum, objective_sum), step_tokens, real_tokens, examples, learning_rate,
-            sigma, seconds,
-        )  # fmt: skip
-
-    def _after_step(
-        self, finite, loss_sum, step_tokens, real_tokens, examples, learning_rate, sigma, seconds
-    ):
-        step = self.progress.step
-        loss_sum, objective_sum = self._all_reduce(list(loss_sum))
-        grad_norm = self.engine.get_global_grad_norm()
-        grad_norm = float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None
-        if not finite:
-            self._nonfinite_in_a_row += 1
-            self.progress.nonfinite_steps += 1
-            self._log(f"step {step}: non-finite loss, step skipped ({self._nonfinite_in_a_row} in a row)")
-            if self.is_main:
-                self.metrics.on_nonfinite_step()
-            self._event("step", step=step, loss=None, skipped=True, learning_rate=0.0)
-            if self._nonfinite_in_a_row >= MAX_NONFINITE_STEPS_IN_A_ROW:
-                raise TrainingDiverged(
-                    f"training diverged: {self._nonfinite_in_a_row} optimizer steps in a row had a NaN or "
-                    f"infinite loss (up to step {step}); lower spec.training.learningRate or check the data"
-                )
+        if not step_is_finite:
+            self._skipped_step()
             return
         self._nonfinite_in_a_row = 0
-        loss = loss_sum / max(1.0, step_tokens)
-        objective = objective_sum / max(1.0, step_tokens)
-        tokens_per_second = real_tokens / seconds if seconds > 0 else None
-        if self.is_main:
-            self.metrics.on_step(
-                step, self._epoch_fraction(), loss, learning_rate, grad_norm, int(real_tokens),
-                int(examples), seconds, noise_sigma=sigma, packing_efficiency=self.data.packing_efficiency,
-                objective=objective,
-            )  # fmt: skip
-            self.metrics.on_curriculum(self.data.curriculum_stage, self.data.quality_threshold)
-        self._event(
-            "step", step=step, epoch=self._epoch_fraction(), loss=loss, objective=objective,
-            learning_rate=learning_rate,
-            grad_norm=grad_norm, tokens=int(real_tokens), seconds=seconds, tokens_per_second=tokens_per_second,
-            noise_sigma=sigma, curriculum_stage=self.data.curriculum_stage,
-        )  # fmt: skip
+        loss_sum, objective_sum = self._all_reduce([loss_sum, objective_sum])
+        grad_norm = self.engine.get_global_grad_norm()
+        self.reporter.report(
+            Stepped(
+                step=self.progress.step,
+                epoch=self._epoch_fraction(),
+                loss=loss_sum / max(1.0, step_tokens),
+                objective=objective_sum / max(1.0, step_tokens),
+                learning_rate=learning_rate,
+                grad_norm=float(grad_norm)
+                if grad_norm is not None and math.isfinite(float(grad_norm))
+                else None,
+                tokens=int(real_tokens),
+                examples=int(examples),
+                seconds=seconds,
+                noise_sigma=sigma,
+                packing_efficiency=self.data.packing_efficiency,
+                curriculum_stage=self.data.curriculum_stage,
+                quality_threshold=self.data.quality_threshold,
+            )
+        )
+
+    def _skipped_step(self) -> None:
+        """A step with a non-finite loss: counted, reported, and K in a row end the run."""
+        step = self.progress.step
+        self._nonfinite_in_a_row += 1
+        self.progress.nonfinite_steps += 1
+        self._log(f"step {step}: non-finite loss, step skipped ({self._nonfinite_in_a_row} in a row)")
+        self.reporter.report(SkippedStep(step))
+        if self._nonfinite_in_a_row >= MAX_NONFINITE_STEPS_IN_A_ROW:
+            raise TrainingDiverged(
+                f"training diverged: {self._nonfinite_in_a_row} optimizer steps in a row had a NaN or "
+                f"infinite loss (up to step {step}); lower spec.training.learningRate or check the data"
+            )
 
     # ------------------------------------------------------------------ validate
 
@@ -461,10 +476,7 @@ class TrainingRecipe:
             f"step {step}: validation loss {loss:.4f}, perplexity {evaluation['perplexity']:.2f}"
             + (f", quality {evaluation['quality']:.3f}" if evaluation["quality"] is not None else "")
         )
-        self._event("validation", step=step, **evaluation, quality_scores=quality, best=improved)
-        if self.is_main:
-            self.metrics.on_validation(loss, best, quality)
-            self.notifier.on_validation(step, loss, best, evaluation["perplexity"], quality)
+        self.reporter.report(Validated(step, loss, evaluation["perplexity"], best, improved, quality))
         if improved and step > 0:  # the untrained model is no checkpoint worth keeping
             self.progress.best_step = step
             self.save_checkpoint(best=True)
@@ -522,9 +534,7 @@ class TrainingRecipe:
             path, seconds, size = self.writer.save(
                 step, self.engine, self.tokenizer, self.config.to_yaml(), state, rank_state, best=best
             )
-        if self.is_main:
-            self.metrics.on_checkpoint(step, seconds, size)
-        self._event("checkpoint", step=step, path=str(path), seconds=seconds, bytes=size, best=best)
+        self.reporter.report(Checkpointed(step, str(path), seconds, size, best))
         return path
 
     # ------------------------------------------------------------------ cleanup
@@ -561,9 +571,7 @@ class TrainingRecipe:
                 best_checkpoint=best_path,
             ),
         )
-        self._event("end", **summary.model_dump(mode="json"))
-        if self.is_main:
-            self.notifier.on_finish(summary)
+        self.reporter.report(Finished(summary))
         return summary
 
     def _epoch_fraction(self) -> float:
@@ -622,7 +630,3 @@ class TrainingRecipe:
     def _log(self, message: str) -> None:
         if getattr(self, "is_main", True):
             log.info(message)
-
-    def _event(self, kind: str, **fields: Any) -> None:
-        if self.run_log is not None:  # rank 0's
-            self.run_log.write(kind, **fields)
