@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recipe_trainer.commands.evaluate import EVAL_FILE
+from recipe_trainer.checkpoint_layout import EVAL_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
