@@ -4,8 +4,8 @@ Every field name, default, range and description lives here once. The CRD
 (`recipe_api.crd`), the operator, local mode and the trainer all derive from these
 models, so a field renamed here is renamed everywhere (and `make crds` shows the drift).
 
-Python attributes are snake_case; the manifest (and the CRD) use the camelCase aliases
-of DESIGN.md. Unknown fields are rejected: a typo such as `spec.lora.rank` is an error,
+Python attributes are snake_case; the manifest (and the CRD) use their camelCase aliases
+(what `kubectl explain rtj.spec` shows). Unknown fields are rejected: a typo such as `spec.lora.rank` is an error,
 not a silently ignored setting.
 
 Checks that span several fields (curriculum stages increasing, batch divisible by the

@@ -317,7 +317,7 @@ def decoding_options(
     temperature: float = 0.8,
     top_p: float = 0.95,
 ) -> dict[str, Any]:
-    """`model.generate` options: greedy (or seeded sampling), never repeating 12 tokens."""
+    """Options of the model's `generate`: greedy (or seeded sampling), never repeating 12 tokens."""
     options: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "do_sample": do_sample,

@@ -51,7 +51,7 @@ def default_processes(hardware: Hardware, wants_gpus: bool) -> int:
 def launch_environment(
     base: Mapping[str, str], launch: TrainerLaunch, extensions_dir: str | Path
 ) -> dict[str, str]:
-    """`base` (this shell's environment) with what the ranks need (`launch.env`) on top; the
+    """`base` (this shell's environment) with what the ranks need (the launch's `env`) on top; the
     JIT-compiled DeepSpeed ops are cached in `extensions_dir` unless the shell names a cache."""
     env = dict(base)
     env.setdefault("TORCH_EXTENSIONS_DIR", str(extensions_dir))
