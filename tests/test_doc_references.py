@@ -144,12 +144,13 @@ def module_segments() -> frozenset[str]:
 @cache
 def api_fields() -> frozenset[str]:
     """Every field name of the API models, in both spellings (`maxSteps`, `max_steps`)."""
+    import recipe_api.status
     import recipe_api.trainer_config
     import recipe_api.v1alpha1
     from pydantic import BaseModel
 
     fields = set()
-    for module in (recipe_api.v1alpha1, recipe_api.trainer_config):
+    for module in (recipe_api.v1alpha1, recipe_api.status, recipe_api.trainer_config):
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, BaseModel):
                 for name, info in value.model_fields.items():

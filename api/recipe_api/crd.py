@@ -17,16 +17,8 @@ from typing import Any
 
 import yaml
 
-from .v1alpha1 import (
-    API_GROUP,
-    API_VERSION,
-    KIND,
-    PLURAL,
-    SHORT_NAMES,
-    SINGULAR,
-    RecipeTrainingJobSpec,
-    RecipeTrainingJobStatus,
-)
+from .status import RecipeTrainingJobStatus
+from .v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR, RecipeTrainingJobSpec
 
 _DROP_KEYS = {"title", "default", "additionalProperties_false"}
 

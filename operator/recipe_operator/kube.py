@@ -20,7 +20,8 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
-from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL, RecipeTrainingJobStatus
+from recipe_api.status import RecipeTrainingJobStatus
+from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 _COLLECTIONS = {

@@ -20,15 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from recipe_api.status import TERMINAL_PHASES, Condition, Failure, LastCheckpoint, RecipeTrainingJobStatus
 from recipe_api.trainer_config import TerminationSummary
-from recipe_api.v1alpha1 import (
-    TERMINAL_PHASES,
-    Condition,
-    Failure,
-    LastCheckpoint,
-    RecipeTrainingJob,
-    RecipeTrainingJobStatus,
-)
+from recipe_api.v1alpha1 import RecipeTrainingJob
 from recipe_api.validation import FieldError
 
 from .builders.job import KUEUE_QUEUE_LABEL

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recipe_api.contract import LABEL_JOB_NAME
-from recipe_api.v1alpha1 import API_GROUP, API_VERSION, RecipeTrainingJobStatus
+from recipe_api.status import RecipeTrainingJobStatus
+from recipe_api.v1alpha1 import API_GROUP, API_VERSION
 from recipe_api.validation import InvalidSpecError, parse_job
 
 from . import builders, phases

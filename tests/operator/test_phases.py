@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from recipe_api.contract import LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
-from recipe_api.v1alpha1 import PHASES, Condition, RecipeTrainingJobStatus
+from recipe_api.status import PHASES, Condition, RecipeTrainingJobStatus
 from recipe_api.validation import InvalidSpecError, parse_job
 from recipe_operator import phases
 from recipe_operator.failures import JobView, PodView

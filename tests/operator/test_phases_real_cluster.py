@@ -8,7 +8,7 @@ import copy
 from datetime import timedelta
 
 import pytest
-from recipe_api.v1alpha1 import RecipeTrainingJobStatus
+from recipe_api.status import RecipeTrainingJobStatus
 from recipe_operator import phases
 from recipe_operator.failures import CreateFailure, JobView, PodView, classify_create_failure
 from recipe_operator.kube import _without_nulls, status_patch

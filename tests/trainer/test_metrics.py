@@ -9,7 +9,7 @@ import torch
 from prometheus_client.parser import text_string_to_metric_families
 from recipe_api import contract
 from recipe_trainer.training.metrics import TrainerMetrics, exported_metric_names, perplexity
-from recipe_trainer.training.reporting import Checkpointed, SkippedStep, Started, Stepped, Validated
+from recipe_trainer.training.records import Checkpointed, SkippedStep, Started, Stepped, Validated
 
 CONTRACT_METRICS = {
     value

@@ -10,18 +10,16 @@ from recipe_api.trainer_config import TerminationSummary
 from recipe_trainer.run_log import RunLogWriter, read_run_log, step_losses
 from recipe_trainer.training.metrics import TrainerMetrics
 from recipe_trainer.training.notifications import Notifier
-from recipe_trainer.training.reporting import (
+from recipe_trainer.training.records import (
     Checkpointed,
     Crashed,
     Finished,
-    NotifierSink,
-    Reporter,
-    RunLogSink,
     SkippedStep,
     Started,
     Stepped,
     Validated,
 )
+from recipe_trainer.training.reporting import NotifierSink, Reporter, RunLogSink
 
 from .test_notifications import SLACK_PATH, chat  # noqa: F401 (the fixture)
 
@@ -65,4 +63,3 @@ def test_every_sink_gets_each_record_once(tmp_path, chat):  # noqa: F811 (the fi
     assert len(texts) == 4  # start, validation, finish, crash
     assert "4 steps planned" in texts[0] and "validation loss 2.0000" in texts[1]
     assert "finished at step 2" in texts[2] and "crashed at step 2: boom" in texts[3]
-

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from recipe_api.trainer_config import TrainerConfig
 
     from ..training.recipe import StopRequested, TrainingRecipe
-    from ..training.reporting import Crashed
+    from ..training.records import Crashed
     from ..training.termination import (
         first_failure,
         is_peer_lost,

@@ -18,7 +18,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from recipe_api import contract
 
-from .reporting import Checkpointed, Record, SkippedStep, Started, Stepped, Validated
+from .records import Checkpointed, Record, SkippedStep, Started, Stepped, Validated
 
 CHECKPOINT_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 ETA_SMOOTHING = 0.1  # weight of the newest step in the moving average of step time

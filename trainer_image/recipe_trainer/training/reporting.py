@@ -1,106 +1,28 @@
-"""What the training loop reports, as one typed record per event, and the one `Reporter` it goes to.
+"""The one `Reporter` the training loop reports to, and the sinks behind it.
 
 The recipe calls `reporter.report(record)` once per event (start, step, skipped step, validation,
-checkpoint, end, crash); the sinks behind it each take what they need: the Prometheus metrics
+checkpoint, end, crash: `records`); the sinks each take what they need: the Prometheus metrics
 (`metrics.TrainerMetrics.report`), the notifications (`NotifierSink`) and the run log
-(`RunLogSink`). Adding a number is one field of a record here and one line in the sink that shows
-it. Only rank 0 has sinks; the other ranks report to none.
-
-The run log writes each record's fields as they are (plus `event` and `time`), so the local
-progress bar, the curves and the tests read the same names as this module defines.
+(`RunLogSink`, which writes each record's fields as they are, plus `event` and `time`). Adding a
+number is one field of a record and one line in the sink that shows it. Only rank 0 has sinks;
+the other ranks report to none.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Protocol
 
-from recipe_api.trainer_config import TerminationSummary
+from recipe_api.trainer_config import TrainerConfig
 
 from ..run_log import RunLogWriter
+from .metrics import TrainerMetrics
 from .notifications import Notifier
+from .records import Checkpointed, Crashed, Finished, Record, SkippedStep, Started, Stepped, Validated
 
-
-@dataclass(frozen=True)
-class Started:
-    """Training starts or resumes."""
-
-    total_steps: int
-    step: int
-    epoch: float
-    resumed_from_step: int | None
-    world_size: int
-    micro_batches_per_epoch: int
-
-
-@dataclass(frozen=True)
-class Stepped:
-    """An optimizer step done; `tokens` and `examples` over all ranks, `seconds` its wall time."""
-
-    step: int
-    epoch: float
-    loss: float  # plain cross-entropy per real target token, as validation
-    objective: float  # what is optimised (label-smoothed), per target token
-    learning_rate: float
-    grad_norm: float | None
-    tokens: int
-    examples: int
-    seconds: float
-    noise_sigma: float | None
-    packing_efficiency: float | None
-    curriculum_stage: int
-    quality_threshold: float
-
-    @property
-    def tokens_per_second(self) -> float | None:
-        return self.tokens / self.seconds if self.seconds > 0 else None
-
-
-@dataclass(frozen=True)
-class SkippedStep:
-    """A step whose loss was NaN or infinite on some rank: it ran with learning rate 0."""
-
-    step: int
-
-
-@dataclass(frozen=True)
-class Validated:
-    """A validation: loss and perplexity over the split, quality of generated samples."""
-
-    step: int
-    validation_loss: float
-    perplexity: float | None
-    best_loss: float  # the lowest validation loss so far, this one included
-    improved: bool  # a new best (saved as the best checkpoint)
-    quality_scores: dict[str, float] = field(default_factory=dict)  # overall, coherence, ...
-
-    @property
-    def quality(self) -> float | None:
-        return self.quality_scores.get("overall")
-
-
-@dataclass(frozen=True)
-class Checkpointed:
-    step: int
-    path: str
-    seconds: float
-    bytes: int
-    best: bool
-
-
-@dataclass(frozen=True)
-class Finished:
-    summary: TerminationSummary
-
-
-@dataclass(frozen=True)
-class Crashed:
-    reason: str
-    step: int | None
-
-
-Record = Started | Stepped | SkippedStep | Validated | Checkpointed | Finished | Crashed
+log = logging.getLogger("recipe_trainer")
 
 
 class Sink(Protocol):
@@ -112,6 +34,17 @@ class Reporter:
 
     def __init__(self, sinks: Iterable[Sink] = ()):
         self.sinks = list(sinks)
+
+    @classmethod
+    def rank_zero(cls, config: TrainerConfig) -> Reporter:
+        """The metrics endpoint on spec.metrics.port, the notifications and the run log."""
+        metrics = TrainerMetrics()
+        try:
+            metrics.serve(config.spec.metrics.port)
+        except OSError as exc:  # metrics matter less than training: say so and go on
+            log.info(f"metrics endpoint not started on port {config.spec.metrics.port}: {exc}")
+        run_log = RunLogSink(RunLogWriter(config.runtime.run_dir))
+        return cls([metrics, NotifierSink(Notifier.from_config(config)), run_log])
 
     def report(self, record: Record) -> None:
         for sink in self.sinks:
