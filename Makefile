@@ -15,7 +15,7 @@ export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export HELM ?= $(CURDIR)/.tools/bin/helm
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools demo test lint crds chart-test e2e cluster cluster-down bench clean
+.PHONY: help venv tools demo test lint crds chart-values chart-test e2e cluster cluster-down bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -54,6 +54,9 @@ test: venv tools lint ## everything CI runs: unit tests, then the e2e scenarios 
 
 crds: venv ## regenerate crds/ from the API models
 	$(BIN)/python -m recipe_api.crd crds/recipetrainingjobs.yaml
+
+chart-values: venv ## regenerate the chart's values.yaml, values.schema.json and README table from recipe_api.chart_values
+	$(BIN)/python -m recipe_api.chart_values charts/recipe-training-operator
 
 chart-test: venv tools ## helm lint/template, kubernetes-validate, promtool on the chart
 	$(BIN)/pytest tests/chart -q
