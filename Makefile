@@ -55,8 +55,8 @@ test: venv tools lint ## everything CI runs: unit tests, then the e2e scenarios 
 crds: venv ## regenerate crds/ from the API models
 	$(BIN)/python -m recipe_api.crd crds/recipetrainingjobs.yaml
 
-chart-values: venv ## regenerate the chart's values.yaml, values.schema.json and README table from recipe_api.chart_values
-	$(BIN)/python -m recipe_api.chart_values charts/recipe-training-operator
+chart-values: venv ## regenerate the chart's values.yaml, values.schema.json and README table from recipe_api.chart_values (recipe_api.chart_files writes them)
+	$(BIN)/python -m recipe_api.chart_files charts/recipe-training-operator
 
 chart-test: venv tools ## helm lint/template, kubernetes-validate, promtool on the chart
 	$(BIN)/pytest tests/chart -q

@@ -1,174 +1,43 @@
 """The Helm chart's values, described once: type, default and meaning of every key.
 
-`python -m recipe_api.chart_values CHART_DIR` (`make chart-values`) writes from these models the
-chart's values.yaml (each default under its `# --` comment), values.schema.json (which makes
-`helm install` reject a misspelt or mistyped value) and the values table of its README.md;
-tests/chart checks that the three files are current. Like the RecipeTrainingJob (`v1alpha1`), every
-model is an `ApiModel`: camelCase keys, unknown keys refused.
-
-A `KubernetesObject` (a securityContext, the resources) is a Kubernetes type the chart passes
-through: values.yaml shows its default as one documented block, the schema types its fields.
+`chart_files` (`make chart-values`) writes from these models the chart's values.yaml,
+values.schema.json and the values table of its README.md; tests/chart checks that the three are
+current. Like the RecipeTrainingJob (`v1alpha1`), every model is an `ApiModel`: camelCase keys,
+unknown keys refused. The Kubernetes types the values pass through are in `chart_kubernetes`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import textwrap
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, Field
-from pydantic.fields import FieldInfo
+from pydantic import Field
 
 from .base import ApiModel
+from .chart_kubernetes import (
+    Affinity,
+    Capabilities,
+    EnvVar,
+    IssuerRef,
+    LocalObjectReference,
+    PassThrough,
+    PodSecurityContext,
+    RelabelConfig,
+    Resources,
+    SeccompProfile,
+    SecurityContext,
+    Toleration,
+    TopologySpreadConstraint,
+)
 
 DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
 Duration = Annotated[str, Field(pattern=DURATION)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Digest = Annotated[str, Field(pattern=r"^(sha256:[a-f0-9]{64})?$")]
 Labels = dict[str, str]
-PassThrough = dict[str, Any]  # a Kubernetes object the API server validates
 ALERTS = Literal[
     "RecipeTrainingJobFailed", "RecipeTrainingJobRestartingRepeatedly", "RecipeTrainingStalled",
     "RecipeTrainingValidationLossRising", "RecipeOperatorDown", "RecipeOperatorReconcileErrors",
 ]  # fmt: skip
-SCHEMA_URL = "https://json-schema.org/draft-07/schema#"
-README_START, README_END = "<!-- values:start -->", "<!-- values:end -->"
-
-
-class KubernetesObject(ApiModel):
-    """A Kubernetes type passed through to the rendered objects; unset fields are left out."""
-
-
-# ---------------------------------------------------------------- Kubernetes types
-
-
-class SeccompProfile(KubernetesObject):
-    type: Literal["RuntimeDefault", "Localhost", "Unconfined"]
-    localhost_profile: str | None = None
-
-
-class SeLinuxOptions(KubernetesObject):
-    level: str | None = None
-    role: str | None = None
-    type: str | None = None
-    user: str | None = None
-
-
-class Capabilities(KubernetesObject):
-    add: list[str] | None = None
-    drop: list[str] | None = None
-
-
-class Sysctl(KubernetesObject):
-    name: str
-    value: str
-
-
-class PodSecurityContext(KubernetesObject):
-    run_as_non_root: bool | None = None
-    run_as_user: Annotated[int, Field(ge=0)] | None = None
-    run_as_group: Annotated[int, Field(ge=0)] | None = None
-    fs_group: Annotated[int, Field(ge=0)] | None = None
-    fs_group_change_policy: Literal["OnRootMismatch", "Always"] | None = None
-    supplemental_groups: list[Annotated[int, Field(ge=0)]] | None = None
-    seccomp_profile: SeccompProfile | None = None
-    se_linux_options: SeLinuxOptions | None = Field(None, alias="seLinuxOptions")
-    app_armor_profile: SeccompProfile | None = None
-    sysctls: list[Sysctl] | None = None
-
-
-class SecurityContext(KubernetesObject):
-    allow_privilege_escalation: bool | None = None
-    read_only_root_filesystem: bool | None = None
-    run_as_non_root: bool | None = None
-    run_as_user: Annotated[int, Field(ge=0)] | None = None
-    run_as_group: Annotated[int, Field(ge=0)] | None = None
-    privileged: bool | None = None
-    capabilities: Capabilities | None = None
-    seccomp_profile: SeccompProfile | None = None
-    se_linux_options: SeLinuxOptions | None = Field(None, alias="seLinuxOptions")
-    app_armor_profile: SeccompProfile | None = None
-    proc_mount: Literal["Default", "Unmasked"] | None = None
-
-
-Amount = Annotated[str, Field(pattern=r"^[0-9.]+[a-zA-Z]*$")] | Annotated[float, Field(ge=0)]
-
-
-class ResourceClaim(KubernetesObject):
-    name: str | None = None
-    request: str | None = None
-
-
-class Resources(KubernetesObject):
-    requests: dict[str, Amount] | None = None
-    limits: dict[str, Amount] | None = None
-    claims: list[ResourceClaim] | None = None
-
-
-class Toleration(KubernetesObject):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] | None = None
-    value: str | None = None
-    effect: Literal["", "NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
-
-
-class Affinity(KubernetesObject):
-    node_affinity: PassThrough | None = None
-    pod_affinity: PassThrough | None = None
-    pod_anti_affinity: PassThrough | None = None
-
-
-class TopologySpreadConstraint(KubernetesObject):
-    max_skew: Annotated[int, Field(ge=1)]
-    topology_key: str
-    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"]
-    label_selector: PassThrough | None = None
-    match_label_keys: list[str] | None = None
-    min_domains: Annotated[int, Field(ge=1)] | None = None
-    node_affinity_policy: Literal["Honor", "Ignore"] | None = None
-    node_taints_policy: Literal["Honor", "Ignore"] | None = None
-
-
-class LocalObjectReference(KubernetesObject):
-    name: Annotated[str, Field(min_length=1)]
-
-
-class EnvVar(KubernetesObject):
-    name: Annotated[str, Field(min_length=1)]
-    value: str | None = None
-    value_from: PassThrough | None = None
-
-
-class RelabelConfig(KubernetesObject):
-    """A Prometheus operator RelabelConfig."""
-
-    source_labels: list[str] | None = None
-    separator: str | None = None
-    target_label: str | None = None
-    regex: str | None = None
-    modulus: Annotated[int, Field(ge=1)] | None = None
-    replacement: str | None = None
-    action: (
-        Literal[
-            "replace", "Replace", "keep", "Keep", "drop", "Drop", "hashmod", "HashMod", "labelmap", "Labelmap",
-            "labeldrop", "Labeldrop", "labelkeep", "Labelkeep", "lowercase", "Lowercase", "uppercase",
-            "Uppercase", "keepequal", "Keepequal", "dropequal", "Dropequal",
-        ]
-        | None
-    ) = None  # fmt: skip
-
-
-class IssuerRef(KubernetesObject):
-    name: str | None = None
-    kind: str | None = None
-    group: str | None = None
-
-
-# ---------------------------------------------------------------- the chart's own sections
 
 
 class Crds(ApiModel):
@@ -576,147 +445,3 @@ class Values(ApiModel):
     prometheus_rule: PrometheusRule = Field(default_factory=PrometheusRule, description="The alerts.")
     grafana: Grafana = Field(default_factory=Grafana, description="Grafana.")
     webhook: Webhook = Field(default_factory=Webhook, description="The validating admission webhook.")
-
-
-# ---------------------------------------------------------------- the generated files
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block lists indented under their key, as values.yaml has always been written."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    """Strings YAML would otherwise read as something else (`""`, `"1"`) in double quotes."""
-    quoted = value == "" or not isinstance(yaml.safe_load(value), str)
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"' if quoted else None)
-
-
-_Dumper.add_representer(str, _string)
-
-
-def _key(info: FieldInfo, name: str) -> str:
-    return info.alias or name
-
-
-def _plain(value: Any) -> Any:
-    """A default as values.yaml and the README show it: a Kubernetes object without its unset fields."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(by_alias=True, exclude_none=True, mode="json")
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _leaves(model: ApiModel, prefix: str = "") -> list[tuple[str, FieldInfo, Any, int]]:
-    """(dotted key, field, default, depth) of every value, sections expanded, in file order."""
-    found = []
-    for name, info in type(model).model_fields.items():
-        if (info.json_schema_extra or {}).get("x-not-in-values-yaml"):
-            continue
-        key, value = _key(info, name), getattr(model, name)
-        if isinstance(value, ApiModel) and not isinstance(value, KubernetesObject):
-            found.append((prefix + key, info, None, prefix.count(".")))  # a section
-            found += _leaves(value, f"{prefix}{key}.")
-        else:
-            found.append((prefix + key, info, value, prefix.count(".")))
-    return found
-
-
-def values_yaml() -> str:
-    """values.yaml: the defaults, each under a `# --` comment (sections have none)."""
-    doc = " ".join((Values.__doc__ or "").split())
-    lines = ["# " + line for line in textwrap.wrap(doc, 98)]
-    lines.append("# Generated from api/recipe_api/chart_values.py by `make chart-values`: edit that file.")
-    for path, info, value, depth in _leaves(Values()):
-        indent = "  " * depth
-        if depth == 0:
-            lines.append("")
-        key = path.rsplit(".", 1)[-1]
-        if _is_section(info):
-            lines.append(f"{indent}{key}:")
-            continue
-        text = textwrap.wrap(" ".join((info.description or "").split()), 100 - len(indent) - 5)
-        lines += [f"{indent}# -- {text[0]}", *(f"{indent}# {line}" for line in text[1:])]
-        dumped = yaml.dump({key: _plain(value)}, Dumper=_Dumper, sort_keys=False, width=200)
-        lines += [indent + line for line in dumped.rstrip("\n").split("\n")]
-    return "\n".join(lines) + "\n"
-
-
-def _is_section(info: FieldInfo) -> bool:
-    annotation = info.annotation
-    return (
-        isinstance(annotation, type)
-        and issubclass(annotation, ApiModel)
-        and not issubclass(annotation, KubernetesObject)
-    )
-
-
-def values_schema() -> dict[str, Any]:
-    """values.schema.json: the models' JSON schema, references inlined, without titles or defaults."""
-    schema = Values.model_json_schema(by_alias=True)
-    definitions = schema.pop("$defs", {})
-
-    def clean(node: Any) -> Any:
-        if isinstance(node, list):
-            return [clean(item) for item in node]
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            target = definitions[node["$ref"].rsplit("/", 1)[-1]]
-            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        options = node.get("anyOf")
-        if options and {"type": "null"} in options:  # optional: absent, never null
-            rest = [option for option in options if option != {"type": "null"}]
-            outer = {k: v for k, v in node.items() if k != "anyOf"}
-            node = {**(rest[0] if len(rest) == 1 else {"anyOf": rest}), **outer}
-            if "$ref" in node:
-                return clean(node)
-        return {k: clean(v) for k, v in node.items() if k not in ("title", "default", "x-not-in-values-yaml")}
-
-    return {"$schema": SCHEMA_URL, "title": "recipe-training-operator values", **clean(schema)}
-
-
-def readme_table() -> str:
-    """The README's values table: key, default, description."""
-    rows = ["| Key | Default | Description |", "|---|---|---|"]
-    for path, info, value, _depth in _leaves(Values()):
-        if _is_section(info):
-            continue
-        default = json.dumps(_plain(value), separators=(", ", ": "))
-        description = " ".join((info.description or "").split()).replace("|", "\\|")
-        rows.append(f"| `{path}` | `{default}` | {description} |")
-    return "\n".join(rows)
-
-
-def generated(chart: Path) -> dict[Path, str]:
-    """Every generated file of the chart and its text (the README keeps what is outside its markers)."""
-    readme = chart / "README.md"
-    text = (
-        readme.read_text()
-        if readme.exists()
-        else f"# recipe-training-operator\n\n{README_START}\n{README_END}\n"
-    )
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    return {
-        chart / "values.yaml": values_yaml(),
-        chart / "values.schema.json": json.dumps(values_schema(), indent=2) + "\n",
-        readme: f"{head}{README_START}\n{readme_table()}\n{README_END}{tail}",
-    }
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m recipe_api.chart_values CHART_DIR", file=sys.stderr)
-        return 2
-    for path, text in generated(Path(argv[0])).items():
-        path.write_text(text)
-        print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

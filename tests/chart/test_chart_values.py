@@ -9,7 +9,8 @@ import jsonschema
 import pytest
 import yaml
 from chart.helpers import CHART
-from recipe_api.chart_values import Values, generated, values_schema
+from recipe_api.chart_files import generated, values_schema
+from recipe_api.chart_values import Values
 
 
 @pytest.mark.parametrize("name", ["values.yaml", "values.schema.json", "README.md"])
