@@ -14,10 +14,25 @@ naming the holder. Nothing started here outlives the command, whatever ends it (
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 from pathlib import Path
+
+from recipe_api import InvalidSpecError, load_jobs
+from recipe_api.launch import free_port, trainer_launch
+from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
+from rich.console import Console
+
+from .. import run_layout as layout
+from ..data.loading import data_files
+from ..local import launcher
+from ..local.curves import plot_curves
+from ..local.progress_bar import StepBar
+from ..local.run_lock import RunDirectoryInUse, RunDirectoryLock
+from ..model_source import ModelNotFound, ensure_available
+from ..run_log import RunLogFollower, read_run_log
 
 DEFAULT_MASTER_PORT = 29533
 
@@ -37,8 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_api import InvalidSpecError, load_jobs
-    from rich.console import Console
 
     console = Console()
     try:
@@ -58,13 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace, console) -> int:
-    from recipe_api.launch import free_port, trainer_launch
-    from recipe_api.trainer_config import TrainerConfig, TrainerRuntime
-
-    from .. import run_layout as layout
-    from ..data.loading import data_files
-    from ..local import launcher
-    from ..local.run_lock import RunDirectoryInUse, RunDirectoryLock
 
     run_dir = (run_root / job.metadata.name).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -76,8 +82,6 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         console.print(f"[red]{manifest}: spec.{exc}[/red]", soft_wrap=True)
         return 2
     if spec.model.init == "pretrained":  # likewise for a model that cannot be found or downloaded
-        from ..model_source import ModelNotFound, ensure_available
-
         try:
             ensure_available(spec.model.name)
         except ModelNotFound as exc:
@@ -132,9 +136,6 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
 def _follow_with_ctrl_c(process, run_dir: Path, console) -> int:
     """Show progress until the trainer ends. Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all
     ask the ranks to checkpoint and stop; a second one kills them at once."""
-    from ..local import launcher
-    from ..local.progress_bar import StepBar
-    from ..run_log import RunLogFollower
 
     bar = StepBar(RunLogFollower(run_dir))
     previous = _stop_signals_interrupt(console)
@@ -168,11 +169,6 @@ def _stop_signals_interrupt(console) -> dict:
 
 
 def _report(code: int, run_dir: Path, config, console) -> int:
-    import json
-
-    from .. import run_layout as layout
-    from ..local.curves import plot_curves
-    from ..run_log import read_run_log
 
     events = read_run_log(run_dir)
     if any(e.get("event") == "step" for e in events):
