@@ -2,9 +2,9 @@
 
     python -m recipe_api.chart_files CHART_DIR        # make chart-values
 
-writes values.yaml (each default under its `# --` comment; sections have none, a Kubernetes object
-is one documented block), values.schema.json (the models' JSON schema with references inlined, so
-`helm install` rejects a misspelt or mistyped value) and the values table between the markers of
+writes values.yaml (each default under its `# --` comment, a section under a plain comment, a
+Kubernetes object as one documented block), values.schema.json (the models' JSON schema with
+references inlined, so `helm install` rejects a misspelt or mistyped value) and the values table between the markers of
 README.md. tests/chart checks that the three files are what this writes.
 """
 
@@ -82,7 +82,9 @@ def values_yaml() -> str:
         if depth == 0:
             lines.append("")
         key = path.rsplit(".", 1)[-1]
-        if _is_section(info):
+        if _is_section(info):  # its description as a plain comment: its keys carry their own `# --`
+            text = textwrap.wrap(" ".join((info.description or "").split()), 100 - len(indent) - 2)
+            lines += [f"{indent}# {line}" for line in text]
             lines.append(f"{indent}{key}:")
             continue
         text = textwrap.wrap(" ".join((info.description or "").split()), 100 - len(indent) - 5)

@@ -138,32 +138,15 @@ class Rbac(ApiModel):
     )
 
 
-class LivenessProbe(ApiModel):
-    enabled: bool = Field(
-        True, description="Restart the operator when `/healthz` stops answering (kopf's liveness endpoint)."
-    )
+class Probe(ApiModel):
+    enabled: bool = Field(True, description="Run this probe on `/healthz` (kopf's health endpoint).")
     initial_delay_seconds: Annotated[int, Field(ge=0)] = Field(
         10, description="Seconds before the first probe."
     )
     period_seconds: Annotated[int, Field(ge=1)] = Field(20, description="Seconds between probes.")
     timeout_seconds: Annotated[int, Field(ge=1)] = Field(5, description="Seconds a probe may take.")
     failure_threshold: Annotated[int, Field(ge=1)] = Field(
-        3, description="Failed probes in a row before the container is restarted."
-    )
-
-
-class ReadinessProbe(ApiModel):
-    enabled: bool = Field(
-        True,
-        description="Mark the pod ready once `/healthz` answers (used by the metrics and webhook Services).",
-    )
-    initial_delay_seconds: Annotated[int, Field(ge=0)] = Field(
-        5, description="Seconds before the first probe."
-    )
-    period_seconds: Annotated[int, Field(ge=1)] = Field(10, description="Seconds between probes.")
-    timeout_seconds: Annotated[int, Field(ge=1)] = Field(5, description="Seconds a probe may take.")
-    failure_threshold: Annotated[int, Field(ge=1)] = Field(
-        3, description="Failed probes in a row before the pod is marked unready."
+        3, description="Failed probes in a row before the probe acts."
     )
 
 
@@ -175,53 +158,51 @@ class Service(ApiModel):
     annotations: Labels = Field({}, description="Annotations on the metrics Service.")
 
 
-class ServiceMonitor(ApiModel):
-    enabled: bool = Field(
-        False,
-        description="Create a ServiceMonitor (Prometheus operator) that scrapes the operator's `/metrics`.",
-    )
-    namespace: str = Field("", description="Namespace of the ServiceMonitor. Default: the release namespace.")
+class _Monitor(ApiModel):
+    """What the ServiceMonitor and the PodMonitor (Prometheus operator) share."""
+
+    enabled: bool = False
+    namespace: str = Field("", description="Namespace of the monitor. Default: the release namespace.")
     labels: Labels = Field(
         {}, description="Extra labels, e.g. `release: kube-prometheus-stack` so your Prometheus selects it."
     )
     interval: Duration = Field("30s", description="Scrape interval.")
     scrape_timeout: Duration = Field("10s", description="Scrape timeout (must not exceed the interval).")
-    honor_labels: bool = Field(
-        True,
-        description="Keep the operator's own `namespace` label (the job's namespace) instead of renaming it to "
-        "`exported_namespace`; the Operator dashboard's namespace filter relies on it.",
-    )
-    relabelings: list[RelabelConfig] = Field(
-        [],
-        description="Relabelings applied to the target before scraping (Prometheus operator RelabelConfig list).",
-    )
+    relabelings: list[RelabelConfig] = []
     metric_relabelings: list[RelabelConfig] = Field(
         [], description="Relabelings applied to the scraped samples."
     )
 
 
-class PodMonitor(ApiModel):
+class ServiceMonitor(_Monitor):
+    enabled: bool = Field(
+        False,
+        description="Create a ServiceMonitor (Prometheus operator) that scrapes the operator's `/metrics`.",
+    )
+    relabelings: list[RelabelConfig] = Field(
+        [],
+        description="Relabelings applied to the target before scraping (Prometheus operator RelabelConfig list).",
+    )
+    honor_labels: bool = Field(
+        True,
+        description="Keep the operator's own `namespace` label (the job's namespace) instead of renaming it to "
+        "`exported_namespace`; the Operator dashboard's namespace filter relies on it.",
+    )
+
+
+class PodMonitor(_Monitor):
     enabled: bool = Field(
         False,
         description="Create a PodMonitor (Prometheus operator) that scrapes the trainer pods of every job: pods "
         "with the operator's trainer labels, on their port named `metrics`. The pod label "
         "`training.chefgenius.io/job-name` becomes the `rtj` label the dashboards and alerts use.",
     )
-    namespace: str = Field("", description="Namespace of the PodMonitor. Default: the release namespace.")
-    labels: Labels = Field(
-        {}, description="Extra labels, e.g. `release: kube-prometheus-stack` so your Prometheus selects it."
-    )
-    interval: Duration = Field("30s", description="Scrape interval.")
-    scrape_timeout: Duration = Field("10s", description="Scrape timeout (must not exceed the interval).")
-    rank0_only: bool = Field(
-        True,
-        description="Scrape only pod 0 of each job (global rank 0 serves `/metrics`; other pods expose nothing).",
-    )
     relabelings: list[RelabelConfig] = Field(
         [], description="Extra relabelings applied after the chart's own (RelabelConfig list)."
     )
-    metric_relabelings: list[RelabelConfig] = Field(
-        [], description="Relabelings applied to the scraped samples."
+    rank0_only: bool = Field(
+        True,
+        description="Scrape only pod 0 of each job (global rank 0 serves `/metrics`; other pods expose nothing).",
     )
 
 
@@ -420,9 +401,14 @@ class Values(ApiModel):
         description="Container security context: read-only root filesystem, no privilege escalation, no "
         "capabilities.",
     )  # fmt: skip
-    liveness_probe: LivenessProbe = Field(default_factory=LivenessProbe, description="The liveness probe.")
-    readiness_probe: ReadinessProbe = Field(
-        default_factory=ReadinessProbe, description="The readiness probe."
+    liveness_probe: Probe = Field(
+        default_factory=Probe,
+        description="Restart the operator container when `/healthz` stops answering (kopf's liveness endpoint).",
+    )
+    readiness_probe: Probe = Field(
+        Probe(initial_delay_seconds=5, period_seconds=10),
+        description="Mark the pod ready once `/healthz` answers (used by the metrics and webhook Services); "
+        "unready after failureThreshold failures.",
     )
     pod_annotations: Labels = Field({}, description="Annotations on the operator pods.")
     pod_labels: Labels = Field({}, description="Extra labels on the operator pods.")
