@@ -31,7 +31,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "recipe-training-operator"
 PACKAGE_ROOTS = [REPO / "api", REPO / "operator", REPO / "trainer_image"]
-DOCS = sorted((REPO / "docs").glob("*.md"))
+DOCS = [*sorted((REPO / "docs").glob("*.md")), REPO / "CONTRIBUTING.md"]
 # Packages whose dotted names docstrings quote (`torch.cuda.is_available`): not ours to resolve.
 OUTSIDE_ROOTS = {
     "torch", "deepspeed", "transformers", "peft", "kopf", "kubernetes", "pydantic", "prometheus_client",

@@ -1,8 +1,10 @@
 """The trainer's Prometheus metrics, served by rank 0 on `spec.metrics.port`.
 
-Names come from `recipe_api.contract`, which the operator (status.progress) and the Helm
-chart (dashboards, alerts) read too. The metrics live in a registry of their own, so a test or
-a second trainer in one process never collides with the global registry.
+The names the operator reads (status.progress) and the existing ones come from
+`recipe_api.contract`; a metric only the dashboards show may be named here, with
+`contract.TRAINER_METRIC_PREFIX`. The Helm chart's dashboards and alerts may query any of them:
+tests/chart checks every query against `exported_metric_names`. The metrics live in a registry of their own, so a test or a second
+trainer in one process never collides with the global registry.
 
 Counters, step, total steps, epoch and the checkpoint-duration histogram exist from the start.
 Every other gauge appears in the exposition only once the loop has a value for it, because a
