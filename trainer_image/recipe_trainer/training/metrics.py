@@ -17,6 +17,7 @@ import math
 import time
 
 import prometheus_client
+import torch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from recipe_api import contract
 
@@ -178,8 +179,6 @@ class TrainerMetrics:
             self._set(self.eta, max(0, self._planned_steps - step) * self._seconds_per_step)
 
     def _update_gpu_memory(self) -> None:
-        import torch
-
         if torch.cuda.is_available():
             self._set(self.gpu_memory_allocated, torch.cuda.memory_allocated())
             self._set(self.gpu_memory_reserved, torch.cuda.memory_reserved())
