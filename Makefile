@@ -16,7 +16,7 @@ EXTRAS ?= trainer,operator,dev
 export HELM ?= $(CURDIR)/.tools/bin/helm
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools demo test test-suites lint crds chart-test e2e cluster cluster-down bench clean
+.PHONY: help venv tools demo test test-suites lint crds chart-values chart-test e2e cluster cluster-down bench clean
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -60,6 +60,9 @@ test-suites:
 
 crds: venv ## regenerate crds/ from the API models
 	$(BIN)/python -m recipe_api.crd crds/recipetrainingjobs.yaml
+
+chart-values: venv ## regenerate the chart's values.yaml, values.schema.json and README table from recipe_api.chart_values (recipe_api.chart_files writes them)
+	$(BIN)/python -m recipe_api.chart_files charts/recipe-training-operator
 
 chart-test: venv tools ## helm lint/template, kubernetes-validate, promtool on the chart
 	$(BIN)/pytest tests/chart -q

@@ -6,8 +6,8 @@ which is off by default) against its alternative; same seed, same number of opti
     nice -n 10 .venv/bin/python bench/ablation.py --steps 25 --samples 16 --max-new-tokens 256 \
         --threads 1 --jobs 2 --write docs/benchmarks.md
 
-Each configuration trains in its own single-rank `recipe-train train` process (DeepSpeed on CPU,
-exactly as local mode runs it), then its last checkpoint is evaluated on the demo's held-out
+Each configuration trains in one single-rank `recipe-train train` under the DeepSpeed launcher
+(on CPU, launched by `recipe_api.launch.trainer_launch` exactly as local mode launches it), then its last checkpoint is evaluated on the demo's held-out
 validation recipes: validation loss (plain cross-entropy per target token, per recipe), and for
 `--samples` recipes generated greedily from the same prompts, the quality score and ROUGE-L.
 Intervals are paired bootstrap 95% intervals of the difference from "all on" over the same
@@ -19,7 +19,6 @@ section between the ablation markers of FILE (docs/benchmarks.md) with the table
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shlex
@@ -28,6 +27,9 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from recipe_api.launch import free_port, trainer_launch
+from recipe_trainer.training.deepspeed_config import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "smollm2-lora-cpu.yaml"
@@ -48,19 +50,12 @@ OTHER_DEFAULTS = {
 }
 
 
-def merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
 def configurations() -> dict[str, dict]:
     configs = {"all on": {}}
     configs.update({f"{name} off": change for name, change in OFF.items()})
     all_off: dict = {}
     for change in OFF.values():
-        all_off = merge(all_off, change)
+        all_off = deep_merge(all_off, change)
     configs["all off"] = all_off
     configs.update(OTHER_DEFAULTS)
     return configs
@@ -78,7 +73,7 @@ def demo_spec(steps: int) -> dict:
 
     spec = yaml.safe_load(DEMO.read_text())["spec"]
     spec["dataset"]["path"] = str(REPO / spec["dataset"]["path"])
-    return merge(
+    return deep_merge(
         spec,
         {
             "training": {"maxSteps": steps},
@@ -95,7 +90,7 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
     from recipe_api.v1alpha1 import RecipeTrainingJobSpec
     from recipe_trainer.run_layout import CHECKPOINTS_DIR, CONFIG_FILE, OUTPUT_FILE, TERMINATION_FILE
 
-    spec = merge(spec, {"metrics": {"port": free_port()}})  # runs may train side by side
+    spec = deep_merge(spec, {"metrics": {"port": free_port()}})  # runs may train side by side
     run = out / run_name(name)
     run.mkdir(parents=True, exist_ok=True)
     config = TrainerConfig(
@@ -109,23 +104,19 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
         ),
     )
     (run / CONFIG_FILE).write_text(config.to_yaml())
-    env = os.environ | {
-        "DS_ACCELERATOR": "cpu", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
-        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-        "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
-        "TORCH_EXTENSIONS_DIR": str(REPO / ".cache" / "torch_extensions"),
-    }  # fmt: skip
+    launch = trainer_launch(
+        config,
+        run / CONFIG_FILE,
+        master_port=free_port(),
+        processes=1,
+        on_gpu=False,
+        cpus=threads,
+        python=sys.executable,
+    )
+    env = os.environ | {"TORCH_EXTENSIONS_DIR": str(REPO / ".cache" / "torch_extensions")} | launch.env
     started = time.monotonic()
     with (run / OUTPUT_FILE).open("w") as log:
-        command = [
-            sys.executable,
-            "-m",
-            "recipe_trainer.cli",
-            "train",
-            "--config",
-            str(run / CONFIG_FILE),
-        ]
-        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(launch.argv, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
     if code != 0:
         raise SystemExit(f"{name}: training failed (exit {code}), see {run / OUTPUT_FILE}")
     print(f"{name}: trained in {time.monotonic() - started:.0f} s", flush=True)
@@ -135,14 +126,6 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
 def run_name(name: str) -> str:
     """A configuration's run directory name."""
     return "".join(c if c.isalnum() else "-" for c in name.replace("+", "and")).strip("-")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def evaluate(loaded, examples, samples: int, max_new_tokens: int) -> dict[str, list[float]]:
@@ -271,7 +254,7 @@ def main() -> int:
     # --threads 1); evaluation then runs here, one checkpoint at a time.
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = {
-            name: pool.submit(train, name, merge(spec, change), out, args.threads)
+            name: pool.submit(train, name, deep_merge(spec, change), out, args.threads)
             for name, change in configs.items()
         }
         roots = {name: run.result() for name, run in runs.items()}

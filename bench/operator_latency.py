@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+from recipe_api.launch import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "operator"))  # the kmock harness the behaviour tests use
@@ -53,12 +54,6 @@ def manifest(name: str) -> dict:
         "metadata": {"name": name, "namespace": NS},
         "spec": {"model": {"name": "google/flan-t5-small"}, "dataset": {"path": "/data/r.csv"}},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from recipe_api.launch import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "data" / "recipenlg_sample_999.csv"
@@ -76,12 +77,6 @@ class SideResult:
 
 
 # ---------------------------------------------------------------- environment and model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def single_process_environment(threads: int, on_gpu: bool) -> None:

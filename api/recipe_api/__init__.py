@@ -5,8 +5,9 @@ operator image stays slim and `recipe-train validate` starts instantly.
 """
 
 from .manifests import load_jobs
+from .status import RecipeTrainingJobStatus
 from .trainer_config import TrainerConfig, TrainerRuntime
-from .v1alpha1 import RecipeTrainingJob, RecipeTrainingJobSpec, RecipeTrainingJobStatus
+from .v1alpha1 import RecipeTrainingJob, RecipeTrainingJobSpec
 from .validation import FieldError, InvalidSpecError, parse_job, semantic_errors, world_size
 
 __all__ = [

@@ -13,20 +13,13 @@ every stored object, and the models are the single place defaults live.
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import yaml
 
-from .v1alpha1 import (
-    API_GROUP,
-    API_VERSION,
-    KIND,
-    PLURAL,
-    SHORT_NAMES,
-    SINGULAR,
-    RecipeTrainingJobSpec,
-    RecipeTrainingJobStatus,
-)
+from .status import RecipeTrainingJobStatus
+from .v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL, SHORT_NAMES, SINGULAR, RecipeTrainingJobSpec
 
 _DROP_KEYS = {"title", "default", "additionalProperties_false"}
 
@@ -191,8 +184,6 @@ def render_crd_yaml() -> str:
 
 
 def main() -> None:
-    import sys
-
     out = sys.argv[1] if len(sys.argv) > 1 else "crds/recipetrainingjobs.yaml"
     with open(out, "w") as fh:
         fh.write(render_crd_yaml())

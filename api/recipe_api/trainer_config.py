@@ -12,7 +12,9 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from .v1alpha1 import Evaluation, RecipeTrainingJobSpec, _Model
+from .base import ApiModel
+from .status import Evaluation
+from .v1alpha1 import RecipeTrainingJobSpec
 
 # In-pod paths shared by the operator (which mounts them) and the trainer (which uses them).
 CHECKPOINT_MOUNT_PATH = "/checkpoints"
@@ -22,7 +24,7 @@ HOSTFILE_NAME = "hostfile"
 TERMINATION_LOG_PATH = "/dev/termination-log"
 
 
-class TrainerRuntime(_Model):
+class TrainerRuntime(ApiModel):
     checkpoint_dir: str = Field(description="Directory of checkpoints (the volume in a cluster).")
     run_dir: str = Field(description="Directory of logs, curves and caches for this run.")
     termination_log: str = Field(
@@ -31,7 +33,7 @@ class TrainerRuntime(_Model):
     cache_dir: str | None = Field(None, description="Tokenized-data cache (default: under run_dir).")
 
 
-class TrainerConfig(_Model):
+class TrainerConfig(ApiModel):
     name: str = Field(description="The RecipeTrainingJob's name.")
     namespace: str | None = Field(None, description="Its namespace (null in local mode).")
     spec: RecipeTrainingJobSpec = Field(description="The validated spec, defaults filled in.")
@@ -46,7 +48,7 @@ class TrainerConfig(_Model):
         return cls.model_validate(data)
 
 
-class TerminationSummary(_Model):
+class TerminationSummary(ApiModel):
     """What a successful trainer writes to its termination log, and the operator reads back
     into `status.evaluation` / `status.lastCheckpoint` (Kubernetes caps it at 4096 bytes)."""
 

@@ -4,8 +4,8 @@ Every field name, default, range and description lives here once. The CRD
 (`recipe_api.crd`), the operator, local mode and the trainer all derive from these
 models, so a field renamed here is renamed everywhere (and `make crds` shows the drift).
 
-Python attributes are snake_case; the manifest (and the CRD) use the camelCase aliases
-of DESIGN.md. Unknown fields are rejected: a typo such as `spec.lora.rank` is an error,
+Python attributes are snake_case; the manifest (and the CRD) use their camelCase aliases
+(what `kubectl explain rtj.spec` shows). Unknown fields are rejected: a typo such as `spec.lora.rank` is an error,
 not a silently ignored setting.
 
 Checks that span several fields (curriculum stages increasing, batch divisible by the
@@ -14,11 +14,13 @@ world size, ...) live in `recipe_api.validation`, which names the exact field pa
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from .base import ApiModel, FreeForm, Probability, Quantity
+from .status import RecipeTrainingJobStatus
 
 API_GROUP = "training.chefgenius.io"
 API_VERSION = "v1alpha1"
@@ -27,49 +29,10 @@ PLURAL = "recipetrainingjobs"
 SINGULAR = "recipetrainingjob"
 SHORT_NAMES = ["rtj"]
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
-
-
-def _as_quantity(value: Any) -> Any:
-    """Kubernetes quantities may be written as numbers (`cpu: 8`); keep them as strings."""
-    if isinstance(value, bool):
-        raise ValueError("must be a Kubernetes quantity such as 8, 500m or 64Gi")
-    if isinstance(value, int | float):
-        value = str(value)
-    if isinstance(value, str) and not _QUANTITY.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes quantity; write e.g. 8, 500m, 64Gi")
-    return value
-
-
-Quantity = Annotated[
-    str,
-    BeforeValidator(_as_quantity),
-    WithJsonSchema({"x-kubernetes-int-or-string": True}),
-]
-FreeForm = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
-]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        use_attribute_docstrings=False,
-    )
-
-    def to_manifest(self) -> dict[str, Any]:
-        """camelCase, JSON-compatible dict: what lands in YAML, ConfigMaps and status patches."""
-        return self.model_dump(by_alias=True, mode="json")
-
-
 # ---------------------------------------------------------------- spec
 
 
-class ModelSpec(_Model):
+class ModelSpec(ApiModel):
     name: str = Field(
         min_length=1,
         description="The model to start from: a Hugging Face model id (e.g. google/flan-t5-large; "
@@ -98,7 +61,7 @@ class ModelSpec(_Model):
     )
 
 
-class VolumeRef(_Model):
+class VolumeRef(ApiModel):
     claim_name: str = Field(min_length=1, description="Name of an existing PersistentVolumeClaim.")
     mount_path: str = Field(
         "/data",
@@ -107,7 +70,7 @@ class VolumeRef(_Model):
     )
 
 
-class DatasetSpec(_Model):
+class DatasetSpec(ApiModel):
     path: str = Field(
         min_length=1,
         description="RecipeNLG CSV, JSON lines (recipes, prompt/completion, input/output or chat "
@@ -132,7 +95,7 @@ class DatasetSpec(_Model):
     )
 
 
-class SchedulerSpec(_Model):
+class SchedulerSpec(ApiModel):
     type: Literal["cosine-restarts", "cosine", "linear", "constant"] = Field(
         "cosine-restarts",
         description="Learning-rate schedule after warmup: cosine with warm restarts "
@@ -158,7 +121,7 @@ class SchedulerSpec(_Model):
     )
 
 
-class GradientNoiseSpec(_Model):
+class GradientNoiseSpec(ApiModel):
     enabled: bool = Field(
         False,
         description="Add annealed Gaussian noise to the gradient the optimizer applies (after "
@@ -177,7 +140,7 @@ class GradientNoiseSpec(_Model):
     gamma: float = Field(0.55, ge=0.0, description="Annealing exponent of the noise variance.")
 
 
-class TrainingSpec(_Model):
+class TrainingSpec(ApiModel):
     epochs: int = Field(5, ge=1, description="Passes over the training split.")
     max_steps: int | None = Field(
         None, ge=1, description="Stop after this many optimizer steps (overrides epochs when sooner)."
@@ -226,7 +189,7 @@ def _as_target_modules(value: Any) -> Any:
     raise ValueError(f"must be auto or a list of module names such as [q, v] (got {value!r})")
 
 
-class LoraSpec(_Model):
+class LoraSpec(ApiModel):
     enabled: bool = Field(True, description="LoRA adapters (PEFT); false: full fine-tuning.")
     r: int = Field(16, ge=1, le=1024, description="Rank of the LoRA update matrices.")
     alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
@@ -247,7 +210,7 @@ class LoraSpec(_Model):
     )
 
 
-class CurriculumStage(_Model):
+class CurriculumStage(ApiModel):
     until: float = Field(
         gt=0.0, le=1.0, description="This stage lasts until this fraction of training (0, 1]."
     )
@@ -259,7 +222,7 @@ class CurriculumStage(_Model):
     )
 
 
-class QualityThreshold(_Model):
+class QualityThreshold(ApiModel):
     start: Probability = Field(0.5, description="Minimum recipe quality score at the start.")
     end: Probability = Field(0.75, description="Minimum quality score reached at the end of training.")
 
@@ -272,7 +235,7 @@ def _default_stages() -> list[CurriculumStage]:
     ]
 
 
-class CurriculumSpec(_Model):
+class CurriculumSpec(ApiModel):
     enabled: bool = Field(True, description="Train on easy recipes first, then harder ones.")
     stages: list[CurriculumStage] = Field(
         default_factory=_default_stages,
@@ -285,21 +248,21 @@ class CurriculumSpec(_Model):
     )
 
 
-class AugmentationSpec(_Model):
+class AugmentationSpec(ApiModel):
     probability: Probability = Field(0.3, description="Chance that a training sample is augmented.")
     instruction_templates: bool = Field(True, description="Vary the prompt's phrasing.")
     verb_paraphrase: bool = Field(True, description="Swap cooking verbs for synonyms (mix/combine).")
     tips: bool = Field(True, description="Append a cooking tip to the prompt (never the recipe).")
 
 
-class EarlyStoppingSpec(_Model):
+class EarlyStoppingSpec(ApiModel):
     patience: int = Field(
         3, ge=0, description="Validations without improvement before stopping (0: never stop early)."
     )
     min_delta: float = Field(0.0, ge=0.0, description="Improvement smaller than this does not count.")
 
 
-class ValidationSpec(_Model):
+class ValidationSpec(ApiModel):
     every_steps: int = Field(1000, ge=1, description="Validate every this many optimizer steps.")
     max_batches: int = Field(100, ge=1, description="Validation batches per evaluation.")
     samples: int = Field(3, ge=0, description="Recipes generated and scored at each validation.")
@@ -308,7 +271,7 @@ class ValidationSpec(_Model):
     )
 
 
-class CheckpointVolumeSpec(_Model):
+class CheckpointVolumeSpec(ApiModel):
     claim_name: str | None = Field(
         None,
         description="Existing PVC for checkpoints; null: the operator creates one per job.",
@@ -319,7 +282,7 @@ class CheckpointVolumeSpec(_Model):
     )
 
 
-class CheckpointSpec(_Model):
+class CheckpointSpec(ApiModel):
     every_steps: int = Field(1000, ge=1, description="Checkpoint every this many optimizer steps.")
     keep_last: int = Field(3, ge=1, description="Checkpoints kept (the best one is kept as well).")
     volume: CheckpointVolumeSpec = Field(
@@ -327,7 +290,7 @@ class CheckpointSpec(_Model):
     )
 
 
-class DeepSpeedSpec(_Model):
+class DeepSpeedSpec(ApiModel):
     zero_stage: int = Field(2, ge=0, le=3, description="ZeRO optimisation stage, 0 to 3.")
     config: FreeForm = Field(
         default_factory=dict,
@@ -335,7 +298,7 @@ class DeepSpeedSpec(_Model):
     )
 
 
-class ResourcesSpec(_Model):
+class ResourcesSpec(ApiModel):
     image: str | None = Field(
         None, description="Trainer image; null uses the operator's default trainer image."
     )
@@ -352,7 +315,7 @@ class ResourcesSpec(_Model):
     priority_class_name: str | None = Field(None, description="Pod priority class.")
 
 
-class RunPolicy(_Model):
+class RunPolicy(ApiModel):
     backoff_limit: int = Field(3, ge=0, description="Gang restarts allowed before the job fails.")
     active_deadline_seconds: int | None = Field(
         None, ge=1, description="Fail the job when it has run longer than this."
@@ -384,30 +347,30 @@ class RunPolicy(_Model):
     )
 
 
-class SecretKeyRef(_Model):
+class SecretKeyRef(ApiModel):
     name: str = Field(min_length=1, description="Secret name (same namespace).")
     key: str = Field(min_length=1, description="Key inside the Secret.")
 
 
-class WandbSpec(_Model):
+class WandbSpec(ApiModel):
     project: str | None = Field(None, description="Weights & Biases project; null disables W&B.")
     api_key_secret_ref: SecretKeyRef | None = Field(None, description="Secret holding the W&B API key.")
 
 
-class NotificationsSpec(_Model):
+class NotificationsSpec(ApiModel):
     webhook_secret_ref: SecretKeyRef | None = Field(
         None, description="Secret key holding a Discord or Slack webhook URL."
     )
     wandb: WandbSpec = Field(default_factory=WandbSpec, description="Optional W&B logging.")
 
 
-class MetricsSpec(_Model):
+class MetricsSpec(ApiModel):
     port: int = Field(
         9400, ge=1024, le=65535, description="Port of the trainer's Prometheus /metrics on rank 0."
     )
 
 
-class RecipeTrainingJobSpec(_Model):
+class RecipeTrainingJobSpec(ApiModel):
     suspend: bool = Field(False, description="true: no pods run; the checkpoint volume stays.")
     model: ModelSpec = Field(description="The model to fine-tune.")
     dataset: DatasetSpec = Field(description="The recipe data.")
@@ -430,7 +393,7 @@ class RecipeTrainingJobSpec(_Model):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Trainer metrics endpoint.")
 
 
-class ObjectMeta(_Model):
+class ObjectMeta(ApiModel):
     """The part of metadata the project reads; other metadata keys are kept as they are."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
@@ -444,72 +407,7 @@ class ObjectMeta(_Model):
     labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
 
 
-# ---------------------------------------------------------------- status
-
-Phase = Literal["Pending", "Launching", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
-PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
-TERMINAL_PHASES = ("Succeeded", "Failed")
-
-
-class Condition(_Model):
-    type: str = Field(
-        description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued."
-    )
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field("", description="CamelCase reason for the last transition.")
-    message: str = Field("", description="Human-readable detail.")
-    last_transition_time: str | None = Field(None, description="RFC 3339 time of the last change.")
-
-
-class Progress(_Model):
-    step: int = Field(0, description="Optimizer steps done.")
-    total_steps: int = Field(0, description="Optimizer steps planned.")
-    percent: float | None = Field(None, description="step / totalSteps in percent.")
-    epoch: float = Field(0, description="Epochs done (fractional).")
-    loss: float | None = Field(None, description="Latest training loss.")
-    validation_loss: float | None = Field(None, description="Latest validation loss.")
-    best_validation_loss: float | None = Field(None, description="Best validation loss so far.")
-    tokens_per_second: float | None = Field(None, description="Real (non-padding) tokens per second.")
-    eta: str | None = Field(None, description="Estimated time to finish, e.g. 1h20m.")
-    curriculum_stage: int | None = Field(None, description="Current curriculum stage (0-based).")
-
-
-class LastCheckpoint(_Model):
-    step: int | None = Field(None, description="Step of the newest complete checkpoint.")
-    path: str | None = Field(None, description="Its path on the checkpoint volume.")
-    time: str | None = Field(None, description="When it was written (RFC 3339).")
-
-
-class Failure(_Model):
-    reason: str | None = Field(None, description="OOMKilled, Evicted, NodeLost, ImagePullBackOff, ...")
-    message: str | None = Field(None, description="Detail, e.g. the trainer's termination message.")
-    pod: str | None = Field(None, description="The pod that failed.")
-    exit_code: int | None = Field(None, description="Container exit code.")
-
-
-class Evaluation(_Model):
-    validation_loss: float | None = Field(None, description="Final validation loss.")
-    perplexity: float | None = Field(None, description="Final validation perplexity.")
-    quality: float | None = Field(None, description="Mean quality score of generated recipes.")
-    best_checkpoint: str | None = Field(None, description="Path of the best checkpoint.")
-
-
-class RecipeTrainingJobStatus(_Model):
-    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
-    phase: Phase = Field("Pending", description="Where the job is in its life cycle.")
-    conditions: list[Condition] = Field(default_factory=list, description="Kubernetes-style conditions.")
-    attempt: int = Field(1, description="Current gang attempt (1-based).")
-    restarts: int = Field(0, description="Gang restarts so far.")
-    start_time: str | None = Field(None, description="When the first attempt started.")
-    completion_time: str | None = Field(None, description="When the job finished.")
-    admission_time: str | None = Field(None, description="When a queue last admitted the job.")
-    progress: Progress = Field(default_factory=Progress, description="Training progress from rank 0.")
-    last_checkpoint: LastCheckpoint = Field(default_factory=LastCheckpoint, description="Newest checkpoint.")
-    failure: Failure = Field(default_factory=Failure, description="Why the job (or the last attempt) failed.")
-    evaluation: Evaluation = Field(default_factory=Evaluation, description="Final evaluation results.")
-
-
-class RecipeTrainingJob(_Model):
+class RecipeTrainingJob(ApiModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, alias_generator=to_camel)
     api_version: Literal["training.chefgenius.io/v1alpha1"] = Field(
         f"{API_GROUP}/{API_VERSION}", description="training.chefgenius.io/v1alpha1"

@@ -1,4 +1,8 @@
-"""What went wrong with a pod or a Job, and whether restarting the gang can help.
+"""Every failure reason the operator writes, and how a pod, a Job or a refused create maps onto one.
+
+`Reason` is the vocabulary: each member is a `status.failure.reason` (and condition and event
+reason) the operator can write, with its retry class and what it means for the user. Adding a
+reason is one member here and one rule in a classify function below.
 
 Pure: reads pod/Job dicts as the API returns them. The policy follows Kubeflow's `ExitCode`
 restart policy: exit codes 1-127 are the trainer's own verdict (bad config, a bug) and are
@@ -11,42 +15,107 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum, StrEnum
 from typing import Any
 
 from recipe_api.contract import EXIT_CODE_PEER_LOST, LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
 
 from .builders.job import COMPLETION_INDEX_ANNOTATION
 
-# Container/pod reasons that mean "the infrastructure failed", whatever the exit code says.
-RETRYABLE_REASONS = {
-    "OOMKilled",
-    "Evicted",
-    "Preempted",
-    "NodeLost",
-    "NodeShutdown",
-    "ContainerStatusUnknown",
-    "PodFailed",
-    "JobDeleted",
-}
+
+class Retry(Enum):
+    """What the operator does about a failure of this reason."""
+
+    RESTART = "restart the gang from the last checkpoint, up to runPolicy.backoffLimit times"
+    WAIT = "keep the attempt waiting; fail the job once runPolicy.pendingTimeoutSeconds passed"
+    NEVER = "fail the job now: repeating cannot help"
+
+
+class Reason(StrEnum):
+    """A failure reason: its CamelCase name (what lands in status), retry class and meaning."""
+
+    retry: Retry
+    message: str
+
+    def __new__(cls, value: str, retry: Retry, message: str) -> Reason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.retry = retry
+        member.message = message
+        return member
+
+    # ---- the infrastructure failed a pod (whatever the exit code says)
+    OOM_KILLED = "OOMKilled", Retry.RESTART, "out of memory"
+    EVICTED = "Evicted", Retry.RESTART, "the kubelet or the eviction API removed a pod"
+    PREEMPTED = "Preempted", Retry.RESTART, "the scheduler preempted a pod for a higher-priority one"
+    NODE_LOST = "NodeLost", Retry.RESTART, "a pod's node stopped answering"
+    NODE_SHUTDOWN = "NodeShutdown", Retry.RESTART, "a pod's node shut down"
+    CONTAINER_STATUS_UNKNOWN = "ContainerStatusUnknown", Retry.RESTART, "the kubelet lost the container"
+    POD_FAILED = "PodFailed", Retry.RESTART, "pod failed"
+    JOB_DELETED = "JobDeleted", Retry.RESTART, "the attempt's Job was deleted"
+    # ---- the trainer's exit code (contract.EXIT_CODE_*)
+    PEER_LOST = "PeerLost", Retry.RESTART, "another rank of the gang went away; this one is a victim"
+    SIGNALED = "Signaled", Retry.RESTART, "a signal ended the trainer (exit code 128 or more)"
+    TRAINER_ERROR = "TrainerError", Retry.NEVER, "the trainer's own verdict (exit code 1-127)"
+    # ---- a pod that does not start
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff", Retry.WAIT, "the trainer image cannot be pulled"
+    ERR_IMAGE_PULL = "ErrImagePull", Retry.WAIT, "the trainer image cannot be pulled"
+    CREATE_CONTAINER_CONFIG_ERROR = (
+        "CreateContainerConfigError",
+        Retry.WAIT,
+        "the container's config (a Secret or ConfigMap it names) is missing",
+    )
+    INVALID_IMAGE_NAME = "InvalidImageName", Retry.NEVER, "the image reference is not valid"
+    UNSCHEDULABLE = "Unschedulable", Retry.WAIT, "pod cannot be scheduled"
+    PODS_NOT_CREATED = "PodsNotCreated", Retry.NEVER, "no pod of the attempt was created"
+    # ---- the API server refused a create (the operator's own, or the Job controller's)
+    QUOTA_EXCEEDED = "QuotaExceeded", Retry.WAIT, "a ResourceQuota is used up; it frees when jobs end"
+    PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound", Retry.NEVER, "spec names a missing PriorityClass"
+    POD_SECURITY_VIOLATION = (
+        "PodSecurityViolation",
+        Retry.NEVER,
+        "the pod violates the namespace's Pod Security level",
+    )
+    FAILED_CREATE = "FailedCreate", Retry.WAIT, "pods cannot be created (a 4xx on the operator's call: never)"
+    CONFLICTING_OBJECT = "ConflictingObject", Retry.NEVER, "a same-named object belongs to someone else"
+    # ---- the job itself
+    INVALID_SPEC = "InvalidSpec", Retry.NEVER, "invalid spec"
+    DEADLINE_EXCEEDED = "DeadlineExceeded", Retry.NEVER, "runPolicy.activeDeadlineSeconds passed"
+
+
 # Waiting reasons that never heal by themselves once they have lasted the pending timeout.
-STUCK_WAITING_REASONS = {"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"}
+STUCK_WAITING_REASONS = {
+    Reason.IMAGE_PULL_BACK_OFF,
+    Reason.ERR_IMAGE_PULL,
+    Reason.CREATE_CONTAINER_CONFIG_ERROR,
+}
 # Waiting reasons that never heal at all.
-HOPELESS_WAITING_REASONS = {"InvalidImageName"}
+HOPELESS_WAITING_REASONS = {Reason.INVALID_IMAGE_NAME}
 # DisruptionTarget condition reasons (Kubernetes 1.26+) -> our reason.
 DISRUPTION_REASONS = {
-    "PreemptionByScheduler": "Preempted",
-    "PreemptionByKubeScheduler": "Preempted",
-    "DeletionByTaintManager": "NodeLost",
-    "DeletionByPodGC": "NodeLost",
-    "EvictionByEvictionAPI": "Evicted",
-    "TerminationByKubelet": "Evicted",
+    "PreemptionByScheduler": Reason.PREEMPTED,
+    "PreemptionByKubeScheduler": Reason.PREEMPTED,
+    "DeletionByTaintManager": Reason.NODE_LOST,
+    "DeletionByPodGC": Reason.NODE_LOST,
+    "EvictionByEvictionAPI": Reason.EVICTED,
+    "TerminationByKubelet": Reason.EVICTED,
 }
-POD_STATUS_REASONS = {"Evicted": "Evicted", "NodeLost": "NodeLost", "Shutdown": "NodeShutdown"}
+POD_STATUS_REASONS = {
+    "Evicted": Reason.EVICTED,
+    "NodeLost": Reason.NODE_LOST,
+    "Shutdown": Reason.NODE_SHUTDOWN,
+}
+# FailedCreate messages (the API server's words, as the Job controller relays them) -> our reason.
+CREATE_FAILURE_MESSAGES = {
+    "exceeded quota": Reason.QUOTA_EXCEEDED,
+    "no PriorityClass with name": Reason.PRIORITY_CLASS_NOT_FOUND,
+    "violates PodSecurity": Reason.POD_SECURITY_VIOLATION,
+}
 
 
 @dataclass(frozen=True)
 class FailureInfo:
-    reason: str
+    reason: Reason
     message: str
     retryable: bool
     pod: str | None = None
@@ -157,15 +226,20 @@ class JobView:
         )
 
 
-def classify_exit(reason: str | None, exit_code: int) -> tuple[str, bool]:
+def _known(reason: str | None) -> Reason | None:
+    return Reason._value2member_map_.get(reason or "")  # type: ignore[return-value]
+
+
+def classify_exit(reason: str | None, exit_code: int) -> tuple[Reason, bool]:
     """(our reason, retryable) for a container that ended with a non-zero exit code."""
-    if reason in RETRYABLE_REASONS:
-        return reason, True
+    known = _known(reason)
+    if known is not None and known.retry is Retry.RESTART:  # the infrastructure's reason wins
+        return known, True
     if exit_code == EXIT_CODE_PEER_LOST:  # this rank is fine: another one of the gang went away
-        return "PeerLost", True
+        return Reason.PEER_LOST, True
     if exit_code >= 128:
-        return "Signaled", True
-    return "TrainerError", False
+        return Reason.SIGNALED, True
+    return Reason.TRAINER_ERROR, False
 
 
 def classify_pod(pod: PodView, pending_seconds: float | None, pending_timeout: float) -> FailureInfo | None:
@@ -177,39 +251,62 @@ def classify_pod(pod: PodView, pending_seconds: float | None, pending_timeout: f
     if status_reason:
         return FailureInfo(status_reason, pod.status_message or status_reason, True, pod.name)
     if pod.disruption_reason and (pod.phase == "Failed" or pod.deleting):
-        reason = DISRUPTION_REASONS.get(pod.disruption_reason, "Evicted")
+        reason = DISRUPTION_REASONS.get(pod.disruption_reason, Reason.EVICTED)
         return FailureInfo(reason, f"pod disrupted: {pod.disruption_reason}", True, pod.name)
     code = pod.terminated_exit_code
     if code is not None and code != 0:
         reason, retryable = classify_exit(pod.terminated_reason, code)
         detail = pod.terminated_message or pod.terminated_reason or "container failed"
         message = (
-            f"exit code {code}: {detail}" if reason != "OOMKilled" else f"out of memory (exit code {code})"
+            f"exit code {code}: {detail}"
+            if reason is not Reason.OOM_KILLED
+            else f"{Reason.OOM_KILLED.message} (exit code {code})"
         )
         return FailureInfo(reason, message, retryable, pod.name, code)
-    if pod.waiting_reason in HOPELESS_WAITING_REASONS:
-        return FailureInfo(pod.waiting_reason, pod.waiting_message or pod.waiting_reason, False, pod.name)
+    waiting = _known(pod.waiting_reason)
+    if waiting in HOPELESS_WAITING_REASONS:
+        return FailureInfo(waiting, pod.waiting_message or waiting, False, pod.name)
     timed_out = pending_seconds is not None and pending_seconds > pending_timeout
-    if pod.waiting_reason in STUCK_WAITING_REASONS and timed_out:
-        message = f"{pod.waiting_message or pod.waiting_reason} (waited over {int(pending_timeout)}s)"
-        return FailureInfo(pod.waiting_reason, message, False, pod.name)
+    if waiting in STUCK_WAITING_REASONS and timed_out:
+        message = f"{pod.waiting_message or waiting} (waited over {int(pending_timeout)}s)"
+        return FailureInfo(waiting, message, False, pod.name)
     if pod.unschedulable_message is not None and timed_out:
         message = f"{pod.unschedulable_message} (unschedulable for over {int(pending_timeout)}s)"
-        return FailureInfo("Unschedulable", message, False, pod.name)
+        return FailureInfo(Reason.UNSCHEDULABLE, message, False, pod.name)
     if pod.phase == "Failed":
-        return FailureInfo("PodFailed", pod.status_message or "pod failed", True, pod.name)
+        return FailureInfo(Reason.POD_FAILED, pod.status_message or Reason.POD_FAILED.message, True, pod.name)
     return None
 
 
 def classify_job(job: JobView) -> FailureInfo | None:
     """Failures the Job controller reports itself; DeadlineExceeded is the runPolicy deadline."""
-    if job.failed_reason == "DeadlineExceeded":
-        return FailureInfo(
-            "DeadlineExceeded", job.failed_message or "runPolicy.activeDeadlineSeconds passed", False
-        )
+    if job.failed_reason == Reason.DEADLINE_EXCEEDED:
+        message = job.failed_message or Reason.DEADLINE_EXCEEDED.message
+        return FailureInfo(Reason.DEADLINE_EXCEEDED, message, False)
     if job.failed_reason:
-        return FailureInfo("PodFailed", job.failed_message or job.failed_reason, True)
+        return FailureInfo(Reason.POD_FAILED, job.failed_message or job.failed_reason, True)
     return None
+
+
+@dataclass(frozen=True)
+class CreateFailure:
+    """The API server refused to create a child or a pod: `message` is the API's own words."""
+
+    reason: Reason
+    message: str
+    permanent: bool
+
+
+def classify_create_failure(message: str, status_code: int | None = None) -> CreateFailure:
+    """A refused create, from its message (and HTTP code when the operator made the call). A quota
+    frees up when other jobs end; a missing PriorityClass or a pod that violates the namespace's
+    Pod Security level never heals by itself."""
+    for needle, reason in CREATE_FAILURE_MESSAGES.items():
+        if needle in message:
+            return CreateFailure(reason, message, reason.retry is Retry.NEVER)
+    # 4xx on the operator's own call: the request itself is wrong, repeating it cannot help.
+    permanent = status_code is not None and 400 <= status_code < 500
+    return CreateFailure(Reason.FAILED_CREATE, message, permanent)
 
 
 def first_failure(
@@ -228,7 +325,7 @@ def first_failure(
     if job is not None and (job_failure := classify_job(job)) and not job_failure.retryable:
         return job_failure
     if found:  # a rank that only lost its peer explains less than the peer's own failure
-        return min(found, key=lambda f: f.reason == "PeerLost")
+        return min(found, key=lambda f: f.reason is Reason.PEER_LOST)
     return classify_job(job) if job is not None else None
 
 

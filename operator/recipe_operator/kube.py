@@ -20,6 +20,7 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
+from recipe_api.status import RecipeTrainingJobStatus
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
@@ -52,6 +53,43 @@ def api_message(exc: ApiException) -> str:
     except (TypeError, ValueError):
         body = {}
     return str(body.get("message") or exc.reason or f"HTTP {exc.status}")
+
+
+def _without_nulls(value: Any) -> Any:
+    """What the API server stores: it prunes nulls of non-nullable fields, inside lists too."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def merge_patch(before: dict, after: dict) -> dict:
+    """The smallest JSON merge patch (RFC 7386) that turns `before` into `after`, where a None in
+    `after` means "absent". Objects are diffed key by key (a changed progress.loss sends only
+    that key), lists are replaced whole (merge patch has no list merge), a null is sent only
+    to remove a key that is stored, and an empty result means nothing to write."""
+    patch: dict = {}
+    for key, value in after.items():
+        old = before.get(key)
+        if value is None:
+            if old is not None:
+                patch[key] = None
+            continue
+        if isinstance(value, dict) and isinstance(old, dict):
+            sub = merge_patch(old, value)
+            if sub:
+                patch[key] = sub
+            continue
+        value = _without_nulls(value)
+        if value != old:
+            patch[key] = value
+    return patch
+
+
+def status_patch(before: dict, new: RecipeTrainingJobStatus) -> dict:
+    """The minimal merge patch from the stored status to `new` ({} when they agree)."""
+    return merge_patch(before, new.to_manifest())
 
 
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:

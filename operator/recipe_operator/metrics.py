@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from recipe_api.v1alpha1 import PHASES
+from recipe_api.status import PHASES
 
 PREFIX = "recipe_operator_"
 

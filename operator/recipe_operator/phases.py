@@ -18,21 +18,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
+from recipe_api.status import TERMINAL_PHASES, Condition, Failure, LastCheckpoint, RecipeTrainingJobStatus
 from recipe_api.trainer_config import TerminationSummary
-from recipe_api.v1alpha1 import (
-    TERMINAL_PHASES,
-    Condition,
-    Failure,
-    LastCheckpoint,
-    RecipeTrainingJob,
-    RecipeTrainingJobStatus,
-)
+from recipe_api.v1alpha1 import RecipeTrainingJob
 from recipe_api.validation import FieldError
 
 from .builders.job import KUEUE_QUEUE_LABEL
-from .failures import FailureInfo, JobView, PodView, first_failure, pending_seconds_since
+from .failures import (
+    CreateFailure,
+    FailureInfo,
+    JobView,
+    PodView,
+    Reason,
+    first_failure,
+    pending_seconds_since,
+)
 
 EventType = Literal["Normal", "Warning"]
 LAUNCH_RECHECK_SECONDS = 30.0
@@ -101,35 +103,6 @@ class Observed:
     create_failure: CreateFailure | None = None
     # How long an old gang may take to terminate before its pods are force-deleted.
     termination_timeout: float = 300.0
-
-
-@dataclass(frozen=True)
-class CreateFailure:
-    """The API server refused to create a child or a pod: `message` is the API's own words."""
-
-    reason: str
-    message: str
-    permanent: bool
-
-
-# FailedCreate messages (the API server's words, as the Job controller relays them) -> our reason,
-# and whether waiting can help. A quota frees up when other jobs end; a missing PriorityClass or a
-# pod that violates the namespace's Pod Security level never heals by itself.
-_CREATE_FAILURES = (
-    ("exceeded quota", "QuotaExceeded", False),
-    ("no PriorityClass with name", "PriorityClassNotFound", True),
-    ("violates PodSecurity", "PodSecurityViolation", True),
-)
-
-
-def classify_create_failure(message: str, status_code: int | None = None) -> CreateFailure:
-    """A refused create, from its message (and HTTP code when the operator made the call)."""
-    for needle, reason, permanent in _CREATE_FAILURES:
-        if needle in message:
-            return CreateFailure(reason, message, permanent)
-    # 4xx on the operator's own call: the request itself is wrong, repeating it cannot help.
-    permanent = status_code is not None and 400 <= status_code < 500
-    return CreateFailure("FailedCreate", message, permanent)
 
 
 @dataclass
@@ -201,7 +174,7 @@ class _Draft:
         self.d.transition = (original, phase) if phase != original else None
         self.d.events.append(Event(type_, reason, message))
 
-    def fail(self, reason: str, message: str, failure: FailureInfo | None = None) -> None:
+    def fail(self, reason: Reason, message: str, failure: FailureInfo | None = None) -> None:
         self.st.failure = Failure(
             reason=reason,
             message=message,
@@ -223,8 +196,8 @@ def decide(o: Observed) -> Decision:
             _finished(draft, o.job)
     elif o.conflict is not None:
         message = f"{o.conflict}; rename the job or remove that object"
-        draft.condition("Conflict", True, "ConflictingObject", message)
-        draft.fail("ConflictingObject", message)
+        draft.condition("Conflict", True, Reason.CONFLICTING_OBJECT, message)
+        draft.fail(Reason.CONFLICTING_OBJECT, message)
     elif o.job is None:
         _invalid(draft)
     elif o.job.spec.suspend:
@@ -237,12 +210,12 @@ def decide(o: Observed) -> Decision:
 def _invalid(draft: _Draft) -> None:
     o, st = draft.o, draft.st
     if o.child is not None and not o.child.deleting:
-        draft.d.actions.append(DeleteJob("InvalidSpec"))
-    if st.phase == "Failed" and condition_is(st.conditions, "InvalidSpec"):
+        draft.d.actions.append(DeleteJob(Reason.INVALID_SPEC))
+    if st.phase == "Failed" and condition_is(st.conditions, Reason.INVALID_SPEC):
         return
-    message = "; ".join(str(e) for e in o.errors) or "invalid spec"
-    draft.condition("InvalidSpec", True, "InvalidSpec", message)
-    draft.fail("InvalidSpec", message)
+    message = "; ".join(str(e) for e in o.errors) or Reason.INVALID_SPEC.message
+    draft.condition(Reason.INVALID_SPEC, True, Reason.INVALID_SPEC, message)
+    draft.fail(Reason.INVALID_SPEC, message)
 
 
 def _finished(draft: _Draft, job: RecipeTrainingJob) -> None:
@@ -289,7 +262,7 @@ def _run(draft: _Draft, job: RecipeTrainingJob) -> None:
         return
     if current is None:
         if st.phase == "Running":
-            _on_failure(draft, job, FailureInfo("JobDeleted", "the attempt's Job was deleted", True))
+            _on_failure(draft, job, FailureInfo(Reason.JOB_DELETED, Reason.JOB_DELETED.message, True))
             return
         _launch(draft, job, resumed)
         return
@@ -333,7 +306,9 @@ def _launch(draft: _Draft, job: RecipeTrainingJob, resumed: bool) -> None:
         elapsed = pending_seconds_since(st.start_time, o.now) or 0.0
         deadline_left = int(run_policy.active_deadline_seconds - elapsed)
         if deadline_left <= 0:
-            draft.fail("DeadlineExceeded", "runPolicy.activeDeadlineSeconds passed before the next attempt")
+            draft.fail(
+                Reason.DEADLINE_EXCEEDED, f"{Reason.DEADLINE_EXCEEDED.message} before the next attempt"
+            )
             return
     first = st.start_time is None
     st.start_time = st.start_time or now_text(o.now)
@@ -388,7 +363,7 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
             f"no pod of attempt {st.attempt} was created within runPolicy.pendingTimeoutSeconds "
             f"({int(timeout)}s); see the Job's events (kubectl describe job {current.name})"
         )
-        failure = FailureInfo("PodsNotCreated", message, False)
+        failure = FailureInfo(Reason.PODS_NOT_CREATED, message, False)
     if failure is not None:
         _on_failure(draft, job, failure)
         return
@@ -430,8 +405,8 @@ def fail_launch(observed: Observed, failure: CreateFailure) -> Decision:
     draft = _Draft(observed)
     if draft.st.phase in TERMINAL_PHASES:
         return draft.d
-    if failure.reason == "ConflictingObject":
-        draft.condition("Conflict", True, "ConflictingObject", failure.message)
+    if failure.reason is Reason.CONFLICTING_OBJECT:
+        draft.condition("Conflict", True, failure.reason, failure.message)
     draft.fail(failure.reason, failure.message)
     return draft.d
 
@@ -495,40 +470,3 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
         message = f"{failure.reason}{where}: {failure.message}"
     draft.fail(failure.reason, message, failure)
     draft.d.actions.append(DeleteJob(failure.reason))
-
-
-def _without_nulls(value: Any) -> Any:
-    """What the API server stores: it prunes nulls of non-nullable fields, inside lists too."""
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
-def merge_patch(before: dict, after: dict) -> dict:
-    """The smallest JSON merge patch (RFC 7386) that turns `before` into `after`, where a None in
-    `after` means "absent". Objects are diffed key by key (a changed progress.loss sends only
-    that key), lists are replaced whole (merge patch has no list merge), a null is sent only
-    to remove a key that is stored, and an empty result means nothing to write."""
-    patch: dict = {}
-    for key, value in after.items():
-        old = before.get(key)
-        if value is None:
-            if old is not None:
-                patch[key] = None
-            continue
-        if isinstance(value, dict) and isinstance(old, dict):
-            sub = merge_patch(old, value)
-            if sub:
-                patch[key] = sub
-            continue
-        value = _without_nulls(value)
-        if value != old:
-            patch[key] = value
-    return patch
-
-
-def status_patch(before: dict, new: RecipeTrainingJobStatus) -> dict:
-    """The minimal merge patch from the stored status to `new` ({} when they agree)."""
-    return merge_patch(before, new.to_manifest())

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from recipe_api.contract import LABEL_JOB_NAME
-from recipe_api.v1alpha1 import API_GROUP, API_VERSION, RecipeTrainingJobStatus
+from recipe_api.status import RecipeTrainingJobStatus
+from recipe_api.v1alpha1 import API_GROUP, API_VERSION
 from recipe_api.validation import InvalidSpecError, parse_job
 
 from . import builders, phases
-from .failures import JobView, PodView
-from .kube import ApiError, Kube, api_message, owned_by
+from .failures import CreateFailure, JobView, PodView, Reason, classify_create_failure
+from .kube import ApiError, Kube, api_message, owned_by, status_patch
 from .runtime import Operator
 from .settings import Settings
 
@@ -99,7 +100,7 @@ async def _pod_create_failure(
     status: RecipeTrainingJobStatus,
     child: JobView,
     pods: tuple[PodView, ...],
-) -> phases.CreateFailure | None:
+) -> CreateFailure | None:
     """The Job controller reports refused pods (quota, PriorityClass, Pod Security) only as
     FailedCreate events on the Job: read them while the attempt is short of pods."""
     if job is None or child.uid is None or child.deleting or child.complete or child.suspended:
@@ -112,13 +113,13 @@ async def _pod_create_failure(
     if not events:
         return None
     newest = max(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return phases.classify_create_failure(newest.get("message") or "pods cannot be created")
+    return classify_create_failure(newest.get("message") or "pods cannot be created")
 
 
 class ChildRefused(Exception):
     """The API refused a child (4xx) or a same-named object is not this job's."""
 
-    def __init__(self, failure: phases.CreateFailure):
+    def __init__(self, failure: CreateFailure):
         super().__init__(failure.message)
         self.failure = failure
 
@@ -132,7 +133,7 @@ async def ensure_child(kube: Kube, obj: dict[str, Any], uid: str) -> dict[str, A
     except ApiError as exc:
         if 400 <= exc.status < 500 and exc.status != 429:
             message = f"creating {describe(obj)}: {api_message(exc)}"
-            raise ChildRefused(phases.classify_create_failure(message, exc.status)) from None
+            raise ChildRefused(classify_create_failure(message, exc.status)) from None
         raise
     meta = obj["metadata"]
     existing = await kube.get(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
@@ -143,7 +144,7 @@ async def ensure_child(kube: Kube, obj: dict[str, Any], uid: str) -> dict[str, A
         return existing
     if left_by_namesake(existing, meta["name"]):
         raise RuntimeError(f"{describe(obj)} still belongs to a deleted namesake; waiting for its removal")
-    raise ChildRefused(phases.CreateFailure("ConflictingObject", not_ours(existing), True))
+    raise ChildRefused(CreateFailure(Reason.CONFLICTING_OBJECT, not_ours(existing), True))
 
 
 async def carry_out(
@@ -192,7 +193,7 @@ async def apply(
     kube, metrics = operator.kube, operator.metrics
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
-    patch = phases.status_patch(body.get("status") or {}, d.status)
+    patch = status_patch(body.get("status") or {}, d.status)
     if patch:
         await kube.patch_status(namespace, name, patch)
     try:
@@ -202,7 +203,7 @@ async def apply(
             await kube.post_event(body, event.type, event.reason, event.message)
         written = d.status.to_manifest()
         d = phases.fail_launch(dataclasses.replace(observed, status=d.status), refused.failure)
-        if patch := phases.status_patch(written, d.status):
+        if patch := status_patch(written, d.status):
             await kube.patch_status(namespace, name, patch)
     for event in d.events:
         await kube.post_event(body, event.type, event.reason, event.message)

@@ -12,7 +12,7 @@ import asyncio
 import collections
 import time
 
-from recipe_api.v1alpha1 import TERMINAL_PHASES
+from recipe_api.status import TERMINAL_PHASES
 
 from .kube import Kube
 from .leader import Elector

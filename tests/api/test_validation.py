@@ -101,7 +101,7 @@ def test_minimal_manifest_gets_the_documented_defaults():
     assert [s.until for s in spec.curriculum.stages] == [0.3, 0.6, 1.0]
     assert spec.deepspeed.zero_stage == 2 and spec.checkpoint.volume.size == "50Gi"
     assert spec.run_policy.pending_timeout_seconds == 900
-    # The manifest form uses the camelCase names of DESIGN.md.
+    # The manifest form uses the camelCase aliases of the API models.
     dumped = job.spec.to_manifest()
     assert dumped["training"]["scheduler"]["firstCycleSteps"] is None  # follows the run length
     assert dumped["runPolicy"]["backoffLimit"] == 3

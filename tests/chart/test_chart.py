@@ -478,7 +478,7 @@ def _cluster_rules(objs) -> list[dict]:
     return one(objs, "ClusterRole")["rules"]
 
 
-# What the operator does in a namespace it watches (DESIGN.md, "The flow of one job").
+# What the operator does in a namespace it watches (reconcile.py and kube.py: the calls it makes).
 OPERATOR_NEEDS = [
     ("training.chefgenius.io", "recipetrainingjobs", "watch"),
     ("training.chefgenius.io", "recipetrainingjobs", "list"),

@@ -26,8 +26,9 @@ import pytest
 import yaml
 from recipe_api import parse_job
 from recipe_api.contract import EXIT_CODE_PEER_LOST, POD_SUPERVISOR_MODULE, checkpoint_step_dir
+from recipe_api.launch import free_port
+from recipe_api.status import RecipeTrainingJobStatus
 from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
-from recipe_api.v1alpha1 import RecipeTrainingJobStatus
 from recipe_operator.builders import build_config_map, build_job, checkpoint_claim_name
 from recipe_operator.builders.configmap import RUN_DIR_NAME
 from recipe_operator.failures import JobView, PodView
@@ -153,14 +154,6 @@ class Cluster:
 
     def train_log(self) -> list[dict]:
         return read_run_log(self.checkpoints / RUN_DIR_NAME)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def copy_checkpoint(source: Path, step: int, target: Path) -> Path:

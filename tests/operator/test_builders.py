@@ -157,7 +157,7 @@ def test_hostfile_lists_every_pod_by_its_stable_hostname(resources, hostfile):
     ],
 )
 def test_launcher_arguments(resources, expected):
-    args = builders.build_launcher_args(job_of(resources=resources))
+    args = builders.build_launch(job_of(resources=resources)).args
     assert args[: len(expected)] == expected
     assert args[-2:] == ["--config", f"{CONFIG_MOUNT_PATH}/{CONFIG_FILE_NAME}"]
 

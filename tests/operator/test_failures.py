@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from recipe_operator.failures import FailureInfo, JobView, PodView, classify_exit, classify_pod, first_failure
+from recipe_operator.failures import (
+    FailureInfo,
+    JobView,
+    PodView,
+    Reason,
+    Retry,
+    classify_exit,
+    classify_pod,
+    first_failure,
+)
 
 TIMEOUT = 900.0
 
@@ -48,6 +57,8 @@ def test_classify_pod(case):
     assert (found.reason, found.retryable) == expected if expected else found is None
     if found is not None:
         assert found.pod == "p-0" and found.message
+        # the vocabulary's retry class decides: only RESTART reasons restart the gang
+        assert found.retryable == (found.reason.retry is Retry.RESTART)
 
 
 @pytest.mark.parametrize(
@@ -114,3 +125,10 @@ def test_the_pods_own_reason_explains_a_failed_job():
         JobView(name="j", attempt=1, failed_reason="BackoffLimitExceeded"), pods, 1.0, TIMEOUT
     )
     assert found.reason == "OOMKilled"
+
+
+def test_every_reason_has_a_retry_class_and_a_message():
+    """The vocabulary is the one place a reason is named: each says what it means to the user."""
+    assert len({r.value for r in Reason}) == len(Reason)
+    for reason in Reason:
+        assert isinstance(reason.retry, Retry) and reason.message, reason

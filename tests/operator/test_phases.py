@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from recipe_api.contract import LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
-from recipe_api.v1alpha1 import PHASES, Condition, RecipeTrainingJobStatus
+from recipe_api.status import PHASES, Condition, RecipeTrainingJobStatus
 from recipe_api.validation import InvalidSpecError, parse_job
 from recipe_operator import phases
 from recipe_operator.failures import JobView, PodView
+from recipe_operator.kube import status_patch
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 EARLIER = "2026-01-01T11:00:00Z"
@@ -335,8 +336,8 @@ def test_status_patch_holds_only_what_changed():
     new = old.model_copy(deep=True)
     new.phase = "Running"
     stored = old.to_manifest()
-    assert phases.status_patch(stored, new) == {"phase": "Running"}
-    assert phases.status_patch({}, RecipeTrainingJobStatus())["attempt"] == 1
+    assert status_patch(stored, new) == {"phase": "Running"}
+    assert status_patch({}, RecipeTrainingJobStatus())["attempt"] == 1
 
 
 def test_pods_of_other_attempts_are_ignored():

@@ -8,9 +8,10 @@ import copy
 from datetime import timedelta
 
 import pytest
-from recipe_api.v1alpha1 import RecipeTrainingJobStatus
+from recipe_api.status import RecipeTrainingJobStatus
 from recipe_operator import phases
-from recipe_operator.failures import JobView, PodView
+from recipe_operator.failures import CreateFailure, JobView, PodView, classify_create_failure
+from recipe_operator.kube import _without_nulls, status_patch
 from test_phases import NOW, observation, pod, status_in
 
 
@@ -23,7 +24,7 @@ def apply_merge_patch(target: dict, patch: dict) -> dict:
         elif isinstance(value, dict) and isinstance(result.get(key), dict):
             result[key] = apply_merge_patch(result[key], value)
         else:
-            result[key] = phases._without_nulls(value)
+            result[key] = _without_nulls(value)
     return result
 
 
@@ -33,24 +34,24 @@ def test_a_written_status_needs_no_second_write(phase):
     stored: dict = {}
     new = status_in(phase)
     new.progress.loss = None  # nulls inside objects are what never converged
-    first = phases.status_patch(stored, new)
+    first = status_patch(stored, new)
     stored = apply_merge_patch(stored, first)
-    assert phases.status_patch(stored, new) == {}
+    assert status_patch(stored, new) == {}
 
 
 def test_a_changed_progress_field_sends_only_that_field_and_never_a_null():
     before = status_in("Running")
     before.progress.step, before.progress.loss = 10, 2.0
-    stored = apply_merge_patch({}, phases.status_patch({}, before))
+    stored = apply_merge_patch({}, status_patch({}, before))
     after = before.model_copy(deep=True)
     after.progress.step = 11
-    assert phases.status_patch(stored, after) == {"progress": {"step": 11}}
+    assert status_patch(stored, after) == {"progress": {"step": 11}}
     after.progress.loss = None  # removing a stored value is the one null worth sending
-    assert phases.status_patch(stored, after) == {"progress": {"step": 11, "loss": None}}
+    assert status_patch(stored, after) == {"progress": {"step": 11, "loss": None}}
 
 
 def test_an_empty_status_gets_no_nulls():
-    patch = phases.status_patch({}, RecipeTrainingJobStatus())
+    patch = status_patch({}, RecipeTrainingJobStatus())
     assert None not in patch.values() and patch["attempt"] == 1
     assert all(v is not None for v in patch["progress"].values())
 
@@ -85,16 +86,16 @@ def test_a_same_named_object_the_job_does_not_own_fails_it_without_deleting_anyt
     ],
 )
 def test_failed_create_messages_are_classified(message, reason, permanent):
-    failure = phases.classify_create_failure(message)
+    failure = classify_create_failure(message)
     assert (failure.reason, failure.permanent, failure.message) == (reason, permanent, message)
 
 
 def test_a_4xx_from_the_operators_own_create_is_permanent():
-    assert phases.classify_create_failure('Service "1a" is invalid', 422).permanent
-    assert not phases.classify_create_failure("etcdserver: request timed out", 500).permanent
+    assert classify_create_failure('Service "1a" is invalid', 422).permanent
+    assert not classify_create_failure("etcdserver: request timed out", 500).permanent
 
 
-def _launching_with(failure: phases.CreateFailure, waited: float) -> phases.Decision:
+def _launching_with(failure: CreateFailure, waited: float) -> phases.Decision:
     observed = observation("Launching", "job-exists")
     st = observed.status.model_copy(deep=True)
     st.admission_time = (NOW - timedelta(seconds=waited)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -102,7 +103,7 @@ def _launching_with(failure: phases.CreateFailure, waited: float) -> phases.Deci
 
 
 def test_a_missing_priority_class_fails_the_job_with_the_api_message():
-    failure = phases.classify_create_failure("no PriorityClass with name urgent was found")
+    failure = classify_create_failure("no PriorityClass with name urgent was found")
     d = _launching_with(failure, waited=5)
     assert d.status.phase == "Failed" and d.status.failure.reason == "PriorityClassNotFound"
     assert "no PriorityClass with name urgent" in d.status.failure.message
@@ -110,7 +111,7 @@ def test_a_missing_priority_class_fails_the_job_with_the_api_message():
 
 
 def test_an_exhausted_quota_waits_with_a_condition_then_fails_at_the_pending_timeout():
-    failure = phases.classify_create_failure("exceeded quota: gpu")
+    failure = classify_create_failure("exceeded quota: gpu")
     waiting = _launching_with(failure, waited=5)
     assert waiting.status.phase == "Launching"
     (cond,) = [c for c in waiting.status.conditions if c.type == "CreateFailed"]
@@ -122,7 +123,7 @@ def test_an_exhausted_quota_waits_with_a_condition_then_fails_at_the_pending_tim
 
 def test_a_refused_child_create_ends_launching_in_failed():
     observed = observation("Launching", "nothing")
-    d = phases.fail_launch(observed, phases.CreateFailure("FailedCreate", 'Service "x" is invalid', True))
+    d = phases.fail_launch(observed, CreateFailure("FailedCreate", 'Service "x" is invalid', True))
     assert d.status.phase == "Failed" and d.status.failure.message == 'Service "x" is invalid'
 
 

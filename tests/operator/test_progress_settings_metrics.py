@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from recipe_api import contract
-from recipe_api.v1alpha1 import PHASES
+from recipe_api.status import PHASES
 from recipe_operator.main import kopf_run_arguments
 from recipe_operator.metrics import OperatorMetrics, exported_metric_names
 from recipe_operator.progress import build_last_checkpoint, build_progress, format_eta, read_samples

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from recipe_api.launch import free_port
 from recipe_api.trainer_config import TrainerConfig
 from recipe_trainer import run_layout
 from recipe_trainer.user_cache import extensions_dir
@@ -29,12 +29,6 @@ TINY_T5 = {
     "num_decoder_layers": 2,
     "dropout_rate": 0.1,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_deepspeed_env(threads: int = 1) -> dict[str, str]:

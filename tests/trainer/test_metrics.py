@@ -9,6 +9,7 @@ import torch
 from prometheus_client.parser import text_string_to_metric_families
 from recipe_api import contract
 from recipe_trainer.training.metrics import TrainerMetrics, exported_metric_names, perplexity
+from recipe_trainer.training.records import Checkpointed, SkippedStep, Started, Stepped, Validated
 
 CONTRACT_METRICS = {
     value
@@ -20,27 +21,37 @@ CONTRACT_METRICS = {
 }
 
 
+def _started(total_steps: int) -> Started:
+    return Started(
+        total_steps, step=0, epoch=0.0, resumed_from_step=None, world_size=1, micro_batches_per_epoch=50
+    )
+
+
 def _trained_a_while() -> TrainerMetrics:
-    """The updates a short run with one validation and one checkpoint makes."""
+    """The records a short run with one validation and one checkpoint reports."""
     metrics = TrainerMetrics()
-    metrics.on_start(total_steps=100)
-    metrics.on_curriculum(stage=1, quality_threshold=0.6)
+    metrics.report(_started(100))
     for step in range(1, 4):
-        metrics.on_step(
-            step,
-            epoch=step / 50,
-            loss=3.0 / step,
-            learning_rate=1e-4 * step,
-            grad_norm=0.9,
-            tokens=2000,
-            samples=16,
-            seconds=0.5,
-            noise_sigma=0.5 / step,
-            packing_efficiency=0.97,
+        metrics.report(
+            Stepped(
+                step,
+                epoch=step / 50,
+                loss=3.0 / step,
+                objective=3.1 / step,
+                learning_rate=1e-4 * step,
+                grad_norm=0.9,
+                tokens=2000,
+                examples=16,
+                seconds=0.5,
+                noise_sigma=0.5 / step,
+                packing_efficiency=0.97,
+                curriculum_stage=1,
+                quality_threshold=0.6,
+            )
         )
-    metrics.on_nonfinite_step()
-    metrics.on_validation(loss=2.0, best_loss=2.0, quality={"overall": 0.7, "coherence": 0.8})
-    metrics.on_checkpoint(step=3, seconds=4.2, size_bytes=123_456_789, timestamp=1_700_000_000.0)
+    metrics.report(SkippedStep(4))
+    metrics.report(Validated(3, 2.0, math.exp(2.0), 2.0, True, {"overall": 0.7, "coherence": 0.8}))
+    metrics.report(Checkpointed(step=3, path="step-3", seconds=4.2, bytes=123_456_789, best=True))
     return metrics
 
 
@@ -91,12 +102,12 @@ def test_values_a_dashboard_shows_after_three_steps():
 
 def test_values_not_yet_known_are_absent_rather_than_zero():
     metrics = TrainerMetrics()
-    metrics.on_start(total_steps=100)
+    metrics.report(_started(100))
     names = {name for name, _ in _samples(metrics)}
     assert contract.STEP in names
     assert contract.VALIDATION_LOSS not in names
     assert contract.LOSS not in names
-    metrics.on_validation(loss=1.5, best_loss=1.5)
+    metrics.report(Validated(0, 1.5, math.exp(1.5), best_loss=1.5, improved=True))
     assert _samples(metrics)[(contract.VALIDATION_LOSS, ())] == 1.5
 
 

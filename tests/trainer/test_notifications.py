@@ -4,8 +4,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from recipe_api.status import Evaluation
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig, TrainerRuntime
-from recipe_api.v1alpha1 import Evaluation, RecipeTrainingJobSpec
+from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 from recipe_trainer.training.notifications import WEBHOOK_URL_ENV, Notifier, webhook_payload
 
 SECRET = "s3cr3t-T0KEN-abcdef"

@@ -31,7 +31,7 @@ TIMEOUT = 300
 
 
 def supervisor(launcher_args: list[str], marker: str, log: Path) -> subprocess.Popen:
-    """The container command the operator builds (LAUNCHER_COMMAND + launcher args), with every
+    """The container command the operator builds (`builders.build_launch`), with every
     process below it marked through the environment so survivors can be found."""
     env = {**os.environ, **cpu_deepspeed_env(), MARKER: marker}
     with log.open("wb") as out:

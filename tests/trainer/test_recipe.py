@@ -10,6 +10,7 @@ from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import losses
 from recipe_trainer.run_log import read_run_log
 from recipe_trainer.training import forward
+from recipe_trainer.training.metrics import TrainerMetrics
 from recipe_trainer.training.recipe import (
     MAX_NONFINITE_STEPS_IN_A_ROW,
     EarlyStopping,
@@ -45,7 +46,8 @@ def test_nonfinite_losses_skip_steps_then_abort(tmp_path, monkeypatch):
         True
     ] * MAX_NONFINITE_STEPS_IN_A_ROW
     assert recipe.progress.nonfinite_steps == MAX_NONFINITE_STEPS_IN_A_ROW
-    assert b"recipe_trainer_nonfinite_steps_total 5.0" in recipe.metrics.exposition()
+    (metrics,) = [sink for sink in recipe.reporter.sinks if isinstance(sink, TrainerMetrics)]
+    assert b"recipe_trainer_nonfinite_steps_total 5.0" in metrics.exposition()
 
     def adapter(step: int) -> dict[str, torch.Tensor]:
         return load_file(

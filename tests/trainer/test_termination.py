@@ -2,8 +2,8 @@ import json
 import os
 
 import pytest
+from recipe_api.status import Evaluation
 from recipe_api.trainer_config import TerminationSummary
-from recipe_api.v1alpha1 import Evaluation
 from recipe_trainer.training.termination import MESSAGE_LIMIT_BYTES, write_failure, write_success
 
 

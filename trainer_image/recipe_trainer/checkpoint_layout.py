@@ -36,6 +36,7 @@ DEEPSPEED_DIR = "deepspeed"
 STATE_FILE = "trainer_state.json"
 CONFIG_FILE = CONFIG_FILE_NAME
 BEST_FILE = "best.json"
+EVAL_FILE = "eval.json"  # `recipe-train eval` writes its numbers beside the checkpoint
 TMP_PREFIX = ".tmp-"
 
 

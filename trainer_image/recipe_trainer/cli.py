@@ -1,8 +1,11 @@
 """`recipe-train`: one console script, one sub-command per user task.
 
 Each sub-command lives in its own module under `recipe_trainer.commands` exposing
-`add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command
-runs, so a typo in one command's dependencies never breaks the others and start-up stays quick.
+`add_arguments(parser)` and `run(args) -> int`. `build_parser` imports every command module (for
+its options), so a command module imports at its top only what is cheap, and its heavy imports
+(torch, transformers, numpy, evaluation) inside `run`: measured with `python -X importtime`,
+numpy alone adds 0.2-0.4 s to the start of every command, torch several seconds. A build without
+a command's module (`ModuleNotFoundError` for that module) still runs the others.
 """
 
 from __future__ import annotations

@@ -32,10 +32,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+import torch
+from peft import PeftModel
 from recipe_api.trainer_config import TrainerConfig
-from recipe_api.v1alpha1 import ModelSpec
+from recipe_api.v1alpha1 import ModelSpec, TrainingSpec
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
 
 from .checkpoint_layout import (
     BASE_MODEL_DIR,
@@ -45,12 +49,13 @@ from .checkpoint_layout import (
     read_trainer_state,
     resolve_checkpoint,
 )
-
-if TYPE_CHECKING:
-    import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-    from .data.packing import TokenizedExample
+from .data.packing import TokenizedExample
+from .data.pipeline import format_pair
+from .data.records import Recipe
+from .data.token_ids import PairLengths, tokenize_pairs
+from .data.tokenizer import load_pretrained_tokenizer
+from .model import _tokenizer_location, auto_model_class, resolve_task
+from .model_source import ModelNotFound, ensure_available, is_gguf_name, resolve_pretrained
 
 Task = Literal["seq2seq", "causal"]
 ADAPTER_CONFIG = "adapter_config.json"
@@ -87,8 +92,6 @@ class LoadedCheckpoint:
 
 def lengths_of(loaded: LoadedCheckpoint) -> tuple[int, int]:
     """The run's max source/target lengths (the API's defaults when the config is missing)."""
-    from recipe_api.v1alpha1 import TrainingSpec
-
     training = loaded.config.spec.training if loaded.config is not None else TrainingSpec()
     return training.max_source_length, training.max_target_length
 
@@ -118,7 +121,6 @@ def base_model_candidates(checkpoint: Path, config: TrainerConfig | None) -> lis
 def _pick_base(candidates: list[str]) -> str:
     """The first candidate that is a local directory, else a GGUF model (converted), else the first
     hub id that can be loaded (module docstring)."""
-    from .model_source import ModelNotFound, ensure_available, is_gguf_name, resolve_pretrained
 
     for candidate in candidates:
         if Path(candidate).is_dir():
@@ -146,11 +148,6 @@ def _pick_base(candidates: list[str]) -> str:
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckpoint:
     """Load a checkpoint (or the best/newest under a checkpoint root) for inference."""
-    from transformers import AutoConfig
-
-    from .data.tokenizer import load_pretrained_tokenizer
-    from .model import auto_model_class, resolve_task
-
     checkpoint = resolve_checkpoint(path)
     config = read_trainer_config(checkpoint)
     model_spec = config.spec.model if config is not None else ModelSpec(name=str(checkpoint))
@@ -158,8 +155,6 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckp
     tokenizer = load_pretrained_tokenizer(str(checkpoint / TOKENIZER_DIR))
     base_model = None
     if (model_dir / ADAPTER_CONFIG).is_file():
-        from peft import PeftModel
-
         base_model = _pick_base(base_model_candidates(checkpoint, config))
         # config overrides of a pretrained base applied in training apply here too
         overrides = {k: v for k, v in model_spec.config.items() if k != "model_type"}
@@ -191,11 +186,6 @@ def load_pretrained_model(
 ) -> LoadedCheckpoint:
     """A model as `spec.model.name` names it (directory, GGUF model or hub id), untrained, for
     comparing a fine-tune with its base. `config` (e.g. the fine-tune's) sets lengths and data."""
-    from transformers import AutoConfig
-
-    from .data.tokenizer import load_pretrained_tokenizer
-    from .model import _tokenizer_location, auto_model_class, resolve_task
-    from .model_source import resolve_pretrained
 
     source = resolve_pretrained(name)
     model_config = AutoConfig.from_pretrained(source)
@@ -220,8 +210,6 @@ def tokenize_pair(
 ) -> TokenizedExample:
     """One (prompt, recipe) pair exactly as the trainer tokenizes it (end-of-sequence tokens
     included), so that evaluation and generation see the inputs the model was trained on."""
-    from .data.packing import TokenizedExample
-    from .data.token_ids import PairLengths, tokenize_pairs
 
     lengths = PairLengths(task, max_source_length, max_target_length)
     (source,), (target,) = tokenize_pairs(tokenizer, [prompt], [reference], lengths)
@@ -230,13 +218,10 @@ def tokenize_pair(
 
 def quiet_loading() -> None:
     """Commands print their own one-line errors and progress: no per-file loading bars."""
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def default_device() -> str:
-    import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -278,7 +263,6 @@ def generate_recipes(
     begins; greedy output is the same as one prompt at a time, up to float rounding.
     A decoded n-gram is never repeated (`NO_REPEAT_NGRAM_SIZE`, module docstring).
     """
-    import torch
 
     is_encoder_decoder = getattr(model.config, "is_encoder_decoder", False)
     task: Task = "seq2seq" if is_encoder_decoder else "causal"
@@ -317,7 +301,7 @@ def decoding_options(
     temperature: float = 0.8,
     top_p: float = 0.95,
 ) -> dict[str, Any]:
-    """`model.generate` options: greedy (or seeded sampling), never repeating 12 tokens."""
+    """Options of the model's `generate`: greedy (or seeded sampling), never repeating 12 tokens."""
     options: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
         "do_sample": do_sample,
@@ -336,7 +320,6 @@ def decoding_options(
 def _padded(sources: list[list[int]], tokenizer: Any, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of token ids and its attention mask: causal prompts padded on the left (each ends
     where generation starts), encoder inputs on the right."""
-    import torch
 
     width = max(len(ids) for ids in sources)
     pad = tokenizer.pad_token_id
@@ -356,7 +339,5 @@ def prompt_for(title: str, ingredients: list[str] | tuple[str, ...], task: str) 
     """The prompt the trainer would build for a recipe with this title (and ingredients, when the
     prompt format uses them): the data pipeline's own formatting, so generation sees what
     training saw."""
-    from .data.pipeline import format_pair
-    from .data.records import Recipe
 
     return format_pair(Recipe(title=title, ingredients=tuple(ingredients), directions=()), task)[0]

@@ -26,9 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from peft import LoraConfig, TaskType, get_peft_model
 from recipe_api.v1alpha1 import LoraSpec, ModelSpec
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from .checkpoint_layout import BASE_MODEL_DIR, TOKENIZER_DIR
+from .data.packing import PACKING_VERIFIED_MODEL_TYPES, supports_packing
+from .data.tokenizer import load_pretrained_tokenizer, special_token_ids, train_recipe_tokenizer
+from .model_source import resolve_pretrained
 
 Task = Literal["seq2seq", "causal"]
 log = logging.getLogger(__name__)
@@ -72,8 +77,6 @@ def resolve_task(model_spec: ModelSpec, model_config: Any) -> Task:
 
 
 def auto_model_class(task: Task) -> Any:
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
     return AutoModelForSeq2SeqLM if task == "seq2seq" else AutoModelForCausalLM
 
 
@@ -95,9 +98,6 @@ def write_scratch_base(
 ) -> Path:
     """Train the tokenizer on `corpus()` and save it with a freshly initialised model under
     `<checkpoint_dir>/base-model/` (rank 0 only, once: an existing base is reused)."""
-    from transformers import AutoConfig
-
-    from .data.tokenizer import special_token_ids, train_recipe_tokenizer
 
     base = Path(checkpoint_dir) / BASE_MODEL_DIR
     if (base / "config.json").is_file() and (base / TOKENIZER_DIR).is_dir():
@@ -125,17 +125,12 @@ def load_model(
 ) -> BuiltModel:
     """The model to train (LoRA-wrapped when enabled) and its tokenizer. Scratch models must
     have been written with `write_scratch_base` first."""
-    from transformers import AutoConfig
-
-    from .data.tokenizer import load_pretrained_tokenizer
 
     if model_spec.init == "scratch":
         source = Path(checkpoint_dir) / BASE_MODEL_DIR
         config = AutoConfig.from_pretrained(source)
         tokenizer_dir = source / TOKENIZER_DIR
     else:
-        from .model_source import resolve_pretrained
-
         source = resolve_pretrained(model_spec.name)
         overrides = {k: v for k, v in model_spec.config.items() if k != "model_type"}
         config = AutoConfig.from_pretrained(source, **overrides)
@@ -147,8 +142,6 @@ def load_model(
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
     if lora.enabled:
-        from peft import LoraConfig, TaskType, get_peft_model
-
         if gradient_checkpointing:
             model.enable_input_require_grads()  # frozen embeddings would cut the checkpointed graph
         peft_config = LoraConfig(
@@ -167,7 +160,6 @@ def load_model(
 def packing_plan(requested: bool, model_config: Any) -> tuple[bool, str | None]:
     """(pack?, why not) for `training.packing: requested` on a model with this config: packing is
     used only where `supports_packing` vouches for it; the reason is for the log."""
-    from .data.packing import PACKING_VERIFIED_MODEL_TYPES, supports_packing
 
     if not requested:
         return False, None

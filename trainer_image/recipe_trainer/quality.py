@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from .plausibility import check_recipe
 from .recipe_text import (
@@ -128,3 +129,17 @@ def _completeness(recipe: ParsedRecipe, text: str) -> float:
         text.rstrip()[-1:] in ".!)",
     ]
     return sum(checks) / len(checks)
+
+
+def score_samples(prompts: list[str], texts: list[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Validation's view of generated recipes: each one's overall score against its prompt, and the
+    mean of every numeric sub-score over them."""
+    scores: dict[str, list[float]] = {}
+    samples = []
+    for prompt, text in zip(prompts, texts, strict=True):
+        result = recipe_quality(text, prompt)
+        samples.append({"prompt": prompt, "recipe": text, "quality": result.get("overall")})
+        for name, value in result.items():
+            if isinstance(value, int | float):
+                scores.setdefault(name, []).append(float(value))
+    return {name: sum(values) / len(values) for name, values in scores.items()}, samples

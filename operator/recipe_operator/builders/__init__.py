@@ -9,7 +9,7 @@ from .common import (
     service_name,
 )
 from .configmap import CONFIG_MAP_KEYS, build_config_map, build_hostfile, build_trainer_config
-from .job import build_job, build_launcher_args
+from .job import build_job, build_launch
 from .pvc import build_checkpoint_pvc, checkpoint_claim_name
 from .service import build_service
 
@@ -19,7 +19,7 @@ __all__ = [
     "build_config_map",
     "build_hostfile",
     "build_job",
-    "build_launcher_args",
+    "build_launch",
     "build_service",
     "build_trainer_config",
     "checkpoint_claim_name",

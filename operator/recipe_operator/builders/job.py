@@ -1,7 +1,7 @@
 """The Indexed Job of one attempt: one pod per node, each running the DeepSpeed launcher.
 
 The container's command is the trainer's pod supervisor (PID 1), which runs the launcher with
-`build_launcher_args` and forwards the kubelet's SIGTERM (preemption, eviction, deletion) to the
+the arguments of `build_launch` and forwards the kubelet's SIGTERM (preemption, eviction, deletion) to the
 ranks, so they checkpoint at the end of the step before they exit.
 
 Pod i gets the hostname <job>-i under the headless Service (subdomain), so rank 0 is
@@ -13,14 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from recipe_api.contract import (
-    METRICS_PORT_NAME,
-    POD_SUPERVISOR_MODULE,
-    TRAINER_CONTAINER_NAME,
-    TRAINER_MODULE,
-    WANDB_API_KEY_ENV,
-    WEBHOOK_URL_ENV,
-)
+from recipe_api.contract import METRICS_PORT_NAME, TRAINER_CONTAINER_NAME, WANDB_API_KEY_ENV, WEBHOOK_URL_ENV
+from recipe_api.launch import Rendezvous, TrainerLaunch, trainer_launch
 from recipe_api.trainer_config import (
     CHECKPOINT_MOUNT_PATH,
     CONFIG_FILE_NAME,
@@ -31,6 +25,7 @@ from recipe_api.trainer_config import (
 from recipe_api.v1alpha1 import RecipeTrainingJob
 
 from .common import carried_labels, child_labels, config_map_name, job_name, object_meta, service_name
+from .configmap import build_trainer_config
 from .pvc import checkpoint_claim_name
 from .service import MASTER_PORT, MASTER_PORT_NAME
 
@@ -39,43 +34,33 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # also a pod label (1.28+)
 GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
-# Set as the container's command, not left to the image's ENTRYPOINT: a user's own image (spec.
-# resources.image) with another entrypoint, or none, still starts the DeepSpeed launcher. Not
-# `deepspeed` itself: as PID 1 it would ignore the kubelet's SIGTERM, and the ranks would never
-# checkpoint before the SIGKILL. Any image whose `python` can run TRAINER_MODULE has the supervisor.
-LAUNCHER_COMMAND = ["python", "-m", POD_SUPERVISOR_MODULE]
 
 
-def build_launcher_args(job: RecipeTrainingJob) -> list[str]:
-    """Arguments to the `deepspeed` launcher, passed through by the container's command
-    (LAUNCHER_COMMAND, the pod supervisor)."""
-    resources = job.spec.resources
-    args: list[str] = []
-    if resources.nodes > 1:
-        args += [
-            "--hostfile",
-            f"{CONFIG_MOUNT_PATH}/{HOSTFILE_NAME}",
-            "--no_ssh",
-            "--node_rank=$(JOB_COMPLETION_INDEX)",
-            f"--master_addr={job_name(job)}-0.{service_name(job)}",
-        ]
-    args += [
-        f"--master_port={MASTER_PORT}",
-        "--num_gpus",
-        str(max(1, resources.gpus_per_node)),
-        # Ranks read LOCAL_RANK from the environment; a --local_rank argument would land before
-        # the `train` sub-command, where the trainer's CLI rejects it.
-        "--no_local_rank",
-        "--module",
-        TRAINER_MODULE,
-        "train",
-        "--config",
-        f"{CONFIG_MOUNT_PATH}/{CONFIG_FILE_NAME}",
-    ]
-    return args
+def build_launch(job: RecipeTrainingJob) -> TrainerLaunch:
+    """The trainer's launch in a pod (`recipe_api.launch.trainer_launch`) under the pod supervisor,
+    set as the container's command rather than left to the image's ENTRYPOINT: a user's own image
+    (spec.resources.image) with another entrypoint, or none, still starts the DeepSpeed launcher.
+    Not `deepspeed` itself: as PID 1 it would ignore the kubelet's SIGTERM, and the ranks would
+    never checkpoint before the SIGKILL. Any image whose `python` can run TRAINER_MODULE has the
+    supervisor."""
+    rendezvous = None
+    if job.spec.resources.nodes > 1:
+        rendezvous = Rendezvous(
+            hostfile=f"{CONFIG_MOUNT_PATH}/{HOSTFILE_NAME}",
+            node_rank="$(JOB_COMPLETION_INDEX)",
+            master_addr=f"{job_name(job)}-0.{service_name(job)}",
+        )
+    config_path = f"{CONFIG_MOUNT_PATH}/{CONFIG_FILE_NAME}"
+    return trainer_launch(
+        build_trainer_config(job),
+        config_path,
+        master_port=MASTER_PORT,
+        rendezvous=rendezvous,
+        supervised=True,
+    )
 
 
-def _env(job: RecipeTrainingJob) -> list[dict[str, Any]]:
+def _env(job: RecipeTrainingJob, launch: TrainerLaunch) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {
             "name": "JOB_COMPLETION_INDEX",
@@ -84,8 +69,7 @@ def _env(job: RecipeTrainingJob) -> list[dict[str, Any]]:
             },
         },
     ]
-    if job.spec.resources.gpus_per_node == 0:
-        env.append({"name": "DS_ACCELERATOR", "value": "cpu"})
+    env += [{"name": name, "value": value} for name, value in launch.env.items()]
     notifications = job.spec.notifications
     for name, ref in (
         (WEBHOOK_URL_ENV, notifications.webhook_secret_ref),
@@ -139,12 +123,13 @@ def build_job(
     resources = job.spec.resources
     user_labels = carried_labels(job)
     volumes, mounts = _volumes(job)
+    launch = build_launch(job)
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER_NAME,
         "image": resources.image or default_image,
-        "command": list(LAUNCHER_COMMAND),
-        "args": build_launcher_args(job),
-        "env": _env(job),
+        "command": launch.command,
+        "args": launch.args,
+        "env": _env(job, launch),
         "resources": _resources(job),
         "ports": [
             {"name": METRICS_PORT_NAME, "containerPort": job.spec.metrics.port, "protocol": "TCP"},

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recipe_trainer.commands.evaluate import EVAL_FILE
+from recipe_trainer.checkpoint_layout import EVAL_FILE
 
 QUALITY_DEFINITION = (
     "quality: the recipe score `recipe_trainer.quality.recipe_quality` (0-1, `recipe-train score` prints it): "

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.split import check_usable
     from ..training.recipe import StopRequested, TrainingRecipe
+    from ..training.records import Crashed
     from ..training.termination import (
         first_failure,
         is_peer_lost,
@@ -75,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
         peer_lost = is_peer_lost(exc)
         if first_failure(termination_log):  # another rank's crash is the reason, not its echo here
             write_failure(peer_lost_message(exc) if peer_lost else exc, termination_log)
-        notifier = getattr(recipe, "notifier", None)
-        if notifier is not None:
-            notifier.on_crash(str(exc), getattr(recipe.progress, "step", None))
+        recipe.reporter.report(Crashed(str(exc), recipe.progress.step))
         if os.environ.get("RECIPE_TRAINER_TRACEBACK"):
             raise
         import traceback
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 def configure_logging(rank: int) -> None:
     """Rank 0 tells the story (INFO); the other ranks speak only of trouble, so N ranks do not
     print N copies of every line. The tokenizers' thread pool stays off in pods as local mode's
-    launcher turns it off (`launcher.build_launch_environment`): each rank has its threads already."""
+    launcher turns it off (`recipe_api.launch.trainer_launch`): each rank has its threads already."""
     logging.basicConfig(
         level=logging.INFO if rank == 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",

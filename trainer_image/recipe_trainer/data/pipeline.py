@@ -4,7 +4,7 @@
     for epoch in ...:
         for batch in data.batches():          # the rest of the current epoch, this rank's share
             data.set_progress(step / total_steps)
-            outputs = forward_batch(engine, batch)  # from recipe_trainer.data.packing
+            outputs = forward_batch(engine, batch)  # recipe_trainer.training.forward
             loss = smoothed_ce(outputs.logits, batch["labels"]) ...  # divide by batch["num_target_tokens"]
         ...checkpoint: data.state_dict()  (restore with data.load_state_dict(state))
 

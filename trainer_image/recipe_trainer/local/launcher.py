@@ -1,8 +1,8 @@
 """Starting the trainer with the DeepSpeed launcher on this machine (local mode).
 
-The same `recipe-train train` entry point runs here as in pods; only the launch differs: one node,
-`--num_gpus N` processes. On CPU, `DS_ACCELERATOR=cpu` and `OMP_NUM_THREADS = cores / N` per rank
-(the launcher sets no thread count, and N ranks each using every core slow down several-fold).
+The same `recipe-train train` entry point runs here as in pods, launched the same way
+(`recipe_api.launch.trainer_launch`): one node, `--num_gpus N` processes, N and the device chosen
+from this machine's hardware.
 
 The launcher runs in its own session so that Ctrl-C in the terminal reaches only `recipe-train
 local`, which then asks the ranks themselves to stop (`request_stop`): DeepSpeed's launcher would
@@ -16,12 +16,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from recipe_api.contract import TRAINER_MODULE
+from recipe_api.launch import TrainerLaunch
 
 
 @dataclass(frozen=True)
@@ -49,30 +48,14 @@ def default_processes(hardware: Hardware, wants_gpus: bool) -> int:
     return hardware.gpus if wants_gpus and hardware.gpus else 1
 
 
-def build_launch_command(
-    processes: int, master_port: int, config_path: str | Path, resume_from: str | None = None
-) -> list[str]:
-    command = [
-        sys.executable, "-m", "deepspeed.launcher.runner",
-        "--num_gpus", str(processes), "--master_port", str(master_port),
-        "--no_local_rank", "--module", TRAINER_MODULE,
-        "train", "--config", str(config_path),
-    ]  # fmt: skip
-    if resume_from:
-        command += ["--resume-from", str(resume_from)]
-    return command
-
-
-def build_launch_environment(
-    base: Mapping[str, str], processes: int, on_gpu: bool, cpus: int, extensions_dir: str | Path
+def launch_environment(
+    base: Mapping[str, str], launch: TrainerLaunch, extensions_dir: str | Path
 ) -> dict[str, str]:
+    """`base` (this shell's environment) with what the ranks need (the launch's `env`) on top; the
+    JIT-compiled DeepSpeed ops are cached in `extensions_dir` unless the shell names a cache."""
     env = dict(base)
     env.setdefault("TORCH_EXTENSIONS_DIR", str(extensions_dir))
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONUNBUFFERED"] = "1"
-    if not on_gpu:
-        env["DS_ACCELERATOR"] = "cpu"
-        env["OMP_NUM_THREADS"] = str(max(1, cpus // processes))
+    env.update(launch.env)
     return env
 
 

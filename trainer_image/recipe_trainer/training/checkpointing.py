@@ -18,6 +18,7 @@ What each rank writes:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 from recipe_api.contract import checkpoint_step_dir, checkpoint_step_of
 
 from .. import checkpoint_layout as layout
@@ -155,10 +157,6 @@ def convert_to_universal(checkpoint: Path, target: Path) -> Path:
     checkpoint (one file per parameter and state) under `target/<DEEPSPEED_TAG>`, built in a
     temporary directory and renamed, so a crash never leaves half of one. Our checkpoints do not
     carry `universal_checkpoint_info`; DeepSpeed's own `inject_missing_state` adds it."""
-    import argparse
-
-    from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
-
     tmp = target.with_name(layout.TMP_PREFIX + target.name)
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(target, ignore_errors=True)

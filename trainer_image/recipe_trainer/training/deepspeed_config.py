@@ -6,10 +6,9 @@ Choices the spec does not spell out, and why:
 * optimizer: DeepSpeed's AdamW with the spec's weight decay; on CPU `torch_adam` so DeepSpeed
   does not JIT-compile its fused/CPU Adam (the image pre-builds those for GPUs);
 * no DeepSpeed scheduler: `schedule.LearningRateSchedule` sets the rate before every step;
-* gradient clipping stays DeepSpeed's (`gradient_clipping`): the recipe puts the gradient noise
-  into the gradients during the backward pass (see `recipe.TrainingRecipe._noise_term`), so
-  DeepSpeed's clipping after the reduction already sees noised gradients, as the noise paper
-  prescribes, with any ZeRO stage.
+* gradient clipping stays DeepSpeed's (`gradient_clipping`): the gradient noise is added after it,
+  by a pre-step hook on the torch optimizer DeepSpeed steps (`gradient_noise.install_noise_hook`),
+  scaled to the RMS of the clipped gradient it is about to apply, with any ZeRO stage.
 
 `spec.deepspeed.config` is merged over the result key by key (nested dicts merge, other values
 replace), so a user can tune e.g. `zero_optimization.overlap_comm` without restating the rest.

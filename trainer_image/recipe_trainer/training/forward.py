@@ -31,6 +31,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 from ..data.packing import BATCH_STATISTICS, SEGMENT_ATTENTION
 from ..losses import IGNORE_INDEX, TokenLoss, label_smoothed_cross_entropy, next_token_labels
@@ -139,8 +142,6 @@ def segment_attention_forward(
 ) -> tuple[torch.Tensor, None]:
     """Causal attention inside each segment of a flattened batch ([1, heads, tokens, dim]),
     segments given by `cu_seq_lens_q`; without it, transformers' sdpa kernel unchanged."""
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
     if cu_seq_lens_q is None:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -149,7 +150,7 @@ def segment_attention_forward(
         raise ValueError("segment attention takes one flattened sequence (batch size 1)")
     groups = query.shape[1] // key.shape[1]
     if query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) and dropout == 0.0:
-        from torch.nn.attention.varlen import varlen_attn
+        from torch.nn.attention.varlen import varlen_attn  # here: only CUDA half precision needs it
 
         longest = int(kwargs.get("max_length_q") or int((cu_seq_lens_q[1:] - cu_seq_lens_q[:-1]).max()))
         output = varlen_attn(
@@ -170,9 +171,6 @@ def segment_attention_forward(
 def register_segment_attention() -> None:
     """Make `SEGMENT_ATTENTION` a transformers attention implementation (idempotent). Its masks
     are sdpa's, for the batches that carry no segments."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
     AttentionInterface.register(SEGMENT_ATTENTION, segment_attention_forward)
     ALL_MASK_ATTENTION_FUNCTIONS.register(SEGMENT_ATTENTION, sdpa_mask)
 

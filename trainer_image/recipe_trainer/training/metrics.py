@@ -1,8 +1,10 @@
 """The trainer's Prometheus metrics, served by rank 0 on `spec.metrics.port`.
 
-Names come from `recipe_api.contract`, which the operator (status.progress) and the Helm
-chart (dashboards, alerts) read too. The metrics live in a registry of their own, so a test or
-a second trainer in one process never collides with the global registry.
+The names the operator reads (status.progress) and the existing ones come from
+`recipe_api.contract`; a metric only the dashboards show may be named here, with
+`contract.TRAINER_METRIC_PREFIX`. The Helm chart's dashboards and alerts may query any of them:
+tests/chart checks every query against `exported_metric_names`. The metrics live in a registry of their own, so a test or a second
+trainer in one process never collides with the global registry.
 
 Counters, step, total steps, epoch and the checkpoint-duration histogram exist from the start.
 Every other gauge appears in the exposition only once the loop has a value for it, because a
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 
 import prometheus_client
+import torch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from recipe_api import contract
+
+from .records import Checkpointed, Record, SkippedStep, Started, Stepped, Validated
 
 CHECKPOINT_SECONDS_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 ETA_SMOOTHING = 0.1  # weight of the newest step in the moving average of step time
@@ -92,74 +96,53 @@ class TrainerMetrics:
             contract.GPU_MEMORY_RESERVED_BYTES, "GPU memory reserved by the caching allocator."
         )
 
-    # ------------------------------------------------------------------ what the loop calls
+    # ------------------------------------------------------------------ the Reporter's sink
 
-    def on_start(self, total_steps: int, step: int = 0, epoch: float = 0.0) -> None:
-        """At start or resume."""
-        self._planned_steps = total_steps
-        self.total_steps.set(total_steps)
-        self.step.set(step)
-        self.epoch.set(epoch)
+    def report(self, record: Record) -> None:
+        """One record from the loop (`reporting`); each gauge is set by one line here."""
+        match record:
+            case Started():
+                self._planned_steps = record.total_steps
+                self.total_steps.set(record.total_steps)
+                self.step.set(record.step)
+                self.epoch.set(record.epoch)
+            case Stepped():
+                self._on_step(record)
+            case SkippedStep():
+                self.nonfinite_steps.inc()
+            case Validated():
+                self._set(self.validation_loss, record.validation_loss)
+                self._set(self.validation_perplexity, perplexity(record.validation_loss))
+                self._set(self.best_validation_loss, record.best_loss)
+                for name, value in record.quality_scores.items():
+                    self._set(self.quality_score, value, metric=name)
+            case Checkpointed():
+                self.checkpoint_save_seconds.observe(record.seconds)
+                self._set(self.checkpoint_size, record.bytes)
+                self._set(self.last_checkpoint_step, record.step)
+                self._set(self.last_checkpoint_timestamp, time.time())
 
-    def on_step(
-        self,
-        step: int,
-        epoch: float,
-        loss: float,
-        learning_rate: float,
-        grad_norm: float | None,
-        tokens: int,
-        samples: int,
-        seconds: float,
-        noise_sigma: float | None = None,
-        packing_efficiency: float | None = None,
-        objective: float | None = None,
-    ) -> None:
-        """After each optimizer step; `tokens`/`samples` over all ranks, `seconds` the step's
-        wall time. Also updates the ETA and, where CUDA is available, GPU memory."""
-        self._set(self.step, step)
-        self._set(self.epoch, epoch)
-        self._set(self.loss, loss)
-        if objective is not None:
-            self._set(self.training_objective, objective)
-        self._set(self.learning_rate, learning_rate)
-        self.tokens.inc(tokens)
-        if grad_norm is not None:
-            self._set(self.grad_norm, grad_norm)
-        if seconds > 0:
-            self._set(self.tokens_per_second, tokens / seconds)
-            self._set(self.samples_per_second, samples / seconds)
-            self._update_eta(step, seconds)
-        if noise_sigma is not None:
-            self._set(self.gradient_noise_sigma, noise_sigma)
-        if packing_efficiency is not None:
-            self._set(self.packing_efficiency, packing_efficiency)
+    def _on_step(self, record: Stepped) -> None:
+        """Also updates the ETA and, where CUDA is available, GPU memory."""
+        self._set(self.step, record.step)
+        self._set(self.epoch, record.epoch)
+        self._set(self.loss, record.loss)
+        self._set(self.training_objective, record.objective)
+        self._set(self.learning_rate, record.learning_rate)
+        self.tokens.inc(record.tokens)
+        if record.grad_norm is not None:
+            self._set(self.grad_norm, record.grad_norm)
+        if record.seconds > 0:
+            self._set(self.tokens_per_second, record.tokens / record.seconds)
+            self._set(self.samples_per_second, record.examples / record.seconds)
+            self._update_eta(record.step, record.seconds)
+        if record.noise_sigma is not None:
+            self._set(self.gradient_noise_sigma, record.noise_sigma)
+        if record.packing_efficiency is not None:
+            self._set(self.packing_efficiency, record.packing_efficiency)
+        self._set(self.curriculum_stage, record.curriculum_stage)
+        self._set(self.quality_threshold, record.quality_threshold)
         self._update_gpu_memory()
-
-    def on_nonfinite_step(self) -> None:
-        self.nonfinite_steps.inc()
-
-    def on_validation(
-        self, loss: float, best_loss: float, quality: Mapping[str, float] | None = None
-    ) -> None:
-        """After each validation; `quality` maps a score name (overall, coherence, ...) to 0..1."""
-        self._set(self.validation_loss, loss)
-        self._set(self.validation_perplexity, perplexity(loss))
-        self._set(self.best_validation_loss, best_loss)
-        for name, value in (quality or {}).items():
-            self._set(self.quality_score, value, metric=name)
-
-    def on_curriculum(self, stage: int, quality_threshold: float) -> None:
-        self._set(self.curriculum_stage, stage)
-        self._set(self.quality_threshold, quality_threshold)
-
-    def on_checkpoint(
-        self, step: int, seconds: float, size_bytes: int, timestamp: float | None = None
-    ) -> None:
-        self.checkpoint_save_seconds.observe(seconds)
-        self._set(self.checkpoint_size, size_bytes)
-        self._set(self.last_checkpoint_step, step)
-        self._set(self.last_checkpoint_timestamp, time.time() if timestamp is None else timestamp)
 
     # ------------------------------------------------------------------ exposition
 
@@ -196,8 +179,6 @@ class TrainerMetrics:
             self._set(self.eta, max(0, self._planned_steps - step) * self._seconds_per_step)
 
     def _update_gpu_memory(self) -> None:
-        import torch
-
         if torch.cuda.is_available():
             self._set(self.gpu_memory_allocated, torch.cuda.memory_allocated())
             self._set(self.gpu_memory_reserved, torch.cuda.memory_reserved())
@@ -214,15 +195,37 @@ def exported_metric_names() -> set[str]:
     """Every sample name the trainer's exposition can contain (histogram _bucket/_sum/_count
     and counters' _created included): the Helm chart's test checks dashboards against it."""
     metrics = TrainerMetrics()
-    metrics.on_start(total_steps=2)
-    metrics.on_step(
-        1, 0.5, 1.0, 1e-4, 1.0, tokens=10, samples=1, seconds=1.0, noise_sigma=0.1, packing_efficiency=1.0,
-        objective=1.1,
-    )  # fmt: skip
-    metrics.on_nonfinite_step()
-    metrics.on_validation(1.0, 1.0, {"overall": 0.5})
-    metrics.on_curriculum(0, 0.5)
-    metrics.on_checkpoint(1, 1.0, 1)
+    for record in (
+        Started(
+            total_steps=2, step=0, epoch=0.0, resumed_from_step=None, world_size=1, micro_batches_per_epoch=2
+        ),
+        Stepped(
+            step=1,
+            epoch=0.5,
+            loss=1.0,
+            objective=1.1,
+            learning_rate=1e-4,
+            grad_norm=1.0,
+            tokens=10,
+            examples=1,
+            seconds=1.0,
+            noise_sigma=0.1,
+            packing_efficiency=1.0,
+            curriculum_stage=0,
+            quality_threshold=0.5,
+        ),
+        SkippedStep(step=2),
+        Validated(
+            step=2,
+            validation_loss=1.0,
+            perplexity=2.7,
+            best_loss=1.0,
+            improved=True,
+            quality_scores={"overall": 0.5},
+        ),
+        Checkpointed(step=2, path="step-2", seconds=1.0, bytes=1, best=True),
+    ):
+        metrics.report(record)
     for gauge in (metrics.gpu_memory_allocated, metrics.gpu_memory_reserved):
         metrics._set(gauge, 0)
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}

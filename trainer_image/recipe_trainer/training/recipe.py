@@ -29,8 +29,9 @@ meet, and why:
 * Stop requests (SIGINT from Ctrl-C in local mode, SIGTERM on pod preemption) are honoured at the
   next step boundary, agreed on by all ranks: checkpoint, then exit non-zero (the job is not done).
 
-Rank 0 appends one event per start, step, validation, checkpoint and end to the run log
-(`run_log`): the local progress bar, the curves and the resume test read it.
+Every start, step, validation, checkpoint and end is one record handed to the `reporting.Reporter`:
+rank 0's metrics endpoint, notifications and run log (`run_log`, which the local progress bar, the
+curves and the resume test read) are its sinks.
 """
 
 from __future__ import annotations
@@ -38,27 +39,37 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import signal
-import sys
 import time
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import deepspeed
 import torch
-from recipe_api.contract import EXIT_CODE_PEER_LOST, checkpoint_step_dir
+from recipe_api.contract import checkpoint_step_dir
+from recipe_api.status import Evaluation
 from recipe_api.trainer_config import TerminationSummary, TrainerConfig
-from recipe_api.v1alpha1 import Evaluation
 from recipe_api.validation import gradient_accumulation_steps
 
 from .. import run_layout
 from ..checkpoint_layout import read_trainer_state
-from ..run_log import RunLogWriter
+from ..data.pipeline import TrainingData, tokenizer_training_corpus
+from ..inference import generate_recipes
+from ..losses import plain_cross_entropy_sum
+from ..model import decoder_start_token_id, load_model, packing_plan, write_scratch_base
+from ..quality import score_samples
+from ..set_diversity import set_diversity
 from .checkpointing import CheckpointWriter, find_resume_checkpoint, load_engine_state, load_rank_state
-from .collective_watchdog import CollectiveWatchdog
+from .deepspeed_config import build_deepspeed_config
+from .forward import batch_loss, enable_segment_attention
+from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
+from .metrics import perplexity
+from .position import EarlyStopping, TrainingPosition
+from .ranks import Ranks
+from .records import Checkpointed, Finished, SkippedStep, Started, Stepped, Validated
+from .reporting import Reporter
 from .rng import capture_rng_state, restore_rng_state, seed_everything
+from .schedule import LearningRateSchedule
 
 log = logging.getLogger("recipe_trainer")
 
@@ -77,50 +88,6 @@ class StopRequested(Exception):
         super().__init__(f"stopped by {signal.Signals(signum).name} at step {step} after saving a checkpoint")
 
 
-@dataclass
-class EarlyStopping:
-    """Validation-loss early stopping (`spec.validation.earlyStopping`), state_dict-able."""
-
-    patience: int
-    min_delta: float
-    best: float | None = None
-    bad_validations: int = 0
-
-    def update(self, loss: float) -> bool:
-        """Record a validation loss; True when it is a new best."""
-        if self.best is None or loss < self.best - self.min_delta:
-            self.best, self.bad_validations = loss, 0
-            return True
-        self.bad_validations += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience > 0 and self.bad_validations >= self.patience
-
-    def state_dict(self) -> dict:
-        return {"best": self.best, "bad_validations": self.bad_validations}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best, self.bad_validations = state["best"], int(state["bad_validations"])
-
-
-@dataclass
-class TrainingPosition:
-    """Where training is (step, epoch position, best and last checkpoints); saved in
-    trainer_state.json under "progress"."""
-
-    step: int = 0
-    epochs_completed: int = 0
-    micro_batches_in_epoch: int = 0
-    best_step: int | None = None
-    last_validation_step: int | None = None
-    last_checkpoint: str | None = None
-    best_checkpoint: str | None = None
-    nonfinite_steps: int = 0
-    last_evaluation: dict = field(default_factory=dict)
-
-
 class TrainingRecipe:
     def __init__(self, config: TrainerConfig, resume_from: str | None = None):
         self.config = config
@@ -132,8 +99,7 @@ class TrainingRecipe:
         self.early_stopping = EarlyStopping(
             self.spec.validation.early_stopping.patience, self.spec.validation.early_stopping.min_delta
         )
-        self.run_log: RunLogWriter | None = None  # rank 0's, from setup on
-        self.stop_signal: int | None = None
+        self.reporter = Reporter()  # no sinks until setup has started reporting
         self.stopped_early = False
         self.resumed_from_step: int | None = None
         self._nonfinite_in_a_row = 0
@@ -144,38 +110,22 @@ class TrainingRecipe:
     # ------------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        import deepspeed
-        from deepspeed import comm as dist
-
-        from ..data.pipeline import TrainingData
-        from .deepspeed_config import build_deepspeed_config
-        from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
-        from .schedule import LearningRateSchedule
-
         if self.spec.deepspeed.zero_stage == 3:  # partitioned weights: no noise term, no save_pretrained
             raise ValueError(
                 "spec.deepspeed.zeroStage: 3 is not supported by this trainer; use 2 (LoRA and models that fit "
                 "one GPU train faster with it)"
             )
-        # A deliberate bound on every collective (runPolicy.collectiveTimeoutSeconds), not DeepSpeed's
-        # 10-minute DEEPSPEED_TIMEOUT default: a hung peer ends the gang with PeerLost, never a hang.
-        timeout = self.spec.run_policy.collective_timeout_seconds
-        deepspeed.init_distributed(timeout=timedelta(seconds=timeout))
-        self.dist = dist
-        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        # in case gloo does not time out (collective_watchdog); one rank has no peer to wait for
-        self.watchdog = CollectiveWatchdog(timeout, self._peer_lost, enabled=self.world_size > 1)
-        self.is_main = self.rank == 0
+        self.ranks = Ranks(
+            self.spec.run_policy.collective_timeout_seconds, self.config.runtime.termination_log
+        )
+        self.rank, self.world_size, self.is_main = self.ranks.rank, self.ranks.world_size, self.ranks.is_main
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        self.run_log = RunLogWriter(self.run_dir) if self.is_main else None
-        self._install_signal_handlers()
         t = self.spec.training
         seed_everything(t.seed)  # identical on all ranks: identical LoRA initialisation
 
         built = self._build_model()
         self.model, self.tokenizer, self.task = built.model, built.tokenizer, built.task
-        from .forward import enable_segment_attention
 
         if enable_segment_attention(self.model):  # forward.py: packed recipes attend only inside themselves
             self._log("attention: per recipe on flattened packed batches (masked-out pairs are not computed)")
@@ -184,8 +134,6 @@ class TrainingRecipe:
             f"({100 * built.trainable_fraction:.2f}%), task {self.task}, "
             f"{'LoRA' if self.spec.lora.enabled else 'full fine-tuning'}"
         )
-
-        from ..model import decoder_start_token_id, packing_plan
 
         packing, no_packing_reason = packing_plan(t.packing, self.model.config)
         if no_packing_reason:
@@ -198,7 +146,7 @@ class TrainingRecipe:
                     decoder_start_token_id=decoder_start_token_id(self.model.config, self.tokenizer),
                     packing=packing,
                 )  # fmt: skip
-            self._barrier()
+            self.ranks.barrier()
 
         on_gpu = torch.cuda.is_available()
         ds_config = build_deepspeed_config(
@@ -216,7 +164,7 @@ class TrainingRecipe:
         self.accumulation = gradient_accumulation_steps(self.spec, self.world_size)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.engine, *_ = deepspeed.initialize(model=self.model, model_parameters=trainable, config=ds_config)
-        self.device = self.engine.device
+        self.device = self.ranks.device = self.engine.device
         self.trainable = [p for p in self.engine.module.parameters() if p.requires_grad]
 
         self.micro_batches_per_epoch = self.data.estimated_micro_batches_per_epoch()
@@ -228,24 +176,21 @@ class TrainingRecipe:
         install_noise_hook(
             innermost_torch_optimizer(self.engine.optimizer),
             self.noise,
-            self._all_reduce if sharded else None,
+            self.ranks.all_reduce if sharded else None,
         )
         self.writer = CheckpointWriter(
-            self.checkpoint_dir, self.rank, self.spec.checkpoint.keep_last, barrier=self._barrier
+            self.checkpoint_dir, self.rank, self.spec.checkpoint.keep_last, barrier=self.ranks.barrier
         )
         seed_everything(t.seed + self.rank)  # dropout differs between ranks
         self._resume()
         self._start_reporting()
 
     def _build_model(self):
-        from ..data.pipeline import tokenizer_training_corpus
-        from ..model import load_model, write_scratch_base
-
         if self.spec.model.init == "scratch" and self.is_main:
             write_scratch_base(
                 self.spec.model, self.checkpoint_dir, lambda: tokenizer_training_corpus(self.spec)
             )
-        self._barrier()
+        self.ranks.barrier()
         return load_model(
             self.spec.model, self.spec.lora, self.checkpoint_dir, self.spec.training.gradient_checkpointing
         )
@@ -255,7 +200,7 @@ class TrainingRecipe:
         if checkpoint is None:
             return
         reshard_dir = self.run_dir / run_layout.UNIVERSAL_DIR if self.reshard else None
-        load_engine_state(self.engine, checkpoint, self.is_main, self._barrier, reshard_dir)
+        load_engine_state(self.engine, checkpoint, self.is_main, self.ranks.barrier, reshard_dir)
         state = read_trainer_state(checkpoint)
         self.progress = TrainingPosition(**state["progress"])
         self.early_stopping.load_state_dict(state["early_stopping"])
@@ -272,24 +217,17 @@ class TrainingRecipe:
         self._log(f"resumed from step {self.progress.step} ({checkpoint})")
 
     def _start_reporting(self) -> None:
-        from .metrics import TrainerMetrics
-        from .notifications import Notifier
-
-        self.metrics = TrainerMetrics()
-        self.notifier = Notifier.from_config(self.config) if self.is_main else None
-        if self.is_main:
-            try:
-                self.metrics.serve(self.spec.metrics.port)
-            except OSError as exc:  # metrics matter less than training: say so and go on
-                self._log(f"metrics endpoint not started on port {self.spec.metrics.port}: {exc}")
-            self.metrics.on_start(self.total_steps, self.progress.step, self._epoch_fraction())
-            self.notifier.on_start(self.total_steps, self.resumed_from_step)
-        self._event(
-            "start",
-            total_steps=self.total_steps,
-            resumed_from_step=self.resumed_from_step,
-            world_size=self.world_size,
-            micro_batches_per_epoch=self.micro_batches_per_epoch,
+        """Rank 0 reports to the metrics, the notifications and the run log; the others to nothing."""
+        self.reporter = Reporter.rank_zero(self.config) if self.is_main else Reporter()
+        self.reporter.report(
+            Started(
+                total_steps=self.total_steps,
+                step=self.progress.step,
+                epoch=self._epoch_fraction(),
+                resumed_from_step=self.resumed_from_step,
+                world_size=self.world_size,
+                micro_batches_per_epoch=self.micro_batches_per_epoch,
+            )
         )
 
     # ------------------------------------------------------------------ train
@@ -303,11 +241,11 @@ class TrainingRecipe:
             micro_batches = self._next_step_batches()
             if micro_batches is None:
                 break
-            with self.watchdog.guard("optimizer step"):  # DeepSpeed's collectives included
+            with self.ranks.watchdog.guard("optimizer step"):  # DeepSpeed's collectives included
                 self._train_step(micro_batches, started)
-            if self._stop_requested():
+            if self.ranks.stop_requested():
                 self.save_checkpoint()
-                raise StopRequested(self.stop_signal or signal.SIGTERM, self.progress.step)
+                raise StopRequested(self.ranks.stop_signal or signal.SIGTERM, self.progress.step)
             step = self.progress.step
             epoch_end, self._epoch_ended = self._epoch_ended, False
             if step % self.spec.validation.every_steps == 0 or epoch_end:
@@ -350,15 +288,13 @@ class TrainingRecipe:
         return batches
 
     def _train_step(self, micro_batches: list[dict], started: float) -> None:
-        from ..losses import plain_cross_entropy_sum
-        from .forward import batch_loss
 
         step = self.progress.step
         self.data.set_progress(step / self.total_steps)
         local = [
             sum(b[k] for b in micro_batches) for k in ("num_target_tokens", "num_real_tokens", "num_examples")
         ]
-        step_tokens, real_tokens, examples = self._all_reduce(local)
+        step_tokens, real_tokens, examples = self.ranks.all_reduce(local)
         scale = self.world_size / max(1.0, step_tokens)
         learning_rate = self.schedule.lr(step)
         loss_sum, objective_sum, step_is_finite = 0.0, 0.0, True
@@ -367,7 +303,7 @@ class TrainingRecipe:
             batch = self._to_device(batch)
             result = batch_loss(self.engine, batch, self.task, smoothing)  # logits at labels only
             logits, labels, token_loss = result.logits, result.labels, result.loss
-            finite = self._all_finite(token_loss.sum)
+            finite = self.ranks.all_finite(token_loss.sum)
             if finite:
                 loss = token_loss.sum * scale
                 objective_sum += float(token_loss.sum.detach())
@@ -385,60 +321,50 @@ class TrainingRecipe:
         self.noise.end_step()
         self.progress.step = step + 1
         seconds = time.monotonic() - started
-        self._after_step(
-            step_is_finite, (loss_sum, objective_sum), step_tokens, real_tokens, examples, learning_rate,
-            sigma, seconds,
-        )  # fmt: skip
-
-    def _after_step(
-        self, finite, loss_sum, step_tokens, real_tokens, examples, learning_rate, sigma, seconds
-    ):
-        step = self.progress.step
-        loss_sum, objective_sum = self._all_reduce(list(loss_sum))
-        grad_norm = self.engine.get_global_grad_norm()
-        grad_norm = float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None
-        if not finite:
-            self._nonfinite_in_a_row += 1
-            self.progress.nonfinite_steps += 1
-            self._log(f"step {step}: non-finite loss, step skipped ({self._nonfinite_in_a_row} in a row)")
-            if self.is_main:
-                self.metrics.on_nonfinite_step()
-            self._event("step", step=step, loss=None, skipped=True, learning_rate=0.0)
-            if self._nonfinite_in_a_row >= MAX_NONFINITE_STEPS_IN_A_ROW:
-                raise TrainingDiverged(
-                    f"training diverged: {self._nonfinite_in_a_row} optimizer steps in a row had a NaN or "
-                    f"infinite loss (up to step {step}); lower spec.training.learningRate or check the data"
-                )
+        if not step_is_finite:
+            self._skipped_step()
             return
         self._nonfinite_in_a_row = 0
-        loss = loss_sum / max(1.0, step_tokens)
-        objective = objective_sum / max(1.0, step_tokens)
-        tokens_per_second = real_tokens / seconds if seconds > 0 else None
-        if self.is_main:
-            self.metrics.on_step(
-                step, self._epoch_fraction(), loss, learning_rate, grad_norm, int(real_tokens),
-                int(examples), seconds, noise_sigma=sigma, packing_efficiency=self.data.packing_efficiency,
-                objective=objective,
-            )  # fmt: skip
-            self.metrics.on_curriculum(self.data.curriculum_stage, self.data.quality_threshold)
-        self._log(  # one line a step in the ranks' output (train.log, kubectl logs)
-            f"step {step}/{self.total_steps}: loss {loss:.4f}, lr {learning_rate:.3g}, "
-            f"{tokens_per_second or 0:,.0f} tokens/s, {seconds:.2f} s"
+        loss_sum, objective_sum = self.ranks.all_reduce([loss_sum, objective_sum])
+        grad_norm = self.engine.get_global_grad_norm()
+        self.reporter.report(
+            Stepped(
+                step=self.progress.step,
+                epoch=self._epoch_fraction(),
+                loss=loss_sum / max(1.0, step_tokens),
+                objective=objective_sum / max(1.0, step_tokens),
+                learning_rate=learning_rate,
+                grad_norm=float(grad_norm)
+                if grad_norm is not None and math.isfinite(float(grad_norm))
+                else None,
+                tokens=int(real_tokens),
+                examples=int(examples),
+                seconds=seconds,
+                noise_sigma=sigma,
+                packing_efficiency=self.data.packing_efficiency,
+                curriculum_stage=self.data.curriculum_stage,
+                quality_threshold=self.data.quality_threshold,
+            )
         )
-        self._event(
-            "step", step=step, epoch=self._epoch_fraction(), loss=loss, objective=objective,
-            learning_rate=learning_rate,
-            grad_norm=grad_norm, tokens=int(real_tokens), seconds=seconds, tokens_per_second=tokens_per_second,
-            noise_sigma=sigma, curriculum_stage=self.data.curriculum_stage,
-        )  # fmt: skip
+
+    def _skipped_step(self) -> None:
+        """A step with a non-finite loss: counted, reported, and K in a row end the run."""
+        step = self.progress.step
+        self._nonfinite_in_a_row += 1
+        self.progress.nonfinite_steps += 1
+        self._log(f"step {step}: non-finite loss, step skipped ({self._nonfinite_in_a_row} in a row)")
+        self.reporter.report(SkippedStep(step))
+        if self._nonfinite_in_a_row >= MAX_NONFINITE_STEPS_IN_A_ROW:
+            raise TrainingDiverged(
+                f"training diverged: {self._nonfinite_in_a_row} optimizer steps in a row had a NaN or "
+                f"infinite loss (up to step {step}); lower spec.training.learningRate or check the data"
+            )
 
     # ------------------------------------------------------------------ validate
 
     def validate(self) -> dict[str, Any]:
         """Validation loss and perplexity over the validation split (plain cross-entropy), a few
         generated recipes scored on rank 0, early-stopping bookkeeping and the best checkpoint."""
-        from .forward import batch_loss
-        from .metrics import perplexity
 
         step = self.progress.step
         self.engine.eval()
@@ -449,7 +375,7 @@ class TrainingRecipe:
                 token_loss = batch_loss(self.engine, batch, self.task, 0.0).loss
                 total += float(token_loss.sum)
                 count += int(token_loss.tokens)
-        total, count = self._all_reduce([total, count])
+        total, count = self.ranks.all_reduce([total, count])
         quality = self._sample_quality() if self.is_main else {}
         self.engine.train()
         loss = total / count if count else float("nan")
@@ -466,17 +392,9 @@ class TrainingRecipe:
             f"step {step}: validation loss {loss:.4f}, perplexity {evaluation['perplexity']:.2f}"
             + (f", quality {evaluation['quality']:.3f}" if evaluation["quality"] is not None else "")
         )
-        self._event(
-            "validation",
-            step=step,
-            **evaluation,
-            quality_scores=quality,
-            diversity=self._diversity,
-            best=improved,
+        self.reporter.report(
+            Validated(step, loss, evaluation["perplexity"], best, improved, quality, self._diversity)
         )
-        if self.is_main:
-            self.metrics.on_validation(loss, best, quality)
-            self.notifier.on_validation(step, loss, best, evaluation["perplexity"], quality)
         if improved and step > 0:  # the untrained model is no checkpoint worth keeping
             self.progress.best_step = step
             self.save_checkpoint(best=True)
@@ -487,12 +405,7 @@ class TrainingRecipe:
         n = self.spec.validation.samples
         if n == 0:
             return {}
-        from ..inference import generate_recipes
-        from ..quality import recipe_quality
-        from ..set_diversity import set_diversity
 
-        scores: dict[str, list[float]] = {}
-        self._samples = []
         examples = self.data.validation_examples(n)
         prompts = [prompt for prompt, _reference in examples]
         texts = generate_recipes(
@@ -500,16 +413,11 @@ class TrainingRecipe:
             max_new_tokens=self.spec.training.max_target_length,
             max_source_length=self.spec.training.max_source_length,
         )  # fmt: skip
-        for prompt, text in zip(prompts, texts, strict=True):
-            result = recipe_quality(text, prompt)
-            self._samples.append({"prompt": prompt, "recipe": text, "quality": result.get("overall")})
-            for name, value in result.items():
-                if isinstance(value, int | float):
-                    scores.setdefault(name, []).append(float(value))
+        means, self._samples = score_samples(prompts, texts)
         (self.run_dir / run_layout.SAMPLES_FILE).write_text(json.dumps(self._samples, indent=1))
         if len(texts) >= 2:  # the set's diversity against the references' own
             self._diversity = set_diversity(texts, [reference for _prompt, reference in examples])
-        return {name: sum(values) / len(values) for name, values in scores.items()}
+        return means
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -535,27 +443,23 @@ class TrainingRecipe:
             "data": self.data.state_dict(),
             "noise": self.noise.state_dict(),
         }
-        with self.watchdog.guard("checkpoint save"):
+        with self.ranks.watchdog.guard("checkpoint save"):
             path, seconds, size = self.writer.save(
                 step, self.engine, self.tokenizer, self.config.to_yaml(), state, rank_state, best=best
             )
-        if self.is_main:
-            self.metrics.on_checkpoint(step, seconds, size)
-        self._event("checkpoint", step=step, path=str(path), seconds=seconds, bytes=size, best=best)
+        self.reporter.report(Checkpointed(step, str(path), seconds, size, best))
         return path
 
     # ------------------------------------------------------------------ cleanup
 
     def cleanup(self) -> None:
-        if getattr(self, "dist", None) is not None and self.dist.is_initialized():
-            self._barrier()
-            self.dist.destroy_process_group()
+        if getattr(self, "ranks", None) is not None:
+            self.ranks.close()
 
     # ------------------------------------------------------------------ helpers
 
     def _summary(self) -> TerminationSummary:
         """Best validation loss (and its perplexity), the latest quality score, both checkpoints."""
-        from .metrics import perplexity
 
         last = self.progress.last_evaluation
         best_path = (
@@ -578,9 +482,7 @@ class TrainingRecipe:
                 best_checkpoint=best_path,
             ),
         )
-        self._event("end", **summary.model_dump(mode="json"))
-        if self.is_main:
-            self.notifier.on_finish(summary)
+        self.reporter.report(Finished(summary))
         return summary
 
     def _epoch_fraction(self) -> float:
@@ -590,56 +492,6 @@ class TrainingRecipe:
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-    def _all_reduce(self, values: list[float]) -> list[float]:
-        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
-        if self.world_size > 1:
-            with self.watchdog.guard("all_reduce"):
-                self.dist.all_reduce(tensor)
-        return tensor.tolist()
-
-    def _barrier(self) -> None:
-        with self.watchdog.guard("barrier"):
-            self.dist.barrier()
-
-    def _peer_lost(self, what: str, seconds: float) -> None:
-        """The watchdog's verdict (`collective_watchdog`): leave as a transport timeout would."""
-        from .termination import first_failure, peer_lost_message, write_failure
-
-        error = TimeoutError(f"{what} still waiting for another rank after {seconds:.0f} s")
-        termination_log = self.config.runtime.termination_log
-        if first_failure(termination_log):
-            write_failure(peer_lost_message(error), termination_log)
-        else:
-            print(f"training failed: {peer_lost_message(error)}", file=sys.stderr, flush=True)
-        os._exit(EXIT_CODE_PEER_LOST)  # the training thread is stuck in the collective: no clean exit
-
-    def _all_finite(self, value: torch.Tensor) -> bool:
-        """True when this micro-batch's loss is finite on every rank (all ranks take the same branch)."""
-        (bad,) = self._all_reduce([0.0 if torch.isfinite(value) else 1.0])
-        return bad == 0.0
-
-    def _stop_requested(self) -> bool:
-        """Whether any rank got SIGINT/SIGTERM: decided together, so all ranks stop at one step."""
-        (flag,) = self._all_reduce([1.0 if self.stop_signal is not None else 0.0])
-        if flag and self.stop_signal is None:
-            self.stop_signal = signal.SIGTERM
-        return bool(flag)
-
-    def _install_signal_handlers(self) -> None:
-        def request_stop(signum, _frame):
-            if self.stop_signal is None:
-                self.stop_signal = signum
-                self._log(
-                    f"{signal.Signals(signum).name}: checkpointing at the end of this step, then stopping"
-                )
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, request_stop)
-
     def _log(self, message: str) -> None:
         if getattr(self, "is_main", True):
             log.info(message)
-
-    def _event(self, kind: str, **fields: Any) -> None:
-        if self.run_log is not None:  # rank 0's
-            self.run_log.write(kind, **fields)

@@ -1,0 +1,73 @@
+"""The status of a RecipeTrainingJob: what the operator writes (phases, conditions, progress,
+checkpoint, failure, evaluation) and `kubectl get rtj` shows."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from .base import ApiModel
+
+Phase = Literal["Pending", "Launching", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
+PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+class Condition(ApiModel):
+    type: str = Field(
+        description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="CamelCase reason for the last transition.")
+    message: str = Field("", description="Human-readable detail.")
+    last_transition_time: str | None = Field(None, description="RFC 3339 time of the last change.")
+
+
+class Progress(ApiModel):
+    step: int = Field(0, description="Optimizer steps done.")
+    total_steps: int = Field(0, description="Optimizer steps planned.")
+    percent: float | None = Field(None, description="step / totalSteps in percent.")
+    epoch: float = Field(0, description="Epochs done (fractional).")
+    loss: float | None = Field(None, description="Latest training loss.")
+    validation_loss: float | None = Field(None, description="Latest validation loss.")
+    best_validation_loss: float | None = Field(None, description="Best validation loss so far.")
+    tokens_per_second: float | None = Field(None, description="Real (non-padding) tokens per second.")
+    eta: str | None = Field(None, description="Estimated time to finish, e.g. 1h20m.")
+    curriculum_stage: int | None = Field(None, description="Current curriculum stage (0-based).")
+
+
+class LastCheckpoint(ApiModel):
+    step: int | None = Field(None, description="Step of the newest complete checkpoint.")
+    path: str | None = Field(None, description="Its path on the checkpoint volume.")
+    time: str | None = Field(None, description="When it was written (RFC 3339).")
+
+
+class Failure(ApiModel):
+    reason: str | None = Field(None, description="OOMKilled, Evicted, NodeLost, ImagePullBackOff, ...")
+    message: str | None = Field(None, description="Detail, e.g. the trainer's termination message.")
+    pod: str | None = Field(None, description="The pod that failed.")
+    exit_code: int | None = Field(None, description="Container exit code.")
+
+
+class Evaluation(ApiModel):
+    validation_loss: float | None = Field(None, description="Final validation loss.")
+    perplexity: float | None = Field(None, description="Final validation perplexity.")
+    quality: float | None = Field(None, description="Mean quality score of generated recipes.")
+    best_checkpoint: str | None = Field(None, description="Path of the best checkpoint.")
+
+
+class RecipeTrainingJobStatus(ApiModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
+    phase: Phase = Field("Pending", description="Where the job is in its life cycle.")
+    conditions: list[Condition] = Field(default_factory=list, description="Kubernetes-style conditions.")
+    attempt: int = Field(1, description="Current gang attempt (1-based).")
+    restarts: int = Field(0, description="Gang restarts so far.")
+    start_time: str | None = Field(None, description="When the first attempt started.")
+    completion_time: str | None = Field(None, description="When the job finished.")
+    admission_time: str | None = Field(None, description="When a queue last admitted the job.")
+    progress: Progress = Field(default_factory=Progress, description="Training progress from rank 0.")
+    last_checkpoint: LastCheckpoint = Field(default_factory=LastCheckpoint, description="Newest checkpoint.")
+    failure: Failure = Field(default_factory=Failure, description="Why the job (or the last attempt) failed.")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="Final evaluation results.")
