@@ -5,7 +5,7 @@ ingredients together. 2. Bake at 350° for 20 minutes. 3. Serve hot." for a sala
 only a measure across the generated set can. Real recipes repeat each other too ("Serve hot."), so
 the generated set is compared with the references of the same prompts, not with an absolute bar.
 
-Per recipe, within its set (steps as `quality.parse_recipe_text` finds them, lower-cased):
+Per recipe, within its set (steps as `recipe_text.parse_recipe_text` finds them, lower-cased):
 
 * unique_steps: the share of its steps that no other recipe of the set has (1.0: none shared);
 * self_bleu: sentence BLEU (sacrebleu, 0-1) of its steps against every other recipe's steps as
