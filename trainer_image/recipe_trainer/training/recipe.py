@@ -19,6 +19,9 @@ meet, and why:
 * Training loss: the logs, progress bar, metrics and curves show plain cross-entropy per target
   token, on the same footing as the validation loss; the label-smoothed objective that is optimised
   is reported beside it as `objective`.
+* Precision (`precision`): bf16 on CPU is autocast around the forward passes (training,
+  validation, generation); weights, optimizer state, the loss and checkpoints stay fp32, so a
+  checkpoint resumes in either precision.
 * Learning rate: `schedule.lr(step)` set on the optimizer before each step (no DeepSpeed scheduler).
 * Non-finite loss: every micro-batch's loss is checked on all ranks; a bad one backpropagates zeros
   instead and the step runs with learning rate 0, so the weights do not move; the step is counted
@@ -149,6 +152,7 @@ class TrainingRecipe:
         from ..data.pipeline import TrainingData
         from .deepspeed_config import build_deepspeed_config
         from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
+        from .precision import cpu_flags, resolve_precision
         from .schedule import LearningRateSchedule
 
         if self.spec.deepspeed.zero_stage == 3:  # partitioned weights: no noise term, no save_pretrained
@@ -170,6 +174,11 @@ class TrainingRecipe:
         self.run_log = RunLogWriter(self.run_dir) if self.is_main else None
         self._install_signal_handlers()
         t = self.spec.training
+        on_gpu = torch.cuda.is_available()
+        self.precision = resolve_precision(
+            t.precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported(), () if on_gpu else cpu_flags()
+        )
+        self._log(self.precision.describe())  # among the log's first lines: it decides the speed
         seed_everything(t.seed)  # identical on all ranks: identical LoRA initialisation
 
         built = self._build_model()
@@ -199,10 +208,7 @@ class TrainingRecipe:
                 )  # fmt: skip
             self._barrier()
 
-        on_gpu = torch.cuda.is_available()
-        ds_config = build_deepspeed_config(
-            self.spec, self.world_size, on_gpu, on_gpu and torch.cuda.is_bf16_supported()
-        )
+        ds_config = build_deepspeed_config(self.spec, self.world_size, on_gpu, self.precision)
         self.resume_checkpoint = find_resume_checkpoint(self.checkpoint_dir, self.resume_from)
         saved_world = (
             read_trainer_state(self.resume_checkpoint).get("world_size") if self.resume_checkpoint else None
@@ -268,7 +274,11 @@ class TrainingRecipe:
             self.noise.step = int(state["noise"]["step"])
             self._log(f"resuming with {self.world_size} ranks from a {state.get('world_size')}-rank run")
         self.resumed_from_step = self.progress.step
-        self._log(f"resumed from step {self.progress.step} ({checkpoint})")
+        saved = state.get("precision", "fp32")  # checkpoints before this field were fp32 or GPU bf16
+        switched = (
+            f", trained so far in {saved}, now {self.precision.name}" if saved != self.precision.name else ""
+        )
+        self._log(f"resumed from step {self.progress.step} ({checkpoint}){switched}")
 
     def _start_reporting(self) -> None:
         from .metrics import TrainerMetrics
@@ -364,7 +374,8 @@ class TrainingRecipe:
         smoothing = self.spec.training.label_smoothing
         for index, batch in enumerate(micro_batches):
             batch = self._to_device(batch)
-            result = batch_loss(self.engine, batch, self.task, smoothing)  # logits at labels only
+            with self.precision.autocast():  # the backward below runs outside it, as autocast wants
+                result = batch_loss(self.engine, batch, self.task, smoothing)  # logits at labels only
             logits, labels, token_loss = result.logits, result.labels, result.loss
             finite = self._all_finite(token_loss.sum)
             if finite:
@@ -438,7 +449,7 @@ class TrainingRecipe:
         step = self.progress.step
         self.engine.eval()
         total, count = 0.0, 0
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast():
             for batch in self.data.validation_batches():
                 batch = self._to_device(batch)
                 token_loss = batch_loss(self.engine, batch, self.task, 0.0).loss
@@ -481,11 +492,12 @@ class TrainingRecipe:
         scores: dict[str, list[float]] = {}
         self._samples = []
         prompts = [prompt for prompt, _reference in self.data.validation_examples(n)]
-        texts = generate_recipes(
-            self.engine.module, self.tokenizer, prompts,
-            max_new_tokens=self.spec.training.max_target_length,
-            max_source_length=self.spec.training.max_source_length,
-        )  # fmt: skip
+        with self.precision.autocast():
+            texts = generate_recipes(
+                self.engine.module, self.tokenizer, prompts,
+                max_new_tokens=self.spec.training.max_target_length,
+                max_source_length=self.spec.training.max_source_length,
+            )  # fmt: skip
         for prompt, text in zip(prompts, texts, strict=True):
             result = recipe_quality(text)
             self._samples.append({"prompt": prompt, "recipe": text, "quality": result.get("overall")})
@@ -506,6 +518,7 @@ class TrainingRecipe:
             "step": step,
             "epoch": self._epoch_fraction(),
             "world_size": self.world_size,
+            "precision": self.precision.name,
             "progress": vars(self.progress),
             "early_stopping": self.early_stopping.state_dict(),
             "best_metric": self.early_stopping.best,
