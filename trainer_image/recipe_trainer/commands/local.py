@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--processes",
         type=int,
         default=None,
-        help="ranks to start (default: every GPU when the job asks for GPUs, else 1 using all cores)",
+        help="ranks to start (default: every GPU when the job asks for GPUs; on CPU the layout measured "
+        "faster for this many cores, e.g. two single-thread ranks on 2 cores, see local/rank_layout.py)",
     )
     parser.add_argument("--run-dir", default="runs", help="where runs/<name>/ goes (default: runs)")
     parser.add_argument("--master-port", type=int, default=None, help="rendezvous port (default: a free one)")
@@ -100,6 +101,9 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         wants_gpus = spec.resources.gpus_per_node > 0
         processes = args.processes or launcher.default_processes(hardware, wants_gpus)
         on_gpu = wants_gpus and hardware.gpus > 0
+        layout_reason = None
+        if not args.processes and not on_gpu:
+            processes, layout_reason = _apply_cpu_layout(spec, hardware.cpus)
         config = TrainerConfig(
             name=job.metadata.name,
             namespace=job.metadata.namespace,
@@ -137,10 +141,26 @@ def train_locally(job, manifest: Path, run_root: Path, args: argparse.Namespace,
         )
         output = run_dir / layout.OUTPUT_FILE
         console.print(f"training [bold]{job.metadata.name}[/bold] on {where}; logs in {output}")
+        if layout_reason:
+            console.print(f"rank layout: {layout_reason}", soft_wrap=True, markup=False)
         (run_dir / layout.TERMINATION_FILE).unlink(missing_ok=True)  # this attempt's reason only
         with launcher.started(launch.argv, env, output, keep_open=(lock.fd,)) as process:
             code = _follow_with_ctrl_c(process, run_dir, console)
         return _report(code, run_dir, config, console)
+
+
+def _apply_cpu_layout(spec, cpus: int) -> tuple[int, str]:
+    """Ranks for a CPU job (`rank_layout`), the step's sequences kept: written into `spec` (the
+    resolved copy) as globalBatchSize and microBatchSize when the layout splits the step."""
+    from ..local.rank_layout import cpu_layout
+
+    t = spec.training
+    chosen = cpu_layout(
+        cpus, t.micro_batch_size, t.global_batch_size or t.micro_batch_size * t.gradient_accumulation_steps
+    )
+    if chosen.ranks > 1:
+        t.global_batch_size, t.micro_batch_size = chosen.global_batch_size, chosen.micro_batch_size
+    return chosen.ranks, chosen.reason
 
 
 def _follow_with_ctrl_c(process, run_dir: Path, console) -> int:

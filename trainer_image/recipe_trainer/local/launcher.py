@@ -43,8 +43,8 @@ class Hardware:
 
 
 def default_processes(hardware: Hardware, wants_gpus: bool) -> int:
-    """All GPUs when the job asks for GPUs and there are some; on CPU one rank (its threads use
-    every core: on a few cores one rank beats several single-threaded ones for small models)."""
+    """All GPUs when the job asks for GPUs and there are some, else one rank using every core
+    (local mode then picks the CPU layout measured faster: `rank_layout`)."""
     return hardware.gpus if wants_gpus and hardware.gpus else 1
 
 

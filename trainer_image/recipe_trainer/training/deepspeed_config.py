@@ -2,7 +2,8 @@
 
 Choices the spec does not spell out, and why:
 
-* precision `auto`: bf16 on GPUs that support it, fp32 otherwise (CPU, older GPUs);
+* precision: resolved beforehand (`precision.resolve_precision`); DeepSpeed casts the model only
+  on GPU, CPU bf16 is autocast around fp32 weights, so this config's bf16 stays off there;
 * optimizer: DeepSpeed's AdamW with the spec's weight decay; on CPU `torch_adam` so DeepSpeed
   does not JIT-compile its fused/CPU Adam (the image pre-builds those for GPUs);
 * no DeepSpeed scheduler: `schedule.LearningRateSchedule` sets the rate before every step;
@@ -22,24 +23,17 @@ from typing import Any
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 from recipe_api.validation import gradient_accumulation_steps
 
+from .precision import Precision
+
 ADAM_BETAS = [0.9, 0.999]
 ADAM_EPS = 1e-8
 
 
-def resolve_precision(spec: RecipeTrainingJobSpec, on_gpu: bool, gpu_supports_bf16: bool) -> str:
-    """fp32, bf16 or fp16: `training.precision`, with auto resolved for this hardware."""
-    wanted = spec.training.precision
-    if wanted != "auto":
-        return wanted
-    return "bf16" if on_gpu and gpu_supports_bf16 else "fp32"
-
-
 def build_deepspeed_config(
-    spec: RecipeTrainingJobSpec, world_size: int, on_gpu: bool, gpu_supports_bf16: bool = False
+    spec: RecipeTrainingJobSpec, world_size: int, on_gpu: bool, precision: Precision
 ) -> dict[str, Any]:
     t = spec.training
     accumulation = gradient_accumulation_steps(spec, world_size)
-    precision = resolve_precision(spec, on_gpu, gpu_supports_bf16)
     config: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
         "gradient_accumulation_steps": accumulation,
@@ -56,8 +50,8 @@ def build_deepspeed_config(
             },
         },
         "zero_optimization": {"stage": spec.deepspeed.zero_stage},
-        "bf16": {"enabled": precision == "bf16"},
-        "fp16": {"enabled": precision == "fp16"},
+        "bf16": {"enabled": precision.deepspeed_dtype == "bf16"},
+        "fp16": {"enabled": precision.deepspeed_dtype == "fp16"},
         "steps_per_print": 2**31 - 1,  # the recipe reports progress itself
         "wall_clock_breakdown": False,
     }

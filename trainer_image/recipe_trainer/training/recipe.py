@@ -19,6 +19,9 @@ meet, and why:
 * Training loss: the logs, progress bar, metrics and curves show plain cross-entropy per target
   token, on the same footing as the validation loss; the label-smoothed objective that is optimised
   is reported beside it as `objective`.
+* Precision (`precision`): bf16 on CPU is autocast around the forward passes (training,
+  validation, generation); weights, optimizer state, the loss and checkpoints stay fp32, so a
+  checkpoint resumes in either precision.
 * Learning rate: `schedule.lr(step)` set on the optimizer before each step (no DeepSpeed scheduler).
 * Non-finite loss: every micro-batch's loss is checked on all ranks; a bad one backpropagates zeros
   instead and the step runs with learning rate 0, so the weights do not move; the step is counted
@@ -65,6 +68,7 @@ from .forward import batch_loss, enable_segment_attention
 from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
 from .metrics import perplexity
 from .position import EarlyStopping, TrainingPosition
+from .precision import for_this_machine, resume_note
 from .ranks import Ranks
 from .records import Checkpointed, Finished, SkippedStep, Started, Stepped, Validated
 from .reporting import Reporter
@@ -122,6 +126,9 @@ class TrainingRecipe:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         t = self.spec.training
+        on_gpu = torch.cuda.is_available()
+        self.precision = for_this_machine(t.precision, on_gpu)
+        self._log(self.precision.describe())  # among the log's first lines: it decides the speed
         seed_everything(t.seed)  # identical on all ranks: identical LoRA initialisation
 
         built = self._build_model()
@@ -148,10 +155,7 @@ class TrainingRecipe:
                 )  # fmt: skip
             self.ranks.barrier()
 
-        on_gpu = torch.cuda.is_available()
-        ds_config = build_deepspeed_config(
-            self.spec, self.world_size, on_gpu, on_gpu and torch.cuda.is_bf16_supported()
-        )
+        ds_config = build_deepspeed_config(self.spec, self.world_size, on_gpu, self.precision)
         self.resume_checkpoint = find_resume_checkpoint(self.checkpoint_dir, self.resume_from)
         saved_world = (
             read_trainer_state(self.resume_checkpoint).get("world_size") if self.resume_checkpoint else None
@@ -214,7 +218,8 @@ class TrainingRecipe:
             self.noise.step = int(state["noise"]["step"])
             self._log(f"resuming with {self.world_size} ranks from a {state.get('world_size')}-rank run")
         self.resumed_from_step = self.progress.step
-        self._log(f"resumed from step {self.progress.step} ({checkpoint})")
+        switched = resume_note(state.get("precision", "fp32"), self.precision)
+        self._log(f"resumed from step {self.progress.step} ({checkpoint}){switched}")
 
     def _start_reporting(self) -> None:
         """Rank 0 reports to the metrics, the notifications and the run log; the others to nothing."""
@@ -301,7 +306,8 @@ class TrainingRecipe:
         smoothing = self.spec.training.label_smoothing
         for index, batch in enumerate(micro_batches):
             batch = self._to_device(batch)
-            result = batch_loss(self.engine, batch, self.task, smoothing)  # logits at labels only
+            with self.precision.autocast():  # the backward below runs outside it, as autocast wants
+                result = batch_loss(self.engine, batch, self.task, smoothing)  # logits at labels only
             logits, labels, token_loss = result.logits, result.labels, result.loss
             finite = self.ranks.all_finite(token_loss.sum)
             if finite:
@@ -369,7 +375,7 @@ class TrainingRecipe:
         step = self.progress.step
         self.engine.eval()
         total, count = 0.0, 0
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast():
             for batch in self.data.validation_batches():
                 batch = self._to_device(batch)
                 token_loss = batch_loss(self.engine, batch, self.task, 0.0).loss
@@ -408,11 +414,12 @@ class TrainingRecipe:
 
         examples = self.data.validation_examples(n)
         prompts = [prompt for prompt, _reference in examples]
-        texts = generate_recipes(
-            self.engine.module, self.tokenizer, prompts,
-            max_new_tokens=self.spec.training.max_target_length,
-            max_source_length=self.spec.training.max_source_length,
-        )  # fmt: skip
+        with self.precision.autocast():
+            texts = generate_recipes(
+                self.engine.module, self.tokenizer, prompts,
+                max_new_tokens=self.spec.training.max_target_length,
+                max_source_length=self.spec.training.max_source_length,
+            )  # fmt: skip
         means, self._samples = score_samples(prompts, texts)
         (self.run_dir / run_layout.SAMPLES_FILE).write_text(json.dumps(self._samples, indent=1))
         if len(texts) >= 2:  # the set's diversity against the references' own
@@ -430,6 +437,7 @@ class TrainingRecipe:
             "step": step,
             "epoch": self._epoch_fraction(),
             "world_size": self.world_size,
+            "precision": self.precision.name,
             "progress": vars(self.progress),
             "early_stopping": self.early_stopping.state_dict(),
             "best_metric": self.early_stopping.best,
@@ -460,13 +468,9 @@ class TrainingRecipe:
 
     def _summary(self) -> TerminationSummary:
         """Best validation loss (and its perplexity), the latest quality score, both checkpoints."""
-
-        last = self.progress.last_evaluation
-        best_path = (
-            str(self.checkpoint_dir / self.progress.best_checkpoint)
-            if self.progress.best_checkpoint
-            else None
-        )
+        last, best_loss = self.progress.last_evaluation, self.early_stopping.best
+        best_name = self.progress.best_checkpoint
+        best_path = str(self.checkpoint_dir / best_name) if best_name else None
         summary = TerminationSummary(
             step=self.progress.step,
             epoch=self._epoch_fraction(),
@@ -474,10 +478,8 @@ class TrainingRecipe:
             last_checkpoint=str(self.checkpoint_dir / checkpoint_step_dir(self.progress.step)),
             stopped_early=self.stopped_early,
             evaluation=Evaluation(
-                validation_loss=self.early_stopping.best,
-                perplexity=perplexity(self.early_stopping.best)
-                if self.early_stopping.best is not None
-                else None,
+                validation_loss=best_loss,
+                perplexity=perplexity(best_loss) if best_loss is not None else None,
                 quality=last.get("quality"),
                 best_checkpoint=best_path,
             ),
