@@ -5,13 +5,13 @@ spec the trainer reads saying the same."""
 from __future__ import annotations
 
 import pytest
+from recipe_api.launch import trainer_launch
 from recipe_api.v1alpha1 import RecipeTrainingJobSpec
 from recipe_api.validation import gradient_accumulation_steps
 from recipe_trainer.commands.local import _apply_cpu_layout
-from recipe_trainer.local.launcher import build_launch_environment
 from recipe_trainer.local.rank_layout import cpu_layout
 
-from .conftest import job_spec
+from .conftest import job_spec, trainer_config
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_layout_per_core_count_and_step(cpus, micro, global_batch, ranks, micro_
 
 
 @pytest.mark.parametrize(("micro", "accumulation"), [(2, 2), (2, 3), (4, 1)])
-def test_local_mode_writes_the_split_into_the_resolved_spec(micro, accumulation):
+def test_local_mode_writes_the_split_into_the_resolved_spec(micro, accumulation, tmp_path):
     training = {"microBatchSize": micro, "gradientAccumulationSteps": accumulation}
     spec = RecipeTrainingJobSpec.model_validate(job_spec(training=training))
     ranks, reason = _apply_cpu_layout(spec, cpus=2)
@@ -45,7 +45,9 @@ def test_local_mode_writes_the_split_into_the_resolved_spec(micro, accumulation)
     t = spec.training
     # the trainer derives accumulation from the global batch: the step keeps its sequences
     assert t.micro_batch_size * gradient_accumulation_steps(spec, ranks) * ranks == micro * accumulation
-    assert build_launch_environment({}, ranks, False, 2, "/tmp/x")["OMP_NUM_THREADS"] == "1"
+    config = trainer_config(tmp_path, training=training)
+    launch = trainer_launch(config, tmp_path / "c.yaml", master_port=1, processes=ranks, on_gpu=False, cpus=2)
+    assert launch.env["OMP_NUM_THREADS"] == "1"  # one thread per rank: the ranks share 2 cores
 
 
 def test_a_step_that_does_not_split_stays_one_rank_and_untouched():
