@@ -38,12 +38,12 @@ from recipe_operator.scrape import fetch_metrics
 from recipe_trainer import checkpoint_layout, run_layout
 from recipe_trainer.run_log import read_run_log, step_losses
 
-from .kubelet_harness import NAMESPACES_MISSING, Gang, image_env
+from .kubelet_harness import Gang, image_env, needs_namespaces
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(1200),
-    pytest.mark.skipif(NAMESPACES_MISSING is not None, reason=str(NAMESPACES_MISSING)),
+    needs_namespaces(),
 ]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from recipe_api import parse_job
 from recipe_api.trainer_config import CONFIG_FILE_NAME, CONFIG_MOUNT_PATH, HOSTFILE_NAME
 from recipe_operator.builders import build_config_map, build_job, checkpoint_claim_name
 
-from .kubelet_harness import NAMESPACES_MISSING, Gang, expand_references, image_env
+from .kubelet_harness import Gang, expand_references, image_env, needs_namespaces
 
-pytestmark = pytest.mark.skipif(NAMESPACES_MISSING is not None, reason=str(NAMESPACES_MISSING))
+pytestmark = needs_namespaces()
 
 MANIFEST = {
     "apiVersion": "training.chefgenius.io/v1alpha1",
