@@ -345,7 +345,9 @@ def test_progress_is_mirrored_from_rank_zero_metrics(operator, rank0_metrics):
 
 
 def test_an_image_pull_stuck_past_the_pending_timeout_fails_the_job(operator):
-    operator.create(rtj("nopull", runPolicy={"pendingTimeoutSeconds": 1}))
+    # status.startTime has whole seconds: a 1 s timeout could expire before the test's pods exist
+    # (seen once: the Job was created at hh:mm:21.985 and failed at :22.006). 3 s leaves 2 s at least.
+    operator.create(rtj("nopull", runPolicy={"pendingTimeoutSeconds": 3}))
     waiting = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "trainer:none"'}}
     start_pods(operator, "nopull", attempt=1, state=waiting)
     # Nothing else happens in the cluster: the operator's own clock must notice the timeout.
