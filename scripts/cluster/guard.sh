@@ -158,6 +158,8 @@ case $command in
     [ $# -gt 0 ] || { echo "usage: guard.sh run COMMAND [ARGS...]" >&2; exit 2; }
     start
     trap stop EXIT
+    trap 'exit 130' INT  # so that a Ctrl-C or a CI timeout still removes the table (EXIT trap)
+    trap 'exit 143' TERM
     status=0
     "$@" || status=$?
     check || { [ $status -ne 0 ] || status=1; }

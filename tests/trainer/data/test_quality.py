@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from pathlib import Path
 
@@ -131,19 +132,18 @@ def test_a_real_recipe_scores_high_and_each_kind_of_nonsense_costs_it_half_or_mo
 
 
 def test_the_readme_all_1_cup_recipe_scores_far_below_a_real_one():
-    all_cups = """Title: Chicken And Rice
-Ingredients:
-- 1 c. eggs
-- 1 c. Frango
-- 1 c. rice
-- 1 c. water
-Steps:
-1. Mix all ingredients together.
-2. Bake at 350° for 20 minutes.
-3. Serve hot."""
-    scores = recipe_quality(all_cups)
+    """The example bench/quality_metric.py reports (one copy of its text, there)."""
+    scores = recipe_quality(_bench_readme_example())
     assert scores["quantities"] <= 0.25
     assert scores["overall"] < 0.3 < 0.9 <= recipe_quality(REAL)["overall"]
+
+
+def _bench_readme_example() -> str:
+    path = Path(__file__).resolve().parents[3] / "bench" / "quality_metric.py"
+    spec = importlib.util.spec_from_file_location("quality_metric", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.README_EXAMPLE
 
 
 def test_prompt_adherence_counts_the_asked_ingredients_and_an_invented_main_one():
