@@ -13,7 +13,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+# Kubernetes' quantity grammar (apimachinery resource.ParseQuantity) for requests and sizes: a
+# non-negative number, then a binary-SI suffix, a decimal-SI suffix or an exponent. The number part
+# is unambiguous (`\d+(\.\d*)?`, not `[0-9.]+` followed by more digits), so a failed match costs
+# one pass over the string; the length is checked first anyway, and the CRD carries the same
+# maxLength, so the API server refuses a longer value before anything here runs (issue 23: a
+# backtracking pattern took an hour on a 1 MB value, on the operator's event loop).
+QUANTITY_MAX_LENGTH = 64
+QUANTITY_PATTERN = re.compile(r"\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?")
 
 
 def _as_quantity(value: Any) -> Any:
@@ -22,15 +29,20 @@ def _as_quantity(value: Any) -> Any:
         raise ValueError("must be a Kubernetes quantity such as 8, 500m or 64Gi")
     if isinstance(value, int | float):
         value = str(value)
-    if isinstance(value, str) and not _QUANTITY.match(value):
-        raise ValueError(f"{value!r} is not a Kubernetes quantity; write e.g. 8, 500m, 64Gi")
+    if isinstance(value, str) and len(value) > QUANTITY_MAX_LENGTH:
+        raise ValueError(
+            f"is {len(value)} characters long; a Kubernetes quantity such as 8, 500m or 64Gi has at "
+            f"most {QUANTITY_MAX_LENGTH}"
+        )
+    if isinstance(value, str) and not QUANTITY_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity; write e.g. 8, 500m, 64Gi or 1.5")
     return value
 
 
 Quantity = Annotated[
     str,
     BeforeValidator(_as_quantity),
-    WithJsonSchema({"x-kubernetes-int-or-string": True}),
+    WithJsonSchema({"x-kubernetes-int-or-string": True, "maxLength": QUANTITY_MAX_LENGTH}),
 ]
 FreeForm = Annotated[
     dict[str, Any],

@@ -183,10 +183,6 @@ def semantic_errors(spec: RecipeTrainingJobSpec) -> list[FieldError]:
     return errors
 
 
-# Kubernetes' quantity grammar (apimachinery resource.ParseQuantity): a non-negative number, then
-# a binary-SI suffix, a decimal-SI suffix or an exponent. The CRD's looser pattern lets `1.2.3`
-# through, which the API server then refuses when the operator creates the pod or claim.
-STRICT_QUANTITY = re.compile(r"^\+?(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$")
 # A Service name, which the job's name becomes: a DNS-1035 label (a letter first).
 DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
@@ -202,16 +198,6 @@ def object_errors(job: RecipeTrainingJob) -> list[FieldError]:
                 "label: lower-case letters, digits and '-')",
             )
         )
-    quantities = {
-        "spec.resources.cpu": job.spec.resources.cpu,
-        "spec.resources.memory": job.spec.resources.memory,
-        "spec.checkpoint.volume.size": job.spec.checkpoint.volume.size,
-    }
-    for path, value in quantities.items():
-        if not STRICT_QUANTITY.match(value):
-            errors.append(
-                FieldError(path, f"{value!r} is not a Kubernetes quantity; write e.g. 8, 500m, 64Gi or 1.5")
-            )
     return errors
 
 
