@@ -11,6 +11,7 @@ that is not this job's) ends the job in Failed at once instead of leaving it Lau
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from datetime import UTC, datetime
@@ -50,14 +51,22 @@ def not_ours(obj: dict[str, Any]) -> str:
     return f"{describe(obj)} already exists, {whose}, not by this RecipeTrainingJob"
 
 
+async def validate_off_loop(body: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    """parse_job in a worker thread: validation is linear in the object's size (issue 23), but an
+    object near etcd's limit still takes a while, and the event loop also serves /healthz, the
+    watches and every other job. (The webhook's check is a plain function: kopf runs it in its
+    executor.)"""
+    try:
+        return await asyncio.to_thread(parse_job, {k: v for k, v in body.items() if k != "status"}), ()
+    except InvalidSpecError as exc:
+        return None, tuple(exc.errors)
+
+
 async def observe(kube: Kube, body: dict[str, Any], now: datetime, settings: Settings) -> phases.Observed:
     meta = body.get("metadata") or {}
     namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
     status = RecipeTrainingJobStatus.model_validate(body.get("status") or {})
-    try:
-        job, errors = parse_job({k: v for k, v in body.items() if k != "status"}), ()
-    except InvalidSpecError as exc:
-        job, errors = None, tuple(exc.errors)
+    job, errors = await validate_off_loop(body)
     child, pods, conflict, create_failure = None, (), None, None
     child_body = await kube.get("batch/v1", "Job", namespace, builders.job_name(job) if job else name)
     if child_body is not None:
