@@ -15,17 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from recipe_api.contract import LABEL_JOB_NAME
+from recipe_api.status import RecipeTrainingJobStatus
 from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
 from recipe_api.v1alpha1 import MetricsSpec
 
 from . import progress
 from .failures import PodView
+from .kube import status_patch
 from .reconcile import RETRY_SECONDS, reconcile
 from .runtime import Operator
-from .scrape import fetch_metrics
+from .scrape import UNPARSABLE, Scrape, fetch_metrics
 
 CLOCK_TICK_SECONDS = 0.5
 CONCURRENT_BACKGROUND_RECONCILES = 8
@@ -125,22 +128,26 @@ async def mirror_progress(operator: Operator, body: dict[str, Any], namespace: s
     port = ((body.get("spec") or {}).get("metrics") or {}).get("port", MetricsSpec().port)
     if not host:
         return
-    text = await fetch_metrics(host, port)
-    if text is None:
-        return
-    try:
-        samples = progress.read_samples(text)
-    except ValueError:
-        return
-    new_progress = progress.build_progress(samples, status.get("progress"))
-    new_checkpoint = progress.build_last_checkpoint(
-        samples, status.get("lastCheckpoint"), CHECKPOINT_MOUNT_PATH
-    )
-    patch = {}
-    if new_progress != (status.get("progress") or {}):
-        patch["progress"] = new_progress
-    if new_checkpoint != (status.get("lastCheckpoint") or {}):
-        patch["lastCheckpoint"] = new_checkpoint
-    if patch:
-        async with operator.locks[(namespace, name)]:
+    scrape = await fetch_metrics(host, port)
+    samples = None
+    if scrape.text is not None:
+        try:  # a worker thread: the text is the tenant's, up to MAX_METRICS_BYTES of it
+            samples = await asyncio.to_thread(progress.read_samples, scrape.text)
+        except ValueError as exc:
+            scrape = Scrape(
+                failure=UNPARSABLE, message=f"rank 0's /metrics is not Prometheus text: {str(exc)[:200]}"
+            )
+    if scrape.failure is not None:
+        operator.metrics.scrape_failures.labels(namespace, scrape.failure).inc()
+    async with operator.locks[(namespace, name)]:
+        # Read again under the lock: conditions are a list, which a merge patch replaces whole.
+        fresh = await operator.kube.get_job(namespace, name)
+        if fresh is None or (fresh.get("status") or {}).get("phase") != "Running":
+            return
+        stored = fresh.get("status") or {}
+        status = RecipeTrainingJobStatus.model_validate(stored)
+        warning = progress.record_scrape(status, samples, scrape, CHECKPOINT_MOUNT_PATH, datetime.now(UTC))
+        if patch := status_patch(stored, status):
             await operator.kube.patch_status(namespace, name, patch)
+        if warning is not None:
+            await operator.kube.post_event(fresh, "Warning", progress.SCRAPE_FAILED, warning)

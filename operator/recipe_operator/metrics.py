@@ -66,6 +66,14 @@ class OperatorMetrics:
             ["namespace"],
             registry=r,
         )
+        self.scrape_failures = Counter(
+            PREFIX + "progress_scrape_failures",
+            "Scrapes of rank 0's /metrics that gave no progress, by reason (Unreachable is normal "
+            "while a pod starts; TooLarge, Compressed, HttpError and Unparsable are the trainer "
+            "image's doing and also set the job's MetricsScrapeFailed condition).",
+            ["namespace", "reason"],
+            registry=r,
+        )
         self._phases: dict[tuple[str, str], str] = {}
 
     def count(self, counter: str, namespace: str, reason: str | None = None) -> None:
@@ -107,4 +115,5 @@ def exported_metric_names() -> set[str]:
     metrics.time_to_running.labels("ns").observe(1.0)
     metrics.reconcile_duration.labels("ns").observe(0.1)
     metrics.reconcile_errors.labels("ns").inc()
+    metrics.scrape_failures.labels("ns", "TooLarge").inc()
     return {sample.name for family in metrics.registry.collect() for sample in family.samples}

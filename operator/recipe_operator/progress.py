@@ -1,6 +1,7 @@
-"""Rank 0's Prometheus exposition -> `status.progress` and `status.lastCheckpoint`.
+"""Rank 0's Prometheus exposition -> `status.progress`, `status.lastCheckpoint` and the
+MetricsScrapeFailed condition.
 
-Pure: the text comes in, camelCase status fields come out. Only the series named in
+Pure: the text (or why there is none) comes in, camelCase status fields come out. Only the series named in
 `recipe_api.contract` are read; a series the trainer has not set yet is simply absent,
 and the matching status field keeps its previous value.
 """
@@ -13,6 +14,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from recipe_api import contract
+from recipe_api.status import LastCheckpoint, Progress, RecipeTrainingJobStatus
+
+from .phases import set_condition
+from .scrape import UNREACHABLE, Scrape
 
 
 def read_samples(text: str) -> dict[str, float]:
@@ -85,3 +90,40 @@ def build_last_checkpoint(
         stamp = datetime.fromtimestamp(samples[contract.LAST_CHECKPOINT_TIMESTAMP], tz=UTC)
         last["time"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
     return last
+
+
+SCRAPE_FAILED = "MetricsScrapeFailed"  # the condition type and the event reason
+
+
+def record_scrape(
+    status: RecipeTrainingJobStatus,
+    samples: dict[str, float] | None,
+    scrape: Scrape,
+    checkpoint_dir: str,
+    now: datetime,
+) -> str | None:
+    """Fold one scrape into `status` (changed in place): the samples into progress and
+    lastCheckpoint, a failure into the MetricsScrapeFailed condition. Returns the message of the
+    Warning event to post: only when the condition turns True or its reason changes, so a
+    trainer that keeps answering a bomb costs one event, not one every interval. An unreachable
+    endpoint is normal while a pod starts: it changes nothing here (the caller counts it)."""
+    if samples is not None:
+        status.progress = Progress.model_validate(
+            build_progress(samples, status.progress.model_dump(by_alias=True, exclude_none=True))
+        )
+        status.last_checkpoint = LastCheckpoint.model_validate(
+            build_last_checkpoint(
+                samples, status.last_checkpoint.model_dump(by_alias=True, exclude_none=True), checkpoint_dir
+            )
+        )
+        if any(c.type == SCRAPE_FAILED and c.status == "True" for c in status.conditions):
+            status.conditions = set_condition(
+                status.conditions, SCRAPE_FAILED, False, "Scraped", "rank 0's /metrics read again", now
+            )
+        return None
+    if scrape.failure is None or scrape.failure == UNREACHABLE:
+        return None
+    held = next((c for c in status.conditions if c.type == SCRAPE_FAILED and c.status == "True"), None)
+    message = f"progress not mirrored: {scrape.message}"
+    status.conditions = set_condition(status.conditions, SCRAPE_FAILED, True, scrape.failure, message, now)
+    return None if held is not None and held.reason == scrape.failure else message

@@ -4,9 +4,25 @@ tenant. Each test attacks the way the issue describes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import threading
+from datetime import UTC, datetime
 
+import pytest
+from aiohttp import web
+from recipe_api.status import RecipeTrainingJobStatus
 from recipe_operator import reconcile
+from recipe_operator.metrics import exported_metric_names
+from recipe_operator.progress import SCRAPE_FAILED, record_scrape
+from recipe_operator.scrape import (
+    COMPRESSED,
+    MAX_METRICS_BYTES,
+    TOO_LARGE,
+    UNREACHABLE,
+    Scrape,
+    fetch_metrics,
+)
 
 BODY = {
     "apiVersion": "training.chefgenius.io/v1alpha1",
@@ -32,3 +48,100 @@ def test_reconcile_validates_the_spec_off_the_event_loop(monkeypatch):
         return await reconcile.validate_off_loop(BODY)
 
     assert asyncio.run(scenario()) == ("flan", ())
+
+
+# ---------------------------------------------------------------- finding 2: rank 0's /metrics
+
+GOOD_TEXT = "# TYPE recipe_trainer_step gauge\nrecipe_trainer_step 7\n"
+
+
+@contextlib.asynccontextmanager
+async def serving(handler):
+    """An HTTP server on 127.0.0.1 answering /metrics with `handler`; yields its port."""
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]
+    finally:
+        await runner.cleanup()
+
+
+def scrape_of(handler) -> Scrape:
+    async def scenario():
+        async with serving(handler) as port:
+            return await fetch_metrics("127.0.0.1", port)
+
+    return asyncio.run(scenario())
+
+
+def test_a_gzip_bomb_is_refused_unread():
+    """64 MiB of zeros in 64 KiB of gzip, as a tenant's trainer image could serve it: inflating it
+    automatically is what killed the operator."""
+    bomb = gzip.compress(b"0" * (64 << 20), compresslevel=9)
+    assert len(bomb) < MAX_METRICS_BYTES
+
+    async def handler(request):
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+
+    result = scrape_of(handler)
+    assert (result.text, result.failure) == (None, COMPRESSED)
+    assert "gzip" in result.message
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_more_than_a_mebibyte_is_refused_whether_declared_or_streamed(declared):
+    payload = b"recipe_trainer_step 1\n" * ((MAX_METRICS_BYTES // 22) + 10)
+
+    async def handler(request):
+        if declared:
+            return web.Response(body=payload)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for start in range(0, len(payload), 100_000):
+            await response.write(payload[start : start + 100_000])
+        await response.write_eof()
+        return response
+
+    result = scrape_of(handler)
+    assert (result.text, result.failure) == (None, TOO_LARGE)
+
+
+def test_an_ordinary_exposition_is_read():
+    async def handler(request):
+        return web.Response(text=GOOD_TEXT)
+
+    assert scrape_of(handler) == Scrape(text=GOOD_TEXT)
+
+
+NOW = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)
+
+
+def test_a_failed_scrape_is_a_condition_and_one_event_until_it_recovers():
+    status = RecipeTrainingJobStatus(phase="Running")
+    bomb = Scrape(failure=COMPRESSED, message="http://10.0.0.1:9400/metrics answered gzip")
+    first = record_scrape(status, None, bomb, "/checkpoints", NOW)
+    assert first and "gzip" in first
+    [condition] = [c for c in status.conditions if c.type == SCRAPE_FAILED]
+    assert (condition.status, condition.reason) == ("True", COMPRESSED)
+    assert record_scrape(status, None, bomb, "/checkpoints", NOW) is None  # no event per interval
+    oversize = Scrape(failure=TOO_LARGE, message="more than 1048576 bytes")
+    assert record_scrape(status, None, oversize, "/checkpoints", NOW)  # a new reason: a new event
+    assert (
+        record_scrape(status, {"recipe_trainer_step": 7.0}, Scrape(text="..."), "/checkpoints", NOW) is None
+    )
+    [condition] = [c for c in status.conditions if c.type == SCRAPE_FAILED]
+    assert condition.status == "False" and status.progress.step == 7
+
+
+def test_an_unreachable_endpoint_while_a_pod_starts_sets_no_condition():
+    status = RecipeTrainingJobStatus(phase="Running")
+    assert record_scrape(status, None, Scrape(failure=UNREACHABLE, message="refused"), "/c", NOW) is None
+    assert status.conditions == []
+
+
+def test_the_operator_exports_its_scrape_failures():
+    assert "recipe_operator_progress_scrape_failures_total" in exported_metric_names()
