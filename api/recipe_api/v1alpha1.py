@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from .base import ApiModel, FreeForm, Probability, Quantity
@@ -30,6 +30,43 @@ SINGULAR = "recipetrainingjob"
 SHORT_NAMES = ["rtj"]
 
 # ---------------------------------------------------------------- spec
+
+# Keyword arguments of Hugging Face's from_pretrained that are not model settings. model.config
+# becomes config overrides; one of these there would steer the loader instead: trust_remote_code
+# runs Python shipped with the model, the others choose what is downloaded and from where (issue
+# 23, finding 3). The trainer passes trust_remote_code=False itself, at every load.
+LOADER_ARGUMENTS = frozenset(
+    {
+        "trust_remote_code",
+        "revision",
+        "code_revision",
+        "cache_dir",
+        "force_download",
+        "resume_download",
+        "proxies",
+        "token",
+        "use_auth_token",
+        "local_files_only",
+        "subfolder",
+        "mirror",
+        "gguf_file",
+        "return_unused_kwargs",
+        "_commit_hash",
+        "_from_auto",
+        "_from_pipeline",
+        "adapter_kwargs",
+    }
+)
+
+
+def _without_loader_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    refused = sorted(set(config) & LOADER_ARGUMENTS)
+    if refused:
+        raise ValueError(
+            f"{', '.join(refused)} is a model loader argument, not a model setting; remove it (remote "
+            "code never runs, and a model is pinned by its name: a directory or GGUF file on a volume)"
+        )
+    return config
 
 
 class ModelSpec(ApiModel):
@@ -49,10 +86,11 @@ class ModelSpec(ApiModel):
         description="seq2seq (T5-style encoder-decoder) or causal (decoder-only); auto reads "
         "it from the model config.",
     )
-    config: FreeForm = Field(
+    config: Annotated[FreeForm, AfterValidator(_without_loader_arguments)] = Field(
         default_factory=dict,
-        description="Model config overrides. With init: scratch they define a fresh model "
-        "and must include model_type (tests, CPU demos).",
+        description="Model config overrides (attributes of the model's config, e.g. dropout_rate). "
+        "With init: scratch they define a fresh model and must include model_type (tests, CPU "
+        "demos). Loader arguments such as trust_remote_code or revision are refused.",
     )
     init: Literal["pretrained", "scratch"] = Field(
         "pretrained",

@@ -160,13 +160,15 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> LoadedCheckp
         overrides = {k: v for k, v in model_spec.config.items() if k != "model_type"}
         if model_spec.init == "scratch" or base_model != model_spec.name:
             overrides = {}
-        model_config = AutoConfig.from_pretrained(base_model, **overrides)
+        model_config = AutoConfig.from_pretrained(base_model, trust_remote_code=False, **overrides)
         task = resolve_task(model_spec, model_config)
-        base = auto_model_class(task).from_pretrained(base_model, config=model_config)
+        base = auto_model_class(task).from_pretrained(
+            base_model, config=model_config, trust_remote_code=False
+        )
         model = PeftModel.from_pretrained(base, str(model_dir))
     else:
-        task = resolve_task(model_spec, AutoConfig.from_pretrained(str(model_dir)))
-        model = auto_model_class(task).from_pretrained(str(model_dir))
+        task = resolve_task(model_spec, AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False))
+        model = auto_model_class(task).from_pretrained(str(model_dir), trust_remote_code=False)
     model.to(device or default_device()).eval()
     state = read_trainer_state(checkpoint)  # resolve_checkpoint found it: it is what makes one complete
     return LoadedCheckpoint(checkpoint, model, tokenizer, task, config, state, base_model)
@@ -188,9 +190,9 @@ def load_pretrained_model(
     comparing a fine-tune with its base. `config` (e.g. the fine-tune's) sets lengths and data."""
 
     source = resolve_pretrained(name)
-    model_config = AutoConfig.from_pretrained(source)
+    model_config = AutoConfig.from_pretrained(source, trust_remote_code=False)
     task = resolve_task(ModelSpec(name=name), model_config)
-    model = auto_model_class(task).from_pretrained(source, config=model_config)
+    model = auto_model_class(task).from_pretrained(source, config=model_config, trust_remote_code=False)
     tokenizer = load_pretrained_tokenizer(_tokenizer_location(source))
     model.to(device or default_device()).eval()
     return LoadedCheckpoint(Path(name), model, tokenizer, task, config)

@@ -128,15 +128,15 @@ def load_model(
 
     if model_spec.init == "scratch":
         source = Path(checkpoint_dir) / BASE_MODEL_DIR
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
         tokenizer_dir = source / TOKENIZER_DIR
     else:
         source = resolve_pretrained(model_spec.name)
         overrides = {k: v for k, v in model_spec.config.items() if k != "model_type"}
-        config = AutoConfig.from_pretrained(source, **overrides)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False, **overrides)
         tokenizer_dir = _tokenizer_location(source)
     task = resolve_task(model_spec, config)
-    model = auto_model_class(task).from_pretrained(source, config=config)
+    model = auto_model_class(task).from_pretrained(source, config=config, trust_remote_code=False)
     tokenizer = load_pretrained_tokenizer(str(tokenizer_dir))
     if gradient_checkpointing:
         model.gradient_checkpointing_enable()

@@ -215,12 +215,14 @@ def _convert(path: Path, out: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     directory, file_name = str(path.parent), path.name
-    config = AutoConfig.from_pretrained(directory, gguf_file=file_name)
+    config = AutoConfig.from_pretrained(directory, gguf_file=file_name, trust_remote_code=False)
     model_class = (
         AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     )
-    model = model_class.from_pretrained(directory, gguf_file=file_name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=file_name)
+    model = model_class.from_pretrained(
+        directory, gguf_file=file_name, dtype=torch.float32, trust_remote_code=False
+    )
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=file_name, trust_remote_code=False)
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

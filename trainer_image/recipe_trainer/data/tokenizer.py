@@ -66,7 +66,7 @@ def train_recipe_tokenizer(
 def load_pretrained_tokenizer(model_path: str) -> PreTrainedTokenizerBase:
     """The tokenizer saved with a model (hub id or directory); causal models without a pad
     token (GPT-2, Llama) pad with their end-of-sequence token, which is never attended anyway."""
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=False)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
