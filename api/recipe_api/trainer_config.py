@@ -24,6 +24,17 @@ HOSTFILE_NAME = "hostfile"
 TERMINATION_LOG_PATH = "/dev/termination-log"
 
 
+def job_checkpoint_dir(namespace: str | None, name: str, claim_name: str | None) -> str:
+    """Where a job keeps its checkpoints in its pods. The claim the operator creates is the job's
+    alone: its root. A claim the spec names (checkpoint.volume.claimName) may hold other jobs'
+    checkpoints too: `<namespace>/<name>` under it, so one job never resumes from, prunes or
+    deletes another's (issue 23, finding 5). A job deleted and created again under the same
+    namespace and name finds its checkpoints there and resumes."""
+    if not claim_name:
+        return CHECKPOINT_MOUNT_PATH
+    return f"{CHECKPOINT_MOUNT_PATH}/{namespace or 'default'}/{name}"
+
+
 class TrainerRuntime(ApiModel):
     checkpoint_dir: str = Field(description="Directory of checkpoints (the volume in a cluster).")
     run_dir: str = Field(description="Directory of logs, curves and caches for this run.")
@@ -36,6 +47,11 @@ class TrainerRuntime(ApiModel):
 class TrainerConfig(ApiModel):
     name: str = Field(description="The RecipeTrainingJob's name.")
     namespace: str | None = Field(None, description="Its namespace (null in local mode).")
+    uid: str | None = Field(
+        None,
+        description="The RecipeTrainingJob's uid when the checkpoint was written (null in local mode); "
+        "recorded, not compared: a job created again under the same name resumes.",
+    )
     spec: RecipeTrainingJobSpec = Field(description="The validated spec, defaults filled in.")
     runtime: TrainerRuntime = Field(description="Where this run keeps its state.")
 

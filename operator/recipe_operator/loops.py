@@ -20,7 +20,7 @@ from typing import Any
 
 from recipe_api.contract import LABEL_JOB_NAME
 from recipe_api.status import RecipeTrainingJobStatus
-from recipe_api.trainer_config import CHECKPOINT_MOUNT_PATH
+from recipe_api.trainer_config import job_checkpoint_dir
 from recipe_api.v1alpha1 import MetricsSpec
 
 from . import progress
@@ -146,7 +146,9 @@ async def mirror_progress(operator: Operator, body: dict[str, Any], namespace: s
             return
         stored = fresh.get("status") or {}
         status = RecipeTrainingJobStatus.model_validate(stored)
-        warning = progress.record_scrape(status, samples, scrape, CHECKPOINT_MOUNT_PATH, datetime.now(UTC))
+        claim = (((fresh.get("spec") or {}).get("checkpoint") or {}).get("volume") or {}).get("claimName")
+        checkpoint_dir = job_checkpoint_dir(namespace, name, claim)
+        warning = progress.record_scrape(status, samples, scrape, checkpoint_dir, datetime.now(UTC))
         if patch := status_patch(stored, status):
             await operator.kube.patch_status(namespace, name, patch)
         if warning is not None:

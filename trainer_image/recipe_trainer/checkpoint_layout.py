@@ -91,6 +91,24 @@ def read_trainer_config(checkpoint: Path) -> TrainerConfig | None:
     return TrainerConfig.from_yaml(path.read_text()) if path.is_file() else None
 
 
+class CheckpointOfAnotherJob(ValueError):
+    """A checkpoint in this job's directory that another job wrote: never resumed from."""
+
+
+def check_owner(checkpoint: Path, namespace: str | None, name: str) -> None:
+    """Refuse, in one line, a checkpoint whose trainer-config.yaml records another job (namespace
+    and name; the uid is recorded but not compared, so a job created again under the same name
+    resumes). One written without a config is accepted: there is nothing to compare."""
+    config = read_trainer_config(checkpoint)
+    if config is not None and (config.namespace, config.name) != (namespace, name):
+        theirs = f"{config.namespace}/{config.name}" if config.namespace else config.name
+        ours = f"{namespace}/{name}" if namespace else name
+        raise CheckpointOfAnotherJob(
+            f"checkpoint {checkpoint} was written by job {theirs}, not {ours}; it is not resumed from "
+            "(move it away, or name it with --resume-from to start from it on purpose)"
+        )
+
+
 def rank_state_file(checkpoint: Path, rank: int) -> Path:
     """One rank's RNG states, data position and noise generators (`checkpointing.load_rank_state`)."""
     return checkpoint / DEEPSPEED_DIR / f"rank-{rank:05d}.pt"

@@ -6,11 +6,11 @@ import posixpath
 from typing import Any
 
 from recipe_api.trainer_config import (
-    CHECKPOINT_MOUNT_PATH,
     CONFIG_FILE_NAME,
     HOSTFILE_NAME,
     TrainerConfig,
     TrainerRuntime,
+    job_checkpoint_dir,
 )
 from recipe_api.v1alpha1 import RecipeTrainingJob
 
@@ -20,15 +20,18 @@ RUN_DIR_NAME = "run"
 CONFIG_MAP_KEYS = (CONFIG_FILE_NAME, HOSTFILE_NAME)
 
 
-def build_trainer_config(job: RecipeTrainingJob) -> TrainerConfig:
+def build_trainer_config(job: RecipeTrainingJob, uid: str | None = None) -> TrainerConfig:
     """Every default filled in; state lives on the checkpoint volume so a restarted gang finds it."""
+    checkpoint_dir = job_checkpoint_dir(
+        job.metadata.namespace, job.metadata.name, job.spec.checkpoint.volume.claim_name
+    )
     return TrainerConfig(
         name=job.metadata.name,
         namespace=job.metadata.namespace,
+        uid=uid or None,
         spec=job.spec,
         runtime=TrainerRuntime(
-            checkpoint_dir=CHECKPOINT_MOUNT_PATH,
-            run_dir=posixpath.join(CHECKPOINT_MOUNT_PATH, RUN_DIR_NAME),
+            checkpoint_dir=checkpoint_dir, run_dir=posixpath.join(checkpoint_dir, RUN_DIR_NAME)
         ),
     )
 
@@ -41,7 +44,7 @@ def build_hostfile(job: RecipeTrainingJob) -> str:
 
 
 def build_config_map(job: RecipeTrainingJob, uid: str) -> dict[str, Any]:
-    data = {CONFIG_FILE_NAME: build_trainer_config(job).to_yaml()}
+    data = {CONFIG_FILE_NAME: build_trainer_config(job, uid).to_yaml()}
     if job.spec.resources.nodes > 1:
         data[HOSTFILE_NAME] = build_hostfile(job)
     return {

@@ -175,9 +175,15 @@ def convert_to_universal(checkpoint: Path, target: Path) -> Path:
     return target
 
 
-def find_resume_checkpoint(checkpoint_dir: str | Path, resume_from: str | None) -> Path | None:
+def find_resume_checkpoint(
+    checkpoint_dir: str | Path, resume_from: str | None, namespace: str | None, name: str
+) -> Path | None:
     """The named checkpoint (a directory, or a root whose best/newest is taken), else the newest
-    complete one under the run's checkpoint directory, else None (a fresh start)."""
+    complete one under the run's checkpoint directory, else None (a fresh start). The newest one
+    found must be this job's (`checkpoint_layout.check_owner`); one named is taken as named."""
     if resume_from:
         return layout.resolve_checkpoint(resume_from)
-    return layout.newest_checkpoint(checkpoint_dir)
+    newest = layout.newest_checkpoint(checkpoint_dir)
+    if newest is not None:
+        layout.check_owner(newest, namespace, name)
+    return newest

@@ -156,7 +156,9 @@ class TrainingRecipe:
             self.ranks.barrier()
 
         ds_config = build_deepspeed_config(self.spec, self.world_size, on_gpu, self.precision)
-        self.resume_checkpoint = find_resume_checkpoint(self.checkpoint_dir, self.resume_from)
+        self.resume_checkpoint = find_resume_checkpoint(
+            self.checkpoint_dir, self.resume_from, self.config.namespace, self.config.name
+        )
         saved_world = (
             read_trainer_state(self.resume_checkpoint).get("world_size") if self.resume_checkpoint else None
         )
