@@ -3,9 +3,9 @@ checkpoint, failure, evaluation) and `kubectl get rtj` shows."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .base import ApiModel
@@ -14,6 +14,24 @@ Phase = Literal["Pending", "Launching", "Running", "Restarting", "Suspended", "S
 PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
+# Every message the operator writes (conditions, failure, events) is cut to this many characters,
+# so a spec that echoes a huge value into its error cannot push the object past etcd's limit
+# (issue 23, finding 6): with one entry per condition type the whole status stays under
+# STATUS_MAX_BYTES whatever the spec holds.
+MESSAGE_MAX_CHARS = 1024
+STATUS_MAX_BYTES = 32 * 1024
+
+
+def cap_message(text: str, limit: int = MESSAGE_MAX_CHARS) -> str:
+    """`text` if short enough, else its start and how much was cut."""
+    if len(text) <= limit:
+        return text
+    suffix = f" ... ({len(text)} characters, cut)"
+    return text[: limit - len(suffix)] + suffix
+
+
+Message = Annotated[str, AfterValidator(cap_message)]
+
 
 class Condition(ApiModel):
     type: str = Field(
@@ -21,7 +39,7 @@ class Condition(ApiModel):
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field("", description="CamelCase reason for the last transition.")
-    message: str = Field("", description="Human-readable detail.")
+    message: Message = Field("", description="Human-readable detail (at most 1024 characters).")
     last_transition_time: str | None = Field(None, description="RFC 3339 time of the last change.")
 
 
@@ -46,7 +64,9 @@ class LastCheckpoint(ApiModel):
 
 class Failure(ApiModel):
     reason: str | None = Field(None, description="OOMKilled, Evicted, NodeLost, ImagePullBackOff, ...")
-    message: str | None = Field(None, description="Detail, e.g. the trainer's termination message.")
+    message: Message | None = Field(
+        None, description="Detail, e.g. the trainer's termination message (at most 1024 characters)."
+    )
     pod: str | None = Field(None, description="The pod that failed.")
     exit_code: int | None = Field(None, description="Container exit code.")
 

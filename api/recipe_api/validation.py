@@ -16,7 +16,10 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from .status import cap_message
 from .v1alpha1 import RecipeTrainingJob, RecipeTrainingJobSpec
+
+ECHO_MAX_CHARS = 120  # of a refused value, quoted back in its error
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
         elif err["type"] == "missing":
             message = "required field is missing"
         elif "input" in err and err["type"] not in ("model_type", "dict_type", "value_error"):
-            message = f"{message} (got {err['input']!r})"
+            message = f"{message} (got {cap_message(repr(err['input']), ECHO_MAX_CHARS)})"
         # Union branches repeat one problem per branch; keep the first per path.
         seen.setdefault(path, FieldError(path, message))
     return list(seen.values())

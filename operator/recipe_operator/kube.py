@@ -20,7 +20,7 @@ from typing import Any
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
-from recipe_api.status import RecipeTrainingJobStatus
+from recipe_api.status import RecipeTrainingJobStatus, cap_message
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
@@ -284,7 +284,7 @@ class Kube:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": cap_message(message),
             "source": {"component": EVENT_SOURCE},
             "reportingComponent": EVENT_SOURCE,
             "reportingInstance": EVENT_SOURCE,

@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import threading
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
-from recipe_api.status import RecipeTrainingJobStatus
-from recipe_operator import reconcile
+from recipe_api import InvalidSpecError, parse_job
+from recipe_api.status import MESSAGE_MAX_CHARS, STATUS_MAX_BYTES, RecipeTrainingJobStatus
+from recipe_operator import phases, reconcile
 from recipe_operator.metrics import exported_metric_names
 from recipe_operator.progress import SCRAPE_FAILED, record_scrape
 from recipe_operator.scrape import (
@@ -145,3 +147,24 @@ def test_an_unreachable_endpoint_while_a_pod_starts_sets_no_condition():
 
 def test_the_operator_exports_its_scrape_failures():
     assert "recipe_operator_progress_scrape_failures_total" in exported_metric_names()
+
+
+# ---------------------------------------------------------------- finding 6: unbounded error text
+
+
+def test_a_huge_invalid_value_cannot_grow_the_status_past_its_bound():
+    """500 KB in a field used to be echoed three times into the status (the InvalidSpec and Failed
+    conditions and failure.message): past etcd's limit the status patch failed, the job never
+    reached Failed and was retried every 10 s forever."""
+    huge = "x" * 500_000
+    body = {**BODY, "spec": {**BODY["spec"], "training": {"precision": huge}, "lora": {"r": huge}}}
+    with pytest.raises(InvalidSpecError) as exc:
+        parse_job(body)
+    observed = phases.Observed(
+        job=None, status=RecipeTrainingJobStatus(), now=NOW, errors=tuple(exc.value.errors)
+    )
+    decision = phases.decide(observed)
+    assert decision.status.phase == "Failed"
+    assert len(json.dumps(decision.status.to_manifest())) < STATUS_MAX_BYTES
+    assert "spec.training.precision" in decision.status.failure.message
+    assert all(len(c.message) <= MESSAGE_MAX_CHARS for c in decision.status.conditions)
