@@ -28,6 +28,7 @@ KIND = "RecipeTrainingJob"
 PLURAL = "recipetrainingjobs"
 SINGULAR = "recipetrainingjob"
 SHORT_NAMES = ["rtj"]
+MAX_NODES = 128  # resources.nodes: bounds the pods, hostfile and pod listing of one job
 
 # ---------------------------------------------------------------- spec
 
@@ -344,7 +345,13 @@ class ResourcesSpec(ApiModel):
     image: str | None = Field(
         None, description="Trainer image; null uses the operator's default trainer image."
     )
-    nodes: int = Field(1, ge=1, description="Pods (nodes) in the training gang.")
+    nodes: int = Field(
+        1,
+        ge=1,
+        le=MAX_NODES,
+        description=f"Pods (nodes) in the training gang, at most {MAX_NODES} (each pod costs the "
+        "operator work on every event of the job).",
+    )
     gpus_per_node: int = Field(1, ge=0, description="GPUs per pod (nvidia.com/gpu); 0 trains on CPU.")
     cpu: Quantity = Field("8", description="CPU request and limit per pod.")
     memory: Quantity = Field("64Gi", description="Memory request and limit per pod.")

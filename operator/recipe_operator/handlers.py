@@ -125,5 +125,6 @@ async def failed_create_event(memo: kopf.Memo, body: kopf.Body, namespace: str, 
 
 @kopf.on.event("", "v1", "pods", labels=OWNED)
 async def pod_event(memo: kopf.Memo, labels: kopf.Labels, namespace: str, **_: Any) -> None:
+    """Coalesced (Operator.wake_soon): a gang's pod events come in bursts."""
     if labels.get(LABEL_JOB_NAME) and memo.operator.leading:
-        await reconcile(memo.operator, namespace, labels[LABEL_JOB_NAME])
+        memo.operator.wake_soon(namespace, labels[LABEL_JOB_NAME])

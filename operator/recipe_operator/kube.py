@@ -55,6 +55,10 @@ def api_message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason or f"HTTP {exc.status}")
 
 
+LIST_PAGE_SIZE = 250
+LIST_MAX_PAGES = 8
+
+
 def _without_nulls(value: Any) -> Any:
     """What the API server stores: it prunes nulls of non-nullable fields, inside lists too."""
     if isinstance(value, dict):
@@ -165,11 +169,27 @@ class Kube:
     async def list(
         self, api_version: str, kind: str, namespace: str, labels: Mapping[str, str]
     ) -> list[dict[str, Any]]:
+        """The objects with these labels, read in pages of LIST_PAGE_SIZE and at most LIST_MAX_PAGES
+        of them: a job has at most MAX_NODES pods per attempt, so more means someone else labelled
+        theirs like ours, and one reconcile must not read without end (issue 23, finding 7)."""
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        result = await self._request(
-            "GET", self._path(api_version, kind, namespace), query=[("labelSelector", selector)]
-        )
-        items = result.get("items") or []
+        items: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(LIST_MAX_PAGES):
+            query = [("labelSelector", selector), ("limit", str(LIST_PAGE_SIZE))]
+            result = await self._request(
+                "GET",
+                self._path(api_version, kind, namespace),
+                query=query + ([("continue", token)] if token else []),
+            )
+            items += result.get("items") or []
+            token = (result.get("metadata") or {}).get("continue") or ""
+            if not token:
+                break
+        else:
+            logger.warning(
+                "listing %s %s in %s: stopped after %d items", kind, selector, namespace, len(items)
+            )
         # Filter here as well: the selector is an optimisation some API emulators ignore.
         return [
             item

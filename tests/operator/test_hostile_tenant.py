@@ -8,15 +8,21 @@ import contextlib
 import gzip
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
+import kopf
 import pytest
 from aiohttp import web
 from recipe_api import InvalidSpecError, parse_job
+from recipe_api.contract import LABEL_JOB_NAME
 from recipe_api.status import MESSAGE_MAX_CHARS, STATUS_MAX_BYTES, RecipeTrainingJobStatus
-from recipe_operator import phases, reconcile
-from recipe_operator.metrics import exported_metric_names
+from recipe_api.v1alpha1 import MAX_NODES
+from recipe_operator import handlers, phases, reconcile
+from recipe_operator.kube import LIST_MAX_PAGES, LIST_PAGE_SIZE, Kube
+from recipe_operator.metrics import OperatorMetrics, exported_metric_names
 from recipe_operator.progress import SCRAPE_FAILED, record_scrape
+from recipe_operator.runtime import Operator
 from recipe_operator.scrape import (
     COMPRESSED,
     MAX_METRICS_BYTES,
@@ -25,6 +31,7 @@ from recipe_operator.scrape import (
     Scrape,
     fetch_metrics,
 )
+from recipe_operator.settings import Settings
 
 BODY = {
     "apiVersion": "training.chefgenius.io/v1alpha1",
@@ -168,3 +175,58 @@ def test_a_huge_invalid_value_cannot_grow_the_status_past_its_bound():
     assert len(json.dumps(decision.status.to_manifest())) < STATUS_MAX_BYTES
     assert "spec.training.precision" in decision.status.failure.message
     assert all(len(c.message) <= MESSAGE_MAX_CHARS for c in decision.status.conditions)
+
+
+# ---------------------------------------------------------------- finding 7: many pods
+
+
+def test_resources_nodes_has_a_documented_maximum():
+    body = {**BODY, "spec": {**BODY["spec"], "resources": {"nodes": MAX_NODES + 1, "cpu": "1m"}}}
+    with pytest.raises(InvalidSpecError) as exc:
+        parse_job(body)
+    [error] = exc.value.errors
+    assert error.path == "spec.resources.nodes" and str(MAX_NODES) in error.message
+    assert parse_job({**body, "spec": {**body["spec"], "resources": {"nodes": MAX_NODES}}})
+
+
+def test_a_burst_of_pod_events_is_one_reconcile_at_the_next_tick(monkeypatch):
+    """Each pod event used to reconcile at once, and each reconcile lists every pod of the job:
+    O(N^2) work for a gang of N pods starting."""
+    reconciled = []
+
+    async def counting_reconcile(operator, namespace, name):
+        reconciled.append((namespace, name))
+
+    monkeypatch.setattr(handlers, "reconcile", counting_reconcile)
+    settings = Settings.from_env()
+    operator = Operator(settings, kube=None, metrics=OperatorMetrics())
+    operator.leading = True
+    memo = kopf.Memo(operator=operator)
+    labels = {LABEL_JOB_NAME: "flan"}
+
+    async def burst():
+        for _ in range(200):
+            await handlers.pod_event(memo=memo, labels=labels, namespace="ml")
+
+    asyncio.run(burst())
+    assert reconciled == []
+    assert list(operator.wake_at) == [("ml", "flan")] and operator.wake_at[("ml", "flan")] <= time.monotonic()
+
+
+def test_pods_are_listed_in_pages(monkeypatch):
+    """A namespace whose pods carry our labels (a tenant can label its own pods so) is read in
+    pages and only up to a bound, not in one unbounded answer."""
+    kube = Kube.__new__(Kube)
+    pages = []
+
+    async def request(method, path, query=None, **_):
+        pages.append(dict(query))
+        more = len(pages) < 100
+        item = {"metadata": {"labels": {LABEL_JOB_NAME: "flan"}}}
+        return {"items": [item] * LIST_PAGE_SIZE, "metadata": {"continue": "next" if more else ""}}
+
+    kube._request = request
+    items = asyncio.run(kube.list("v1", "Pod", "ml", {LABEL_JOB_NAME: "flan"}))
+    assert all(q["limit"] == str(LIST_PAGE_SIZE) for q in pages)
+    assert len(pages) == LIST_MAX_PAGES and len(items) == LIST_PAGE_SIZE * LIST_MAX_PAGES
+    assert "continue" not in pages[0] and pages[1]["continue"] == "next"
