@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from deepspeed.checkpoint.ds_to_universal import main as ds_to_universal
 from recipe_api.contract import checkpoint_step_dir, checkpoint_step_of
@@ -122,9 +123,26 @@ def write_trainer_state(checkpoint: Path, state: dict[str, Any]) -> None:
     (checkpoint / layout.STATE_FILE).write_text(json.dumps(state, indent=1))
 
 
+# What a rank state holds besides tensors and plain Python values: numpy's RNG state, an array
+# (`rng.capture_rng_state`). These globals, and nothing else, may appear in the pickle.
+RANK_STATE_GLOBALS = [
+    np.ndarray(0).__reduce__()[0],  # numpy's array reconstructor (numpy._core.multiarray._reconstruct)
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
+
+
 def load_rank_state(checkpoint: Path, rank: int) -> dict[str, Any] | None:
+    """A rank's saved RNG, data position and noise state, unpickled with torch's weights-only
+    loader: a checkpoint someone else wrote (a shared claim, --resume-from) may hold a pickle that
+    runs code when fully unpickled (issue 23, finding 8). The DeepSpeed shards are still loaded by
+    DeepSpeed with full unpickling: docs/security.md says which checkpoint files are trusted."""
     path = layout.rank_state_file(checkpoint, rank)
-    return torch.load(path, weights_only=False) if path.is_file() else None
+    if not path.is_file():
+        return None
+    with torch.serialization.safe_globals(RANK_STATE_GLOBALS):
+        return torch.load(path, weights_only=True)
 
 
 def load_engine_state(
