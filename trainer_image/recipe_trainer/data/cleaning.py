@@ -211,8 +211,8 @@ def parse_list(value: Any, column: str, repairs: dict | None = None) -> tuple[st
         )
         try:
             value = _LIST_JSON.decode(value) if value.strip() else []
-        except json.JSONDecodeError:
-            raise _Dropped(f"unparseable {column}", value) from None
+        except (ValueError, RecursionError):  # bad, too deep, or an integer too long to convert
+            raise _Dropped(f"unparseable {column}", value[:200]) from None
     if not isinstance(value, list):
         raise _Dropped(f"unparseable {column}", str(value))
     if plain and all(type(item) is str for item in value):

@@ -27,7 +27,6 @@ import csv
 import gzip
 import io
 import json
-import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,7 +51,11 @@ ACCEPTED = (
     "a RecipeNLG CSV, JSON lines (recipes, prompt/completion, input/output or chat messages) or Parquet"
 )
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # RecipeNLG has a few very long direction cells
+# One line (a JSON record, a CSV line) and one CSV cell are at most this long: RecipeNLG's longest
+# direction cells are tens of KiB, and a longer line is read no further but dropped and counted,
+# so one multi-GB line cannot exhaust rank 0's memory (issue 23, finding 9).
+MAX_LINE_CHARS = 1 << 20
+csv.field_size_limit(MAX_LINE_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,7 @@ def _jsonl_kind(file: Path, lines: list[str]) -> Detected:
     for line in lines:
         try:
             value = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             continue
         if isinstance(value, dict):
             return Detected("jsonl", f"JSON lines of {_record_kind(value.keys(), file)}")
@@ -221,12 +224,34 @@ class _RecordTooLong(Exception):
     """A CSV record ran over MAX_RECORD_LINES lines: an unclosed quote, not a recipe."""
 
 
+class _LineTooLong(Exception):
+    """A line over MAX_LINE_CHARS characters: read no further, dropped as malformed."""
+
+
+TOO_LONG = f"a line over {MAX_LINE_CHARS} characters (not read further)"
+
+
+def _bounded_lines(stream: io.TextIOBase) -> Iterator[str | None]:
+    """The stream's lines, each read only up to MAX_LINE_CHARS: a longer one is skipped to its end
+    a chunk at a time and given as None, so no line is ever held whole."""
+    while True:
+        line = stream.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_CHARS or line.endswith(("\n", "\r")):
+            yield line
+            continue
+        while (rest := stream.readline(MAX_LINE_CHARS)) and not rest.endswith(("\n", "\r")):
+            pass
+        yield None
+
+
 class _LineFeed:
     """Numbered lines for csv.reader that remembers the lines of the record being read and can
     take them back. Why: an unclosed quote makes csv swallow every following line into one cell;
     with the feed, the broken record costs its first line only and the rest is read again."""
 
-    def __init__(self, stream: Iterator[str]):
+    def __init__(self, stream: Iterator[str | None]):
         self._stream = stream
         self._returned: deque[tuple[int, str]] = deque()
         self._number = 0
@@ -241,8 +266,11 @@ class _LineFeed:
         if self._returned:
             item = self._returned.popleft()
         else:
-            item = (self._number + 1, next(self._stream))
+            text = next(self._stream)
             self._number += 1
+            if text is None:
+                raise _LineTooLong(self._number)
+            item = (self._number, text)
         self.taken.append(item)
         return item[1]
 
@@ -255,14 +283,15 @@ class _LineFeed:
 
 def _csv_rows(file: Path) -> Iterator[RawRow]:
     with _open_text(file) as stream:
-        feed = _LineFeed(stream)
+        feed = _LineFeed(_bounded_lines(stream))
         reader = csv.reader(feed)
         try:
             header = next(reader)
         except StopIteration:
             return
-        except (csv.Error, _RecordTooLong) as exc:
-            yield RawRow("malformed", f"{file}:1", error=f"unreadable CSV header ({exc})")
+        except (csv.Error, _RecordTooLong, _LineTooLong) as exc:
+            reason = TOO_LONG if isinstance(exc, _LineTooLong) else exc
+            yield RawRow("malformed", f"{file}:1", error=f"unreadable CSV header ({reason})")
             return
         columns = [name.strip() for name in header]
         missing = [c for c in REQUIRED_CSV_COLUMNS if c not in columns]
@@ -285,6 +314,10 @@ def _csv_rows(file: Path) -> Iterator[RawRow]:
                 cells, error = None, f"broken CSV line ({exc})"
             except _RecordTooLong:
                 cells, error = None, f"unclosed quote (a record over {MAX_RECORD_LINES} lines)"
+            except _LineTooLong as long_line:
+                if not feed.taken:  # the record's first line: it alone is dropped
+                    feed.taken = [(long_line.args[0], "")]
+                cells, error = None, TOO_LONG
             where = f"{file}:{feed.taken[0][0]}" if feed.taken else str(file)
             if cells is not None and len(cells) == width:
                 yield RawRow("recipe", where, {name: cells[i] for i, name in wanted})
@@ -299,14 +332,23 @@ def _csv_rows(file: Path) -> Iterator[RawRow]:
 
 def _jsonl_rows(file: Path) -> Iterator[RawRow]:
     with _open_text(file) as stream:
-        for number, text in enumerate(stream, start=1):
+        for number, text in enumerate(_bounded_lines(stream), start=1):
+            where = f"{file}:{number}"
+            if text is None:
+                yield RawRow("malformed", where, error=TOO_LONG)
+                continue
             if not text.strip():
                 continue
-            where = f"{file}:{number}"
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield RawRow("malformed", where, error=f"invalid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            except RecursionError:
+                yield RawRow("malformed", where, error="JSON nested too deeply")
+                continue
+            except ValueError as exc:  # e.g. an integer of more digits than Python converts
+                yield RawRow("malformed", where, error=f"invalid JSON ({str(exc)[:100]})")
                 continue
             yield _record_row(value, where)
 
