@@ -336,6 +336,27 @@ class Webhook(ApiModel):
 NAMESPACE = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 
 
+class Policy(ApiModel):
+    """Creating a RecipeTrainingJob creates pods (docs/security.md): these lists narrow what a job may
+    ask for. Empty: anything. The operator checks them at admission (with the webhook on: a one-line
+    refusal naming the field) and at every reconcile (a job that asks for more ends Failed with
+    InvalidSpec, also one already running when a list is narrowed)."""
+
+    allowed_image_prefixes: list[Annotated[str, Field(min_length=1)]] = Field(
+        [],
+        description="Prefixes `spec.resources.image` must start with, e.g. `[registry.example.com/ml/]`. "
+        "A job without an image runs the chart's trainer image, which is always allowed.",
+    )
+    allowed_claims: list[Annotated[str, Field(min_length=1)]] = Field(
+        [],
+        description="PersistentVolumeClaims a job may mount (`spec.dataset.volume.claimName`, "
+        "`spec.checkpoint.volume.claimName`); the claim the operator creates for a job is always allowed.",
+    )
+    allowed_priority_classes: list[Annotated[str, Field(min_length=1)]] = Field(
+        [], description="PriorityClasses a job may ask for (`spec.resources.priorityClassName`)."
+    )
+
+
 class Values(ApiModel):
     """Default values for recipe-training-operator. Every key is documented here and typed in
     values.schema.json, which rejects unknown keys: a typo such as `--set serviceMonitor.enable=true`
@@ -431,3 +452,7 @@ class Values(ApiModel):
     prometheus_rule: PrometheusRule = Field(default_factory=PrometheusRule, description="The alerts.")
     grafana: Grafana = Field(default_factory=Grafana, description="Grafana.")
     webhook: Webhook = Field(default_factory=Webhook, description="The validating admission webhook.")
+    policy: Policy = Field(
+        default_factory=Policy,
+        description="What a RecipeTrainingJob may ask for (images, claims, priorities).",
+    )

@@ -204,8 +204,54 @@ def object_errors(job: RecipeTrainingJob) -> list[FieldError]:
     return errors
 
 
-def parse_job(manifest: Any) -> RecipeTrainingJob:
-    """Validate a manifest (a dict from YAML) and return it with every default filled in.
+@dataclass(frozen=True)
+class AdmissionPolicy:
+    """What a cluster's administrator allows a job to ask for (the chart's `policy` values; empty:
+    anything). Creating a job creates pods: without these, a user who may create jobs runs any
+    image, mounts any claim of the namespace and takes any priority (docs/security.md)."""
+
+    image_prefixes: tuple[str, ...] = ()
+    claims: tuple[str, ...] = ()
+    priority_classes: tuple[str, ...] = ()
+
+
+def policy_errors(job: RecipeTrainingJob, policy: AdmissionPolicy) -> list[FieldError]:
+    """One error per field the policy does not allow, naming the field and what is allowed."""
+    errors: list[FieldError] = []
+    image = job.spec.resources.image
+    if policy.image_prefixes and image is not None and not image.startswith(policy.image_prefixes):
+        allowed = ", ".join(policy.image_prefixes)
+        errors.append(
+            FieldError(
+                "spec.resources.image",
+                f"{image[:200]!r} is not allowed here; images must start with {allowed}",
+            )
+        )
+    claims = {
+        "spec.dataset.volume.claimName": job.spec.dataset.volume.claim_name
+        if job.spec.dataset.volume
+        else None,
+        "spec.checkpoint.volume.claimName": job.spec.checkpoint.volume.claim_name,
+    }
+    for path, claim in claims.items():
+        if policy.claims and claim is not None and claim not in policy.claims:
+            errors.append(
+                FieldError(path, f"claim {claim!r} is not allowed here; allowed: {', '.join(policy.claims)}")
+            )
+    priority = job.spec.resources.priority_class_name
+    if policy.priority_classes and priority is not None and priority not in policy.priority_classes:
+        errors.append(
+            FieldError(
+                "spec.resources.priorityClassName",
+                f"{priority!r} is not allowed here; allowed: {', '.join(policy.priority_classes)}",
+            )
+        )
+    return errors
+
+
+def parse_job(manifest: Any, policy: AdmissionPolicy | None = None) -> RecipeTrainingJob:
+    """Validate a manifest (a dict from YAML) and return it with every default filled in; with a
+    policy (the operator's), also what the cluster's administrator allows.
 
     Raises InvalidSpecError listing every problem with its field path.
     """
@@ -218,6 +264,8 @@ def parse_job(manifest: Any) -> RecipeTrainingJob:
     except ValidationError as exc:
         raise InvalidSpecError(_pydantic_errors(exc)) from None
     errors = object_errors(job) + semantic_errors(job.spec)
+    if policy is not None:
+        errors += policy_errors(job, policy)
     if errors:
         raise InvalidSpecError(errors)
     return job

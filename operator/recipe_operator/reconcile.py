@@ -51,13 +51,14 @@ def not_ours(obj: dict[str, Any]) -> str:
     return f"{describe(obj)} already exists, {whose}, not by this RecipeTrainingJob"
 
 
-async def validate_off_loop(body: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+async def validate_off_loop(body: dict[str, Any], settings: Settings) -> tuple[Any, tuple[Any, ...]]:
     """parse_job in a worker thread: validation is linear in the object's size (issue 23), but an
     object near etcd's limit still takes a while, and the event loop also serves /healthz, the
     watches and every other job. (The webhook's check is a plain function: kopf runs it in its
     executor.)"""
     try:
-        return await asyncio.to_thread(parse_job, {k: v for k, v in body.items() if k != "status"}), ()
+        manifest = {k: v for k, v in body.items() if k != "status"}
+        return await asyncio.to_thread(parse_job, manifest, settings.policy), ()
     except InvalidSpecError as exc:
         return None, tuple(exc.errors)
 
@@ -66,7 +67,7 @@ async def observe(kube: Kube, body: dict[str, Any], now: datetime, settings: Set
     meta = body.get("metadata") or {}
     namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid", "")
     status = RecipeTrainingJobStatus.model_validate(body.get("status") or {})
-    job, errors = await validate_off_loop(body)
+    job, errors = await validate_off_loop(body, settings)
     child, pods, conflict, create_failure = None, (), None, None
     child_body = await kube.get("batch/v1", "Job", namespace, builders.job_name(job) if job else name)
     if child_body is not None:

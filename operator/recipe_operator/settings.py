@@ -18,6 +18,9 @@ are part of the chart's contract: rename one here and the chart must follow.
 | RECIPE_OPERATOR_WEBHOOK_PORT | 9443 | the port the webhook listens on |
 | RECIPE_OPERATOR_WEBHOOK_CERT_FILE | "" | PEM serving certificate (the chart's Secret, tls.crt) |
 | RECIPE_OPERATOR_WEBHOOK_KEY_FILE | "" | its private key (tls.key) |
+| RECIPE_OPERATOR_ALLOWED_IMAGE_PREFIXES | "" | comma-separated prefixes spec.resources.image must start with; empty = any |
+| RECIPE_OPERATOR_ALLOWED_CLAIMS | "" | comma-separated PVC names a job may mount (dataset and checkpoint); empty = any |
+| RECIPE_OPERATOR_ALLOWED_PRIORITY_CLASSES | "" | comma-separated PriorityClasses a job may ask for; empty = any |
 
 The operator only serves the webhook: the chart owns the ValidatingWebhookConfiguration and
 the certificate (a Secret it generates, or cert-manager's), so a dead or scaled operator never
@@ -32,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from recipe_api.validation import AdmissionPolicy
 
 ENV_PREFIX = "RECIPE_OPERATOR_"
 WEBHOOK_PATH = "/validate-spec"  # kopf serves a handler at /<handler id>; the chart's config points here
@@ -74,8 +78,19 @@ class Settings(BaseModel):
     webhook_port: int = Field(9443, ge=1, le=65535, description="Port the webhook server listens on.")
     webhook_cert_file: str = Field("", description="PEM serving certificate of the webhook (tls.crt).")
     webhook_key_file: str = Field("", description="Private key of that certificate (tls.key).")
+    allowed_image_prefixes: list[str] = Field(
+        default_factory=list, description="Prefixes spec.resources.image must start with; empty = any."
+    )
+    allowed_claims: list[str] = Field(
+        default_factory=list, description="PVCs a job may mount (dataset, checkpoint); empty = any."
+    )
+    allowed_priority_classes: list[str] = Field(
+        default_factory=list, description="PriorityClasses a job may ask for; empty = any."
+    )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator(
+        "namespaces", "allowed_image_prefixes", "allowed_claims", "allowed_priority_classes", mode="before"
+    )
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):
@@ -90,6 +105,15 @@ class Settings(BaseModel):
                 "(the chart mounts its webhook Secret and sets both)"
             )
         return self
+
+    @property
+    def policy(self) -> AdmissionPolicy:
+        """What the administrator allows jobs (enforced by the webhook and by every reconcile)."""
+        return AdmissionPolicy(
+            tuple(self.allowed_image_prefixes),
+            tuple(self.allowed_claims),
+            tuple(self.allowed_priority_classes),
+        )
 
     @property
     def leader_election(self) -> bool:

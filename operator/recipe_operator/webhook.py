@@ -30,11 +30,17 @@ def webhook_server(config: Settings) -> kopf.WebhookServer:
 
 
 def rtj_validate(
-    body: kopf.Body, old: kopf.Body | None = None, operation: str | None = None, **_: Any
+    body: kopf.Body,
+    old: kopf.Body | None = None,
+    operation: str | None = None,
+    memo: kopf.Memo | None = None,
+    **_: Any,
 ) -> None:
     """Admission on CREATE and UPDATE (never DELETE: a job must stay deletable whatever its spec).
     An UPDATE that leaves the spec alone (labels, annotations) is admitted even when the stored
-    spec no longer validates; the message names each field path."""
+    spec no longer validates; the message names each field path. The administrator's policy
+    (settings.policy) is checked here too. A plain function: kopf runs it in its executor, off the
+    event loop."""
     if operation == "DELETE":  # kopf calls the handler for any review it receives
         return
     if (
@@ -44,6 +50,8 @@ def rtj_validate(
     ):
         return
     try:
-        parse_job({k: v for k, v in body.items() if k != "status"})
+        operator = getattr(memo, "operator", None)
+        policy = operator.settings.policy if operator is not None else None
+        parse_job({k: v for k, v in body.items() if k != "status"}, policy)
     except InvalidSpecError as exc:
         raise kopf.AdmissionError(str(exc), code=422) from None

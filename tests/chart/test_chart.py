@@ -373,6 +373,22 @@ def test_operator_settings_reach_the_env_vars_it_reads():
     assert metrics_svc["spec"]["ports"][0]["targetPort"] == "http-metrics"
 
 
+def test_the_admission_policy_values_reach_the_operator():
+    """Issue 23: an administrator's lists of allowed images, claims and priority classes."""
+    from recipe_operator.settings import Settings
+
+    policy = {
+        "allowedImagePrefixes": ["registry.example.com/ml/", "ghcr.io/chefgenius/"],
+        "allowedClaims": ["recipes"],
+        "allowedPriorityClasses": ["batch-low", "batch-high"],
+    }
+    env = container_env(render({"policy": policy}))
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("RECIPE_OPERATOR_")})
+    assert settings.policy.image_prefixes == tuple(policy["allowedImagePrefixes"])
+    assert settings.policy.claims == ("recipes",)
+    assert settings.policy.priority_classes == ("batch-low", "batch-high")
+
+
 def test_chart_sets_exactly_the_variables_the_operator_reads():
     """A renamed or new operator setting breaks this test until the chart follows."""
     from recipe_operator.settings import Settings, env_names

@@ -46,7 +46,7 @@ def test_reconcile_validates_the_spec_off_the_event_loop(monkeypatch):
     other job): the parse waits for a callback only the running loop can make."""
     loop_ran = threading.Event()
 
-    def blocking_parse(manifest):
+    def blocking_parse(manifest, policy):
         assert loop_ran.wait(timeout=60), "the spec was validated on the event loop, which stood still"
         return manifest["metadata"]["name"]
 
@@ -54,7 +54,7 @@ def test_reconcile_validates_the_spec_off_the_event_loop(monkeypatch):
 
     async def scenario():
         asyncio.get_running_loop().call_soon(loop_ran.set)
-        return await reconcile.validate_off_loop(BODY)
+        return await reconcile.validate_off_loop(BODY, Settings())
 
     assert asyncio.run(scenario()) == ("flan", ())
 

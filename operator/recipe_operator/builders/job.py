@@ -151,6 +151,8 @@ def build_job(
         # SIGTERM -> the gang's stop checkpoint (recipe_trainer.pod_supervisor) must fit in it
         "terminationGracePeriodSeconds": job.spec.run_policy.termination_grace_period_seconds,
         "subdomain": service_name(job),
+        # The trainer never calls the API: no token of the namespace's ServiceAccount for its image.
+        "automountServiceAccountToken": False,
         "containers": [container],
         "volumes": volumes,
         "securityContext": {
