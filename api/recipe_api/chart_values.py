@@ -331,6 +331,13 @@ class Webhook(ApiModel):
     cert_manager: CertManager = Field(
         default_factory=CertManager, description="cert-manager instead of a generated certificate."
     )
+    client_ca_config_map: str = Field(
+        "",
+        description="A ConfigMap (release namespace) whose `ca.crt` is the CA of the client certificate the "
+        "API server presents to admission webhooks (its AdmissionConfiguration's kubeConfigFile). Set: the "
+        "webhook requires that client certificate and refuses every other caller in the TLS handshake. Empty: "
+        "any client that reaches the port may post reviews (they are only validated, never acted on).",
+    )
 
 
 NAMESPACE = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]

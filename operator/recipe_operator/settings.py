@@ -18,6 +18,7 @@ are part of the chart's contract: rename one here and the chart must follow.
 | RECIPE_OPERATOR_WEBHOOK_PORT | 9443 | the port the webhook listens on |
 | RECIPE_OPERATOR_WEBHOOK_CERT_FILE | "" | PEM serving certificate (the chart's Secret, tls.crt) |
 | RECIPE_OPERATOR_WEBHOOK_KEY_FILE | "" | its private key (tls.key) |
+| RECIPE_OPERATOR_WEBHOOK_CLIENT_CA_FILE | "" | PEM CA of the API server's client certificate; set: callers without one signed by it are refused |
 | RECIPE_OPERATOR_ALLOWED_IMAGE_PREFIXES | "" | comma-separated prefixes spec.resources.image must start with; empty = any |
 | RECIPE_OPERATOR_ALLOWED_CLAIMS | "" | comma-separated PVC names a job may mount (dataset and checkpoint); empty = any |
 | RECIPE_OPERATOR_ALLOWED_PRIORITY_CLASSES | "" | comma-separated PriorityClasses a job may ask for; empty = any |
@@ -78,6 +79,11 @@ class Settings(BaseModel):
     webhook_port: int = Field(9443, ge=1, le=65535, description="Port the webhook server listens on.")
     webhook_cert_file: str = Field("", description="PEM serving certificate of the webhook (tls.crt).")
     webhook_key_file: str = Field("", description="Private key of that certificate (tls.key).")
+    webhook_client_ca_file: str = Field(
+        "",
+        description="CA (PEM) that signed the API server's client certificate for admission webhooks; "
+        "when set, the webhook refuses every TLS client without a certificate it signed.",
+    )
     allowed_image_prefixes: list[str] = Field(
         default_factory=list, description="Prefixes spec.resources.image must start with; empty = any."
     )

@@ -9,6 +9,7 @@ fail later. handlers.py registers `rtj_validate` with kopf when the webhook is e
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import kopf
@@ -20,12 +21,18 @@ from .settings import Settings
 def webhook_server(config: Settings) -> kopf.WebhookServer:
     """kopf's webhook server with the chart's certificate: the chart (a generated Secret or
     cert-manager) owns both the certificate and the ValidatingWebhookConfiguration's caBundle,
-    so every replica serves the same certificate and nothing is registered at runtime."""
+    so every replica serves the same certificate and nothing is registered at runtime.
+    With a client CA (the cluster's API server configured to present a client certificate to
+    admission webhooks), a caller without a certificate that CA signed cannot even complete the
+    TLS handshake: anyone else on the pod network is refused before a byte of a review is read."""
+    client_ca = config.webhook_client_ca_file or None
     return kopf.WebhookServer(
         addr=config.webhook_address,
         port=config.webhook_port,
         certfile=config.webhook_cert_file,
         pkeyfile=config.webhook_key_file,
+        verify_mode=ssl.CERT_REQUIRED if client_ca else None,
+        verify_cafile=client_ca,
     )
 
 

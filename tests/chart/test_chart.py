@@ -389,6 +389,24 @@ def test_the_admission_policy_values_reach_the_operator():
     assert settings.policy.priority_classes == ("batch-low", "batch-high")
 
 
+def test_a_webhook_client_ca_is_mounted_and_required():
+    """Issue 23: with the API server's client CA the webhook refuses every other caller."""
+    from recipe_operator.settings import Settings
+
+    objs = render({"webhook": {"enabled": True, "clientCaConfigMap": "apiserver-client-ca"}})
+    env = container_env(objs)
+    settings = Settings.from_env({k: v for k, v in env.items() if k.startswith("RECIPE_OPERATOR_")})
+    assert settings.webhook_client_ca_file == "/etc/recipe-operator/webhook-client-ca/ca.crt"
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-client-ca")
+    assert volume["configMap"]["name"] == "apiserver-client-ca"
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["webhook-client-ca"] == "/etc/recipe-operator/webhook-client-ca"
+    assert (
+        container_env(render({"webhook": {"enabled": True}}))["RECIPE_OPERATOR_WEBHOOK_CLIENT_CA_FILE"] == ""
+    )
+
+
 def test_chart_sets_exactly_the_variables_the_operator_reads():
     """A renamed or new operator setting breaks this test until the chart follows."""
     from recipe_operator.settings import Settings, env_names
