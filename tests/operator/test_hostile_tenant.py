@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import http.server
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 import kopf
 import pytest
 from aiohttp import web
+from kmock_cluster import wait_for
 from recipe_api import InvalidSpecError, parse_job
 from recipe_api.contract import LABEL_JOB_NAME
 from recipe_api.status import MESSAGE_MAX_CHARS, STATUS_MAX_BYTES, RecipeTrainingJobStatus
@@ -32,6 +34,7 @@ from recipe_operator.scrape import (
     fetch_metrics,
 )
 from recipe_operator.settings import Settings
+from test_operator_behaviour import NS, operator, phase_is, rtj, start_pods, status  # noqa: F401 (operator: a fixture)
 
 BODY = {
     "apiVersion": "training.chefgenius.io/v1alpha1",
@@ -194,14 +197,14 @@ def test_a_burst_of_pod_events_is_one_reconcile_at_the_next_tick(monkeypatch):
     O(N^2) work for a gang of N pods starting."""
     reconciled = []
 
-    async def counting_reconcile(operator, namespace, name):
+    async def counting_reconcile(_operator, namespace, name):
         reconciled.append((namespace, name))
 
     monkeypatch.setattr(handlers, "reconcile", counting_reconcile)
     settings = Settings.from_env()
-    operator = Operator(settings, kube=None, metrics=OperatorMetrics())
-    operator.leading = True
-    memo = kopf.Memo(operator=operator)
+    runtime = Operator(settings, kube=None, metrics=OperatorMetrics())
+    runtime.leading = True
+    memo = kopf.Memo(operator=runtime)
     labels = {LABEL_JOB_NAME: "flan"}
 
     async def burst():
@@ -210,7 +213,7 @@ def test_a_burst_of_pod_events_is_one_reconcile_at_the_next_tick(monkeypatch):
 
     asyncio.run(burst())
     assert reconciled == []
-    assert list(operator.wake_at) == [("ml", "flan")] and operator.wake_at[("ml", "flan")] <= time.monotonic()
+    assert list(runtime.wake_at) == [("ml", "flan")] and runtime.wake_at[("ml", "flan")] <= time.monotonic()
 
 
 def test_pods_are_listed_in_pages(monkeypatch):
@@ -230,3 +233,49 @@ def test_pods_are_listed_in_pages(monkeypatch):
     assert all(q["limit"] == str(LIST_PAGE_SIZE) for q in pages)
     assert len(pages) == LIST_MAX_PAGES and len(items) == LIST_PAGE_SIZE * LIST_MAX_PAGES
     assert "continue" not in pages[0] and pages[1]["continue"] == "next"
+
+
+class _GzipBomb(http.server.BaseHTTPRequestHandler):
+    """A tenant's trainer image answering /metrics with 64 MiB of zeros in 64 KiB of gzip."""
+
+    body = gzip.compress(b"0" * (64 << 20), compresslevel=9)
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def bomb_port():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GzipBomb)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_a_rank_zero_serving_a_gzip_bomb_is_a_condition_and_an_event_on_its_job(operator, bomb_port):  # noqa: F811
+    """The operator, in its kopf run against the API emulator, scrapes the bomb: the job gets the
+    MetricsScrapeFailed condition and one Warning event, and the operator keeps running."""
+    operator.create(rtj("bombed", metrics={"port": bomb_port}))
+    start_pods(operator, "bombed", attempt=1, pod_ip="127.0.0.1")
+    wait_for(phase_is(operator, "bombed", "Running"), what="Running")
+    condition = wait_for(
+        lambda: next(
+            (c for c in status(operator, "bombed").get("conditions", []) if c["type"] == SCRAPE_FAILED), None
+        ),
+        what="the MetricsScrapeFailed condition",
+    )
+    assert condition["status"] == "True" and condition["reason"] == COMPRESSED
+    events = wait_for(
+        lambda: [e for e in operator.events(NS, "bombed") if e["reason"] == SCRAPE_FAILED],
+        what="the Warning event",
+    )
+    assert events[0]["type"] == "Warning" and "gzip" in events[0]["message"]
