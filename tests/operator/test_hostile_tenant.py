@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 
 import kopf
+import local_http
 import pytest
 from aiohttp import web
 from kmock_cluster import wait_for
@@ -254,11 +255,8 @@ class _GzipBomb(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def bomb_port():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GzipBomb)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
+    with local_http.serving(_GzipBomb) as port:
+        yield port
 
 
 def test_a_rank_zero_serving_a_gzip_bomb_is_a_condition_and_an_event_on_its_job(operator, bomb_port):  # noqa: F811

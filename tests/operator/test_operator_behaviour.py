@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 import http.server
 import json
-import threading
 from typing import Any
 
 import pytest
 from kmock_cluster import Cluster, wait_for
 from kopf.testing import KopfRunner
+from local_http import serving
 from recipe_api.contract import LABEL_ATTEMPT, LABEL_JOB_NAME, TRAINER_CONTAINER_NAME
 
 NS = "ml"
@@ -318,11 +318,8 @@ class _Metrics(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def rank0_metrics():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
+    with serving(_Metrics) as port:
+        yield port
 
 
 def test_progress_is_mirrored_from_rank_zero_metrics(operator, rank0_metrics):
