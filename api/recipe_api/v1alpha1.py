@@ -317,7 +317,9 @@ class ValidationSpec(ApiModel):
 class CheckpointVolumeSpec(ApiModel):
     claim_name: str | None = Field(
         None,
-        description="Existing PVC for checkpoints; null: the operator creates one per job.",
+        description="Existing PVC for checkpoints, which other jobs may share: this job keeps its "
+        "checkpoints in <namespace>/<name>/ on it (and resumes from there when created again under "
+        "that name). null: the operator creates one per job and uses its root.",
     )
     size: Quantity = Field("50Gi", description="Size of the PVC the operator creates.")
     storage_class_name: str | None = Field(
