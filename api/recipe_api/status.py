@@ -35,7 +35,8 @@ Message = Annotated[str, AfterValidator(cap_message)]
 
 class Condition(ApiModel):
     type: str = Field(
-        description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued."
+        description="Created, Running, Restarting, Suspended, Succeeded, Failed, InvalidSpec, Queued, "
+        "MetricsScrapeFailed (rank 0's /metrics refused: compressed, over 1 MiB, not Prometheus text)."
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field("", description="CamelCase reason for the last transition.")
