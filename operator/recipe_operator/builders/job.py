@@ -11,6 +11,7 @@ Pod i gets the hostname <job>-i under the headless Service (subdomain), so rank 
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from recipe_api.contract import METRICS_PORT_NAME, TRAINER_CONTAINER_NAME, WANDB_API_KEY_ENV, WEBHOOK_URL_ENV
@@ -34,6 +35,23 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"  # also a pod label (1.28+)
 GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 1000  # the trainer image's numeric user (trainer_image/Dockerfile)
+# Downloads (Hugging Face models and datasets) and other caches go to a volume of their own, not to
+# the container's writable layer: the kubelet accounts for it, and a custom image needs no HOME.
+CACHE_MOUNT_PATH = "/var/cache/recipe-trainer"
+CACHE_SIZE_LIMIT = "20Gi"
+EPHEMERAL_STORAGE_REQUEST = "1Gi"  # logs, the writable layer; the cache volume has its own limit
+_CPU_SUFFIXES = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(1000)}
+
+
+def whole_cores(cpu: str) -> int:
+    """The pod's CPU quantity as whole cores, at least 1: the threads its ranks share
+    (OMP_NUM_THREADS), since a rank otherwise sizes its thread pools to every core of the node."""
+    suffix = cpu[-1] if cpu[-1:] in ("m", "k") else ""
+    number = cpu[: len(cpu) - len(suffix)]
+    try:
+        return max(1, int(Decimal(number) * _CPU_SUFFIXES[suffix]))
+    except (InvalidOperation, KeyError):
+        return 1
 
 
 def build_launch(job: RecipeTrainingJob) -> TrainerLaunch:
@@ -57,6 +75,7 @@ def build_launch(job: RecipeTrainingJob) -> TrainerLaunch:
         master_port=MASTER_PORT,
         rendezvous=rendezvous,
         supervised=True,
+        cpus=whole_cores(job.spec.resources.cpu),
     )
 
 
@@ -70,6 +89,10 @@ def _env(job: RecipeTrainingJob, launch: TrainerLaunch) -> list[dict[str, Any]]:
         },
     ]
     env += [{"name": name, "value": value} for name, value in launch.env.items()]
+    env += [
+        {"name": "HF_HOME", "value": f"{CACHE_MOUNT_PATH}/huggingface"},
+        {"name": "XDG_CACHE_HOME", "value": CACHE_MOUNT_PATH},
+    ]
     notifications = job.spec.notifications
     for name, ref in (
         (WEBHOOK_URL_ENV, notifications.webhook_secret_ref),
@@ -85,7 +108,10 @@ def _resources(job: RecipeTrainingJob) -> dict[str, Any]:
     amounts: dict[str, str] = {"cpu": r.cpu, "memory": r.memory}
     if r.gpus_per_node:
         amounts[GPU_RESOURCE] = str(r.gpus_per_node)
-    return {"requests": dict(amounts), "limits": dict(amounts)}
+    return {
+        "requests": {**amounts, "ephemeral-storage": EPHEMERAL_STORAGE_REQUEST},
+        "limits": dict(amounts),
+    }
 
 
 def _volumes(job: RecipeTrainingJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -94,11 +120,13 @@ def _volumes(job: RecipeTrainingJob) -> tuple[list[dict[str, Any]], list[dict[st
         {"name": "checkpoints", "persistentVolumeClaim": {"claimName": checkpoint_claim_name(job)}},
         # NCCL and DataLoader workers need more shared memory than the container default 64Mi.
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+        {"name": "cache", "emptyDir": {"sizeLimit": CACHE_SIZE_LIMIT}},
     ]
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_MOUNT_PATH, "readOnly": True},
         {"name": "checkpoints", "mountPath": CHECKPOINT_MOUNT_PATH},
         {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "cache", "mountPath": CACHE_MOUNT_PATH},
     ]
     dataset_volume = job.spec.dataset.volume
     if dataset_volume is not None:
@@ -157,6 +185,9 @@ def build_job(
             "runAsNonRoot": True,
             "runAsUser": RUN_AS_USER,
             "fsGroup": RUN_AS_USER,
+            # Change the checkpoint volume's ownership only when its root is not already ours:
+            # the default walks every file of every checkpoint at each attempt's start.
+            "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
