@@ -9,16 +9,18 @@ operators=()
 for pidfile in "$RUN"/*.pid; do
   [ -e "$pidfile" ] || continue
   name=$(basename "$pidfile" .pid)
-  case $name in etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok) ;; *) operators+=("$name") ;; esac
+  case $name in etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok | containerd | kubelet | kube-proxy) ;; *) operators+=("$name") ;; esac
 done
 # Each component takes about 2 s to stop gracefully: stop the independent ones together.
 for name in "${operators[@]}"; do stop "$name" & done
 wait
+# The real node next, while the API server still answers (its pods are deleted through it).
+"$CLUSTER_DIR/node.sh" down
 for name in kwok kube-scheduler kube-controller-manager; do stop "$name" & done
 wait
 stop kube-apiserver
 stop etcd
-rm -f "$STATE/operator.token"
+rm -f "$STATE/operator.token" "$RUN/operator.mode"
 "$CLUSTER_DIR/network.sh" down
 if [ -f "$RUN/guard.owned" ]; then  # up.sh turned the guard on: report what it counted, then remove it
   rm -f "$RUN/guard.owned"
