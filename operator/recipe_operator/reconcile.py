@@ -140,7 +140,7 @@ async def ensure_child(kube: Kube, obj: dict[str, Any], uid: str) -> dict[str, A
     if existing is None:
         raise RuntimeError(f"{describe(obj)} vanished after a create conflict; trying again")
     existing.setdefault("kind", obj["kind"])
-    if owned_by(existing, uid):
+    if owned_by(existing, uid) or builders.kept_for(existing, meta["labels"].get(LABEL_JOB_NAME, "")):
         return existing
     if left_by_namesake(existing, meta["name"]):
         raise RuntimeError(f"{describe(obj)} still belongs to a deleted namesake; waiting for its removal")

@@ -121,13 +121,15 @@ def operator(cluster):
     assert runner.exit_code == 0, runner.output[-2000:]
 
 
-def test_a_job_gets_its_configmap_service_pvc_and_indexed_job_owned_by_it(operator):
+def test_a_job_gets_its_configmap_service_and_indexed_job_owned_by_it_and_a_kept_pvc(operator):
     created = operator.create(rtj("owned"))
     job = wait_for(lambda: operator.get("Job", NS, "owned"), what="the Job")
+    pvc = operator.get("PersistentVolumeClaim", NS, "owned-checkpoints")
+    # no owner: deleting the job keeps its checkpoints for a re-created namesake to resume from
+    assert "ownerReferences" not in pvc["metadata"] and pvc["metadata"]["labels"][LABEL_JOB_NAME] == "owned"
     children = [
         operator.get("ConfigMap", NS, "owned-config"),
         operator.get("Service", NS, "owned"),
-        operator.get("PersistentVolumeClaim", NS, "owned-checkpoints"),
         job,
     ]
     for child in children:
@@ -365,3 +367,31 @@ def test_spec_edits_apply_at_the_next_attempt(operator):
     wait_for(job_of_attempt(operator, "edited", 2), what="attempt 2")
     config = operator.get("ConfigMap", NS, "edited-config")["data"]["trainer-config.yaml"]
     assert "epochs: 2" in config and "epochs: 5" not in config
+
+
+def test_a_deleted_job_re_created_under_its_name_adopts_its_kept_checkpoint_claim(operator):
+    """The documented recovery: delete a failed job, create it again, it resumes from its checkpoints.
+    The claim has no owner, so the garbage collector leaves it; the new job adopts it."""
+    operator.create(rtj("again"))
+    wait_for(lambda: operator.get("Job", NS, "again"), what="the first Job")
+    # a mark on the first claim: kmock gives claims no uid to compare
+    operator.patch(
+        "PersistentVolumeClaim", NS, "again-checkpoints", {"metadata": {"labels": {"first": "yes"}}}
+    )
+    operator.delete("RecipeTrainingJob", NS, "again")
+    for kind, name in (("Job", "again"), ("ConfigMap", "again-config"), ("Service", "again")):
+        operator.delete(kind, NS, name)  # what the garbage collector does with the owned children
+    recreated = operator.create(rtj("again"))
+    job = wait_for(
+        lambda: (
+            (j := operator.get("Job", NS, "again"))
+            and j["metadata"]["ownerReferences"][0]["uid"] == recreated["metadata"]["uid"]
+            and j
+        ),
+        what="the re-created job's Job",
+    )
+    claim = operator.get("PersistentVolumeClaim", NS, "again-checkpoints")
+    assert claim["metadata"]["labels"]["first"] == "yes"  # the same claim, adopted
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["checkpoints"]["persistentVolumeClaim"]["claimName"] == "again-checkpoints"
+    assert (operator.get("RecipeTrainingJob", NS, "again").get("status") or {}).get("phase") != "Failed"
