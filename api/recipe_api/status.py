@@ -64,6 +64,11 @@ class RecipeTrainingJobStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list, description="Kubernetes-style conditions.")
     attempt: int = Field(1, description="Current gang attempt (1-based).")
     restarts: int = Field(0, description="Gang restarts so far.")
+    disruptions: int = Field(
+        0,
+        description="Gang restarts the cluster caused (preemption, eviction, a drain, node loss); "
+        "runPolicy.backoffLimit does not count them.",
+    )
     start_time: str | None = Field(None, description="When the first attempt started.")
     completion_time: str | None = Field(None, description="When the job finished.")
     admission_time: str | None = Field(None, description="When a queue last admitted the job.")

@@ -57,6 +57,11 @@ class Reason(StrEnum):
     PEER_LOST = "PeerLost", Retry.RESTART, "another rank of the gang went away; this one is a victim"
     SIGNALED = "Signaled", Retry.RESTART, "a signal ended the trainer (exit code 128 or more)"
     TRAINER_ERROR = "TrainerError", Retry.NEVER, "the trainer's own verdict (exit code 1-127)"
+    START_ERROR = (
+        "StartError",
+        Retry.NEVER,
+        "the container could not start: its command is missing from the image, or a hook failed",
+    )
     # ---- a pod that does not start
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff", Retry.WAIT, "the trainer image cannot be pulled"
     ERR_IMAGE_PULL = "ErrImagePull", Retry.WAIT, "the trainer image cannot be pulled"
@@ -64,6 +69,17 @@ class Reason(StrEnum):
         "CreateContainerConfigError",
         Retry.WAIT,
         "the container's config (a Secret or ConfigMap it names) is missing",
+    )
+    CREATE_CONTAINER_ERROR = (
+        "CreateContainerError",
+        Retry.WAIT,
+        "the runtime cannot create the container (a mount, the image's config or the runtime itself)",
+    )
+    CONTAINER_CREATING = (
+        "ContainerCreating",
+        Retry.WAIT,
+        "the pod never got past ContainerCreating: a volume that cannot mount, or a network (CNI) "
+        "or sandbox failure; `kubectl describe pod` shows the kubelet's events",
     )
     INVALID_IMAGE_NAME = "InvalidImageName", Retry.NEVER, "the image reference is not valid"
     UNSCHEDULABLE = "Unschedulable", Retry.WAIT, "pod cannot be scheduled"
@@ -88,7 +104,15 @@ STUCK_WAITING_REASONS = {
     Reason.IMAGE_PULL_BACK_OFF,
     Reason.ERR_IMAGE_PULL,
     Reason.CREATE_CONTAINER_CONFIG_ERROR,
+    Reason.CREATE_CONTAINER_ERROR,
+    Reason.CONTAINER_CREATING,
 }
+# Runtime reasons of a container that ended without ever running its command (containerd's
+# StartError, exit code 128; Docker's ContainerCannotRun): a restart would meet the same image.
+NEVER_STARTED_REASONS = {"StartError": Reason.START_ERROR, "ContainerCannotRun": Reason.START_ERROR}
+# Restarts the cluster caused (preemption, eviction, a drain, a lost or shut-down node): they do
+# not count against runPolicy.backoffLimit, which bounds the job's own failures.
+DISRUPTIONS = {Reason.PREEMPTED, Reason.EVICTED, Reason.NODE_LOST, Reason.NODE_SHUTDOWN}
 # Waiting reasons that never heal at all.
 HOPELESS_WAITING_REASONS = {Reason.INVALID_IMAGE_NAME}
 # DisruptionTarget condition reasons (Kubernetes 1.26+) -> our reason.
@@ -235,6 +259,8 @@ def classify_exit(reason: str | None, exit_code: int) -> tuple[Reason, bool]:
     known = _known(reason)
     if known is not None and known.retry is Retry.RESTART:  # the infrastructure's reason wins
         return known, True
+    if reason in NEVER_STARTED_REASONS:  # not a crash: the command never ran
+        return NEVER_STARTED_REASONS[reason], False
     if exit_code == EXIT_CODE_PEER_LOST:  # this rank is fine: another one of the gang went away
         return Reason.PEER_LOST, True
     if exit_code >= 128:

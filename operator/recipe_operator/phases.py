@@ -27,6 +27,7 @@ from recipe_api.validation import FieldError
 
 from .builders.job import KUEUE_QUEUE_LABEL
 from .failures import (
+    DISRUPTIONS,
     CreateFailure,
     FailureInfo,
     JobView,
@@ -364,6 +365,9 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
             f"({int(timeout)}s); see the Job's events (kubectl describe job {current.name})"
         )
         failure = FailureInfo(Reason.PODS_NOT_CREATED, message, False)
+    if failure is not None and failure.reason is Reason.UNSCHEDULABLE and st.failure.reason in DISRUPTIONS:
+        # The capacity went to whatever preempted or evicted the gang: wait for it, as a queue would.
+        failure = None
     if failure is not None:
         _on_failure(draft, job, failure)
         return
@@ -448,15 +452,22 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
     st = draft.st
     limit = job.spec.run_policy.backoff_limit
     where = f" in pod {failure.pod}" if failure.pod else ""
-    if failure.retryable and st.restarts < limit:
+    disrupted = failure.reason in DISRUPTIONS  # the cluster's doing, not the job's: not counted
+    if failure.retryable and (disrupted or st.restarts - st.disruptions < limit):
         st.restarts += 1
+        st.disruptions += disrupted
         st.attempt += 1
         st.failure = Failure(
             reason=failure.reason, message=failure.message, pod=failure.pod, exit_code=failure.exit_code
         )
+        counted = (
+            "not counted against backoffLimit"
+            if disrupted
+            else f"restart {st.restarts - st.disruptions} of {limit}"
+        )
         message = (
             f"{failure.reason}{where}: {failure.message}; restarting the gang as attempt {st.attempt} "
-            f"(restart {st.restarts} of {limit}) from the last checkpoint"
+            f"({counted}) from the last checkpoint"
         )
         draft.condition("Running", False, failure.reason, message)
         draft.condition("Restarting", True, failure.reason, message)
