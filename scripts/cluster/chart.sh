@@ -12,7 +12,8 @@ source "$(dirname "$0")/lib.sh"
 export KUBECONFIG=$STATE/kubeconfig
 export HELM_CACHE_HOME=$ROOT/.tools/helm/cache HELM_CONFIG_HOME=$ROOT/.tools/helm/config \
   HELM_DATA_HOME=$ROOT/.tools/helm/data
-mode=$(cat "$RUN/operator.mode" 2>/dev/null || echo "${CLUSTER_OPERATOR:-in-cluster}")
+# CLUSTER_CHART_OPERATOR=in-cluster|local overrides the cluster's mode for this one install.
+mode=${CLUSTER_CHART_OPERATOR:-$(cat "$RUN/operator.mode" 2>/dev/null || echo "${CLUSTER_OPERATOR:-in-cluster}")}
 if [ "$mode" = local ]; then
   placement=(--set replicaCount=0)
 else

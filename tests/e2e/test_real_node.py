@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from e2e.conftest import needs_local_cluster
-from e2e.scenario_helpers import Kube, wait_for
+from e2e.scenario_helpers import OPERATOR_NAMESPACE, Kube, wait_for
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +105,36 @@ def test_the_real_node_is_ready_on_containerd_and_runs_coredns(kube):
     coredns = kube.core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
     assert [p.spec.node_name for p in coredns] == ["chef-node"]
     assert coredns[0].status.phase == "Running"
+
+
+def test_the_charts_operator_runs_from_its_image_on_the_real_node_and_takes_over(kube, operators):
+    """`make cluster`'s default: the chart's Deployment runs the operator image on the real node,
+    under its ServiceAccount (a real token, RBAC), behind its webhook Service, holding its Lease."""
+    operators.stop()  # the suite's local operator steps down; the Lease goes to the pod
+    operators.upgrade_chart(in_cluster=True)
+    selector = "app.kubernetes.io/name=recipe-training-operator"
+
+    def ready_pod() -> Any:
+        pods = kube.core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=selector).items
+        ready = [
+            p
+            for p in pods
+            if p.status.phase == "Running" and all(c.ready for c in p.status.container_statuses or [])
+        ]
+        return ready[0] if ready else None
+
+    pod = wait_for(ready_pod, timeout=180, what="the operator pod Ready")
+    assert pod.spec.node_name == "chef-node" and pod.spec.containers[0].image.startswith(
+        "ghcr.io/chefgenius/"
+    )
+    wait_for(lambda: kube.lease_holder().startswith(pod.metadata.name), timeout=120, what="the pod leading")
+    bad = real_node_job("bad", kube.ns, nodes=1)
+    bad["spec"]["training"]["globalBatchSize"] = 10  # not a multiple of microBatchSize 4
+    with pytest.raises(kube.ApiException) as refused:
+        kube.create(bad)
+    assert "spec.training.globalBatchSize" in refused.value.body  # the pod's webhook answered
+    kube.create(real_node_job("good", kube.ns, nodes=1))
+    wait_for(lambda: kube.job("good"), timeout=120, what="the Job the in-cluster operator creates")
 
 
 def test_a_two_pod_gang_trains_and_a_deleted_pod_resumes_from_its_stop_checkpoint(kube):
