@@ -166,7 +166,12 @@ async def carry_out(
                 await kube.patch("v1", "ConfigMap", namespace, config_map["metadata"]["name"], {"data": data})
         elif isinstance(action, phases.CreateJob) and job is not None:
             manifest = builders.build_job(
-                job, uid, action.attempt, settings.trainer_image, action.active_deadline_seconds
+                job,
+                uid,
+                action.attempt,
+                settings.trainer_image,
+                action.active_deadline_seconds,
+                action.avoid_nodes,
             )
             await ensure_child(kube, manifest, uid)
         elif isinstance(action, phases.DeleteJob):

@@ -107,14 +107,29 @@ def _volumes(job: RecipeTrainingJob) -> tuple[list[dict[str, Any]], list[dict[st
     return volumes, mounts
 
 
+def _avoiding(nodes: tuple[str, ...]) -> dict[str, Any]:
+    """A required node affinity off these nodes, by node name (matchFields on metadata.name: the
+    name the pod's spec.nodeName had; the hostname label may differ from it)."""
+    off = {"key": "metadata.name", "operator": "NotIn", "values": list(nodes)}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [off]}]}
+        }
+    }
+
+
 def build_job(
     job: RecipeTrainingJob,
     uid: str,
     attempt: int,
     default_image: str,
     active_deadline_seconds: int | None = None,
+    avoid_nodes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The batch/v1 Job of `attempt`.
+
+    `avoid_nodes`: nodes whose GPU failed under an earlier attempt (status.avoidedNodes); the
+    pods get a required node affinity off them, so the gang restarts elsewhere.
 
     `active_deadline_seconds` is what is left of runPolicy.activeDeadlineSeconds (counted from
     the job's start across attempts). A job labelled with a Kueue queue is created suspended:
@@ -166,6 +181,8 @@ def build_job(
         pod_spec["tolerations"] = [dict(t) for t in resources.tolerations]
     if resources.priority_class_name:
         pod_spec["priorityClassName"] = resources.priority_class_name
+    if avoid_nodes:
+        pod_spec["affinity"] = _avoiding(avoid_nodes)
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
         "completions": resources.nodes,
