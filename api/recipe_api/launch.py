@@ -9,12 +9,6 @@ Kubernetes-only environment (secret references, the completion index) stays with
 On CPU, `DS_ACCELERATOR=cpu` and `OMP_NUM_THREADS = cores / ranks` per rank (the launcher sets no
 thread count, and N ranks each using every core slow down several-fold). The tokenizers' own
 thread pool stays off: each rank has its threads already.
-
-On GPUs, NCCL_ENV makes a lost or hung peer fail fast and legibly: torch's NCCL watchdog aborts
-the communicators and ends the rank once a collective passed the process group's timeout (the
-trainer passes runPolicy.collectiveTimeoutSeconds to `deepspeed.init_distributed`), and NCCL
-prints its own warning lines, which land in the log tail the operator classifies. A variable the
-user sets in spec.resources.env wins over these.
 """
 
 from __future__ import annotations
@@ -27,13 +21,6 @@ from .contract import POD_SUPERVISOR_MODULE, TRAINER_MODULE
 from .trainer_config import TrainerConfig
 
 DEEPSPEED_LAUNCHER_MODULE = "deepspeed.launcher.runner"
-NCCL_ENV = {
-    # 1 = TearDown: on a collective error or timeout the watchdog aborts the communicators and ends
-    # the process (SIGABRT), instead of leaving the rank blocked in a collective that never returns.
-    "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
-    # NCCL's own "NCCL WARN ... Connection closed by remote peer" lines, not its INFO chatter.
-    "NCCL_DEBUG": "WARN",
-}
 
 
 @dataclass(frozen=True)
@@ -106,9 +93,7 @@ def trainer_launch(
     if resume_from:
         args += ["--resume-from", str(resume_from)]
     env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if on_gpu:
-        env.update(NCCL_ENV)
-    else:
+    if not on_gpu:
         env["DS_ACCELERATOR"] = "cpu"
         if cpus is not None:
             env["OMP_NUM_THREADS"] = str(max(1, cpus // processes))

@@ -29,13 +29,6 @@ def test_a_gpu_launch_leaves_the_accelerator_and_threads_alone():
     assert launch.args[1:3] == ["--num_gpus", "4"]  # one rank per GPU the spec asks for
 
 
-def test_a_gpu_launch_makes_nccl_failures_fast_and_legible_and_a_cpu_launch_sets_no_nccl():
-    gpu = trainer_launch(config_of({"gpusPerNode": 4}), "c.yaml", master_port=1)
-    assert gpu.env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1" and gpu.env["NCCL_DEBUG"] == "WARN"
-    cpu = trainer_launch(config_of({"gpusPerNode": 0}), "c.yaml", master_port=1, processes=2, cpus=2)
-    assert not [name for name in cpu.env if "NCCL" in name]
-
-
 def test_local_and_pod_launches_differ_only_in_program_and_rendezvous():
     config = config_of({"nodes": 2, "gpusPerNode": 8})
     rendezvous = Rendezvous(hostfile="/h", node_rank="$(I)", master_addr="j-0.s")

@@ -77,3 +77,12 @@ def test_no_kernel_image_is_named_with_the_gpu_and_the_images_architectures():
     message = unsupported_gpu_message(exc, "NVIDIA B200 (sm_100)", ["sm_80", "sm_86", "sm_90"])
     assert message.startswith("UnsupportedGPU: NVIDIA B200 (sm_100) has no kernels")
     assert "built for sm_80 sm_86 sm_90" in message and "no kernel image" in message and "\n" not in message
+
+
+def test_nccl_defaults_make_failures_fast_and_legible_and_never_override_the_user():
+    from recipe_trainer.training.ranks import set_nccl_defaults
+
+    environ = {"NCCL_DEBUG": "INFO"}  # the user's, e.g. from spec.resources.envFrom
+    assert set_nccl_defaults(environ) == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}
+    assert environ == {"NCCL_DEBUG": "INFO", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}
+    assert set_nccl_defaults({}) == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "NCCL_DEBUG": "WARN"}
