@@ -182,7 +182,7 @@ def test_the_indexed_job_runs_one_pod_per_node_and_leaves_restarts_to_the_operat
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts == {CONFIG_MOUNT_PATH: "config", CHECKPOINT_MOUNT_PATH: "checkpoints", "/dev/shm": "dshm"}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory"}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}  # never unbounded
     assert volumes["checkpoints"]["persistentVolumeClaim"]["claimName"] == "flan-checkpoints"
     env = {e["name"] for e in container["env"]}
     assert "DS_ACCELERATOR" not in env and "JOB_COMPLETION_INDEX" in env
