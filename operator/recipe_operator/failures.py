@@ -99,6 +99,11 @@ class Reason(StrEnum):
     )
     FAILED_CREATE = "FailedCreate", Retry.WAIT, "pods cannot be created (a 4xx on the operator's call: never)"
     CONFLICTING_OBJECT = "ConflictingObject", Retry.NEVER, "a same-named object belongs to someone else"
+    VOLUME_ACCESS_MODE = (
+        "VolumeAccessMode",
+        Retry.NEVER,
+        "a volume's access mode does not let every node of the gang mount it (its files are kept)",
+    )
     # ---- the job itself
     INVALID_SPEC = "InvalidSpec", Retry.NEVER, "invalid spec"
     DEADLINE_EXCEEDED = "DeadlineExceeded", Retry.NEVER, "runPolicy.activeDeadlineSeconds passed"
