@@ -128,6 +128,7 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> dict[str, Any]:
         method, url, headers, payload, _ = self.api.param_serialize(
             method,
@@ -138,7 +139,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = self.api.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            method, url, header_params=headers, body=payload, _request_timeout=timeout
         )
         data = response.read()
         if response.status >= 400:
@@ -154,9 +155,11 @@ class Kube:
         path = _COLLECTIONS[(api_version, kind)].format(namespace=namespace)
         return f"{path}/{name}" if name else path
 
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, timeout: float = REQUEST_TIMEOUT_SECONDS
+    ) -> dict[str, Any] | None:
         try:
-            return await self._request("GET", self._path(api_version, kind, namespace, name))
+            return await self._request("GET", self._path(api_version, kind, namespace, name), timeout=timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -237,15 +240,21 @@ class Kube:
             raise
         return True
 
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, obj: dict[str, Any], timeout: float = REQUEST_TIMEOUT_SECONDS) -> dict[str, Any]:
         """POST; every error (409 included) propagates."""
         meta = obj["metadata"]
         return await self._request(
-            "POST", self._path(obj["apiVersion"], obj["kind"], meta["namespace"]), body=obj
+            "POST", self._path(obj["apiVersion"], obj["kind"], meta["namespace"]), body=obj, timeout=timeout
         )
 
     async def patch(
-        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         """JSON merge patch (a null removes a key; a metadata.resourceVersion in it is a
         precondition: 409 when the object changed since it was read)."""
@@ -254,6 +263,7 @@ class Kube:
             self._path(api_version, kind, namespace, name),
             body=patch,
             content_type="application/merge-patch+json",
+            timeout=timeout,
         )
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
