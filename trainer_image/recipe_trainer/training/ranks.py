@@ -71,6 +71,19 @@ class Ranks:
                 dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def broadcast_from_main(self, value: int) -> int:
+        """Rank 0's `value` on every rank (e.g. the checkpoint step all ranks resume from). Before
+        the engine has placed the model, an NCCL group still needs the tensor on this rank's GPU."""
+        if self.world_size == 1:
+            return value
+        device = self.device
+        if str(device) == "cpu" and torch.cuda.is_available():  # NCCL: DeepSpeed's backend on CUDA
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        tensor = torch.tensor([value], dtype=torch.int64, device=device)
+        with self.watchdog.guard("broadcast"):
+            dist.broadcast(tensor, src=0)
+        return int(tensor.item())
+
     def barrier(self) -> None:
         with self.watchdog.guard("barrier"):
             dist.barrier()
