@@ -24,6 +24,7 @@ from recipe_api.status import RecipeTrainingJobStatus
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
+WEBHOOK_API_VERSION = "admissionregistration.k8s.io/v1"
 _COLLECTIONS = {
     ("v1", "ConfigMap"): "/api/v1/namespaces/{namespace}/configmaps",
     ("v1", "Service"): "/api/v1/namespaces/{namespace}/services",
@@ -32,6 +33,9 @@ _COLLECTIONS = {
     ("v1", "Event"): "/api/v1/namespaces/{namespace}/events",
     ("batch/v1", "Job"): "/apis/batch/v1/namespaces/{namespace}/jobs",
     ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+    ("v1", "Secret"): "/api/v1/namespaces/{namespace}/secrets",
+    # cluster-scoped: the namespace argument is ignored
+    (WEBHOOK_API_VERSION, "ValidatingWebhookConfiguration"): f"/apis/{WEBHOOK_API_VERSION}/validatingwebhookconfigurations",
     (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
 }
 REQUEST_TIMEOUT_SECONDS = 30
@@ -264,6 +268,18 @@ class Kube:
             body=patch,
             content_type="application/merge-patch+json",
             timeout=timeout,
+        )
+
+    async def json_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, operations: list[dict[str, Any]]
+    ) -> None:
+        """RFC 6902 JSON patch: changes one field inside a list (a webhook's caBundle) where a merge
+        patch would replace the whole list; a `test` operation in it is a precondition (422)."""
+        await self._request(
+            "PATCH",
+            self._path(api_version, kind, namespace, name),
+            body=operations,
+            content_type="application/json-patch+json",
         )
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
