@@ -340,6 +340,36 @@ class Webhook(ApiModel):
 NAMESPACE = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 
 
+class PrometheusPeer(ApiModel):
+    namespace_selector: PassThrough = Field(
+        {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        description="Namespaces Prometheus runs in (a LabelSelector).",
+    )
+    pod_selector: PassThrough = Field(
+        {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        description="The Prometheus pods there (a LabelSelector).",
+    )
+
+
+class NetworkPolicy(ApiModel):
+    enabled: bool = Field(
+        False,
+        description="Render NetworkPolicies that let only this traffic in: trainer pod to trainer pod of the same "
+        "namespace on every TCP port (the DeepSpeed rendezvous and NCCL, whose socket transport listens on "
+        "ephemeral ports), the operator and Prometheus to the trainers' `metrics` port, Prometheus to the "
+        "operator's metrics port, and the API server to the webhook port. Trainer policies go into each of "
+        "`watchNamespaces`, which must then be set. Egress stays open (DNS, model downloads).",
+    )
+    prometheus: PrometheusPeer = Field(
+        default_factory=PrometheusPeer, description="Where the Prometheus that scrapes the metrics runs."
+    )
+    api_server_cidrs: list[str] = Field(
+        [],
+        description="Source CIDRs of the API server's calls to the webhook port. Empty: any source may reach that "
+        "one port (the API server is no pod, and its address differs between clusters).",
+    )
+
+
 class Values(ApiModel):
     """Default values for recipe-training-operator. Every key is documented here and typed in
     values.schema.json, which rejects unknown keys: a typo such as `--set serviceMonitor.enable=true`
@@ -435,3 +465,6 @@ class Values(ApiModel):
     prometheus_rule: PrometheusRule = Field(default_factory=PrometheusRule, description="The alerts.")
     grafana: Grafana = Field(default_factory=Grafana, description="Grafana.")
     webhook: Webhook = Field(default_factory=Webhook, description="The validating admission webhook.")
+    network_policy: NetworkPolicy = Field(
+        default_factory=NetworkPolicy, description="Optional NetworkPolicies for the trainers and the operator."
+    )
