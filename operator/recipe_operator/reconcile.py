@@ -149,7 +149,7 @@ async def ensure_child(kube: Kube, obj: dict[str, Any], uid: str) -> dict[str, A
 
 async def check_volumes(kube: Kube, job: Any, namespace: str, existing_pvc: dict[str, Any] | None) -> None:
     """Before an attempt starts: can every node of the gang mount the checkpoint and dataset
-    claims? (`builders.volume_mismatch`). A claim created just now was built for this spec; one
+    claims? (`builders.pvc.volume_mismatch`). A claim created just now was built for this spec; one
     that existed (created for an earlier, smaller gang, or the user's own) is read. Raises
     ChildRefused, so the job fails with the reason and the claim, with its files, stays."""
     claims: list[tuple[str, dict[str, Any] | None]] = [("checkpoint", existing_pvc)]

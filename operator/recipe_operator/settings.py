@@ -19,6 +19,7 @@ are part of the chart's contract: rename one here and the chart must follow.
 | RECIPE_OPERATOR_WEBHOOK_CERT_FILE | "" | PEM serving certificate (the chart's Secret, tls.crt) |
 | RECIPE_OPERATOR_WEBHOOK_KEY_FILE | "" | its private key (tls.key) |
 | RECIPE_OPERATOR_WEBHOOK_CERT_SECRET | "" | Secret (pod's namespace) where the operator keeps its own webhook certificate; empty = the files come from elsewhere (cert-manager) |
+| RECIPE_OPERATOR_WEBHOOK_CERT_NAMESPACE | "" | namespace of that Secret (default: the pod's own namespace) |
 | RECIPE_OPERATOR_WEBHOOK_CONFIGURATION | "" | ValidatingWebhookConfiguration whose caBundle the operator sets (with WEBHOOK_CERT_SECRET) |
 | RECIPE_OPERATOR_WEBHOOK_DNS_NAMES | "" | comma-separated names (DNS or IP) the serving certificate is for |
 | RECIPE_OPERATOR_WEBHOOK_CERT_VALIDITY_DAYS | 365 | life of a serving certificate (the CA lives ten times as long) |
@@ -80,6 +81,9 @@ class Settings(BaseModel):
     webhook_key_file: str = Field("", description="Private key of that certificate (tls.key).")
     webhook_cert_secret: str = Field(
         "", description="Secret where the operator keeps its own webhook certificate (empty: not managed)."
+    )
+    webhook_cert_namespace: str = Field(
+        "", description="Namespace of that Secret; empty = the pod's own namespace (or default)."
     )
     webhook_configuration: str = Field(
         "", description="ValidatingWebhookConfiguration whose caBundle the operator keeps current."

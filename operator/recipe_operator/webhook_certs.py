@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 class CertificateKeeper:
     def __init__(self, kube: Kube, settings: Settings, namespace: str | None = None):
         self.kube, self.settings = kube, settings
-        self.namespace = namespace or own_namespace()
+        self.namespace = namespace or settings.webhook_cert_namespace or own_namespace()
         self.name = settings.webhook_cert_secret
 
     def _secret(self, cert: WebhookCertificate, resource_version: str | None) -> dict[str, Any]:
