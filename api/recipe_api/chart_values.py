@@ -466,5 +466,6 @@ class Values(ApiModel):
     grafana: Grafana = Field(default_factory=Grafana, description="Grafana.")
     webhook: Webhook = Field(default_factory=Webhook, description="The validating admission webhook.")
     network_policy: NetworkPolicy = Field(
-        default_factory=NetworkPolicy, description="Optional NetworkPolicies for the trainers and the operator."
+        default_factory=NetworkPolicy,
+        description="Optional NetworkPolicies for the trainers and the operator.",
     )

@@ -25,6 +25,7 @@ from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
 WEBHOOK_API_VERSION = "admissionregistration.k8s.io/v1"
+VALIDATING_WEBHOOKS = f"/apis/{WEBHOOK_API_VERSION}/validatingwebhookconfigurations"
 _COLLECTIONS = {
     ("v1", "ConfigMap"): "/api/v1/namespaces/{namespace}/configmaps",
     ("v1", "Service"): "/api/v1/namespaces/{namespace}/services",
@@ -35,7 +36,7 @@ _COLLECTIONS = {
     ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
     ("v1", "Secret"): "/api/v1/namespaces/{namespace}/secrets",
     # cluster-scoped: the namespace argument is ignored
-    (WEBHOOK_API_VERSION, "ValidatingWebhookConfiguration"): f"/apis/{WEBHOOK_API_VERSION}/validatingwebhookconfigurations",
+    (WEBHOOK_API_VERSION, "ValidatingWebhookConfiguration"): VALIDATING_WEBHOOKS,
     (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
 }
 REQUEST_TIMEOUT_SECONDS = 30
