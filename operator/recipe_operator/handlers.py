@@ -69,17 +69,18 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     # The operator posts its own events on transitions; kopf's per-handler chatter stays in logs.
     settings.posting.level = logging.WARNING
     configure_watching(settings)
-    metrics = OperatorMetrics()
-    metrics.serve(config.metrics_port)
-    operator = Operator(config, Kube.from_environment(), metrics)
-    memo.operator = operator
+    kube = Kube.from_environment()
     if config.webhook_enabled:
         if config.webhook_cert_secret:  # the operator's own certificate: its files exist before kopf serves
-            keeper = CertificateKeeper(operator.kube, config)
-            await keeper.sync()
+            keeper = CertificateKeeper(kube, config)
+            await keeper.first_sync()
             memo.cert_keeper = asyncio.create_task(keeper.run(), name="recipe-operator webhook certificate")
         settings.admission.server = webhook.webhook_server(config)
         register_admission()
+    metrics = OperatorMetrics()
+    metrics.serve(config.metrics_port)
+    operator = Operator(config, kube, metrics)
+    memo.operator = operator
     if config.leader_election:
         operator.elector = Elector(
             operator.kube,

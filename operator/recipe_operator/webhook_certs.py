@@ -2,8 +2,8 @@
 write it into the files kopf serves, set its CA as the webhook configuration's caBundle, and renew
 it before it expires, without a restart (kopf restarts its server when the files change).
 
-Every replica runs `sync` at startup, before kopf starts the admission server, and then every
-CHECK_SECONDS. Replicas race safely: the Secret is created once (a 409 means another replica was
+Every replica runs `sync` at startup (until it succeeds), before kopf starts the admission server,
+and then every CHECK_SECONDS. Replicas race safely: the Secret is created once (a 409 means another replica was
 first: use its certificate) and replaced only with the resourceVersion read (a 409 means another
 replica renewed it: use that one). What a certificate is and when it is due: certs.py.
 """
@@ -128,6 +128,17 @@ class CertificateKeeper:
         self.write_files(cert)
         await self.inject_ca(cert)
         return cert
+
+    async def first_sync(self) -> WebhookCertificate:
+        """sync until it succeeds (the API may not answer yet): kopf must not start serving the
+        webhook without its files, and the startup handler must not fail half-way (kopf would
+        run it again from the top)."""
+        while True:
+            try:
+                return await self.sync()
+            except Exception as exc:
+                logger.warning("webhook certificate: %s; trying again in %.0f s", exc, RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def run(self) -> None:
         """sync every CHECK_SECONDS (RETRY_SECONDS after a failure) until cancelled."""
