@@ -351,15 +351,21 @@ class ConfigMapKeyRef(ApiModel):
     key: str = Field(min_length=1, description="Key inside the ConfigMap.")
 
 
-class EnvVarSource(ApiModel):
-    secret_key_ref: SecretKeyRef | None = Field(None, description="A key of a Secret.")
-    config_map_key_ref: ConfigMapKeyRef | None = Field(None, description="A key of a ConfigMap.")
+class _OneSource(ApiModel):
+    """Exactly one of its `*_ref` fields is set (a Secret or a ConfigMap, as a pod spec allows)."""
 
     @model_validator(mode="after")
-    def _one_source(self) -> EnvVarSource:
-        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
-            raise ValueError("set exactly one of secretKeyRef or configMapKeyRef")
+    def _one_source(self) -> _OneSource:
+        refs = [name for name in type(self).model_fields if name.endswith("_ref")]
+        if sum(getattr(self, name) is not None for name in refs) != 1:
+            aliases = [type(self).model_fields[name].alias or name for name in refs]
+            raise ValueError(f"set exactly one of {' or '.join(aliases)}")
         return self
+
+
+class EnvVarSource(_OneSource):
+    secret_key_ref: SecretKeyRef | None = Field(None, description="A key of a Secret.")
+    config_map_key_ref: ConfigMapKeyRef | None = Field(None, description="A key of a ConfigMap.")
 
 
 class EnvVar(ApiModel):
@@ -387,16 +393,10 @@ class ObjectRef(ApiModel):
     name: str = Field(min_length=1, description="Name of the object (same namespace).")
 
 
-class EnvFromSource(ApiModel):
+class EnvFromSource(_OneSource):
     prefix: str | None = Field(None, description="Prepended to every key of the object.")
     secret_ref: ObjectRef | None = Field(None, description="Every key of this Secret.")
     config_map_ref: ObjectRef | None = Field(None, description="Every key of this ConfigMap.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> EnvFromSource:
-        if (self.secret_ref is None) == (self.config_map_ref is None):
-            raise ValueError("set exactly one of secretRef or configMapRef")
-        return self
 
 
 class CapabilitiesSpec(ApiModel):
