@@ -86,3 +86,15 @@ def test_nccl_defaults_make_failures_fast_and_legible_and_never_override_the_use
     assert set_nccl_defaults(environ) == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}
     assert environ == {"NCCL_DEBUG": "INFO", "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1"}
     assert set_nccl_defaults({}) == {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "NCCL_DEBUG": "WARN"}
+
+
+def test_naming_the_gpu_never_fails_even_without_a_working_one():
+    """Asked right after a CUDA error; here there is no GPU at all, and torch raises when asked for
+    its capability: the message still names the architectures this torch was built for."""
+    import torch
+    from recipe_trainer.commands.train import gpu_and_image_archs
+
+    gpu, archs = gpu_and_image_archs()
+    assert archs == torch.cuda.get_arch_list()
+    if not torch.cuda.is_available():
+        assert gpu == "this GPU"

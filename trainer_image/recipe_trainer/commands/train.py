@@ -101,10 +101,12 @@ def gpu_and_image_archs() -> tuple[str, list[str]]:
     for: what an UnsupportedGPU failure names."""
     import torch
 
-    if not torch.cuda.is_available():
-        return "no visible GPU", torch.cuda.get_arch_list()
-    major, minor = torch.cuda.get_device_capability()
-    return f"{torch.cuda.get_device_name()} (sm_{major}{minor})", torch.cuda.get_arch_list()
+    archs = torch.cuda.get_arch_list()
+    try:  # asked after a CUDA error: the failure message must not fail itself
+        major, minor = torch.cuda.get_device_capability()
+        return f"{torch.cuda.get_device_name()} (sm_{major}{minor})", archs
+    except Exception:
+        return "this GPU", archs
 
 
 def configure_logging(rank: int) -> None:
