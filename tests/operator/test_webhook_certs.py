@@ -140,3 +140,42 @@ def test_the_files_kopf_serves_are_rewritten_only_when_the_certificate_changed(t
 def test_an_operator_managed_certificate_needs_the_configuration_and_names():
     with pytest.raises(ValueError, match="WEBHOOK_CONFIGURATION"):
         Settings(webhook_enabled=True, webhook_cert_file="a", webhook_key_file="b", webhook_cert_secret="s")
+
+
+def test_the_secret_is_created_once_reused_and_renewed_in_place_through_the_api(cluster):
+    """The Secret half of CertificateKeeper against the kmock API emulator (real HTTP). The caBundle
+    injection needs a real API server's JSON patch on a cluster-scoped object: tests/e2e does it."""
+    import asyncio
+
+    from recipe_operator.kube import Kube
+
+    settings = Settings(
+        webhook_enabled=True,
+        webhook_cert_file="/unused/tls.crt",
+        webhook_key_file="/unused/tls.key",
+        webhook_cert_secret="rto-webhook-cert",
+        webhook_cert_namespace="ops",
+        webhook_configuration="rto",
+        webhook_dns_names=",".join(NAMES),
+    )
+
+    async def scenario() -> tuple[WebhookCertificate, WebhookCertificate, WebhookCertificate]:
+        kube = Kube.from_environment()
+        keeper = CertificateKeeper(kube, settings)
+        try:
+            first = await keeper.stored()  # none yet: created
+            again = await keeper.stored()  # good: read back, not rewritten
+            due = renew(
+                None, NAMES, datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=300), DAYS, "ca"
+            )
+            await kube.patch("v1", "Secret", "ops", "rto-webhook-cert", {"data": due.secret_data()})
+            renewed = await keeper.stored()  # 65 days left of 365: renewed, same CA
+            assert renewed.ca_bundle == due.ca_bundle and renewed.tls_crt != due.tls_crt
+            return first, again, renewed
+        finally:
+            kube.close()
+
+    first, again, renewed = asyncio.run(scenario())
+    assert again == first
+    stored = WebhookCertificate.from_secret_data(cluster.get("Secret", "ops", "rto-webhook-cert")["data"])
+    assert stored == renewed and renewal_due(stored, NAMES, datetime.datetime.now(datetime.UTC)) is None
