@@ -19,14 +19,15 @@ GENERATIONS = {  # compute capability -> the GPUs that need it
 }
 
 
-def build_arg(name: str) -> str:
+def build_arg(name: str) -> str | None:
     match = re.search(rf'^ARG {name}="?([^"\n]*)"?$', DOCKERFILE.read_text(), re.MULTILINE)
-    assert match, f"trainer_image/Dockerfile has no ARG {name}"
-    return match.group(1)
+    return match.group(1) if match else None
 
 
 def test_the_kernel_list_covers_ampere_ada_hopper_and_blackwell_with_ptx():
-    entries = build_arg("TORCH_CUDA_ARCH_LIST").replace(" ", ";").split(";")
+    arch_list = build_arg("TORCH_CUDA_ARCH_LIST")
+    assert arch_list, "trainer_image/Dockerfile has no ARG TORCH_CUDA_ARCH_LIST"
+    entries = arch_list.replace(" ", ";").split(";")
     archs = [e.removesuffix("+PTX") for e in entries]
     missing = {cc: gpus for cc, gpus in GENERATIONS.items() if cc not in archs}
     assert not missing, f"TORCH_CUDA_ARCH_LIST lacks {missing}"
@@ -34,7 +35,11 @@ def test_the_kernel_list_covers_ampere_ada_hopper_and_blackwell_with_ptx():
     assert newest.endswith("+PTX"), "the newest architecture needs +PTX so later GPUs can JIT the kernels"
 
 
-def test_the_cuda_toolkit_can_build_blackwell_kernels():
-    """nvcc learnt sm_100 and sm_120 in CUDA 12.8."""
-    version = re.search(r"nvidia/cuda:(\d+)\.(\d+)", build_arg("CUDA_IMAGE"))
-    assert version and (int(version.group(1)), int(version.group(2))) >= (12, 8)
+def test_the_cuda_compiler_can_build_blackwell_kernels():
+    """nvcc learnt sm_100 and sm_120 in CUDA 12.8. The compiler is PyPI's nvcc (ARG CUDA_NVCC_VERSION)
+    or a CUDA devel base image's (ARG CUDA_IMAGE=nvidia/cuda:X.Y...)."""
+    nvcc = build_arg("CUDA_NVCC_VERSION")
+    image = build_arg("CUDA_IMAGE")
+    found = re.match(r"(\d+)\.(\d+)", nvcc) if nvcc else re.search(r"nvidia/cuda:(\d+)\.(\d+)", image or "")
+    assert found, "trainer_image/Dockerfile names no CUDA compiler version (CUDA_NVCC_VERSION or CUDA_IMAGE)"
+    assert (int(found.group(1)), int(found.group(2))) >= (12, 8)
