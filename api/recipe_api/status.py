@@ -13,6 +13,7 @@ from .base import ApiModel
 Phase = Literal["Pending", "Launching", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
 PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
 TERMINAL_PHASES = ("Succeeded", "Failed")
+AVOIDED_NODES_LIMIT = 8  # a gang that faults on more nodes than this has a problem no node fixes
 
 
 class Condition(ApiModel):
@@ -76,3 +77,9 @@ class RecipeTrainingJobStatus(ApiModel):
     last_checkpoint: LastCheckpoint = Field(default_factory=LastCheckpoint, description="Newest checkpoint.")
     failure: Failure = Field(default_factory=Failure, description="Why the job (or the last attempt) failed.")
     evaluation: Evaluation = Field(default_factory=Evaluation, description="Final evaluation results.")
+    avoided_nodes: list[str] = Field(
+        default_factory=list,
+        max_length=AVOIDED_NODES_LIMIT,
+        description="Nodes whose GPU failed under this job (GPUFault); later attempts are kept off them "
+        f"by node affinity. Newest last, at most {AVOIDED_NODES_LIMIT}.",
+    )

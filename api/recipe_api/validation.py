@@ -205,6 +205,7 @@ def object_errors(job: RecipeTrainingJob) -> list[FieldError]:
     quantities = {
         "spec.resources.cpu": job.spec.resources.cpu,
         "spec.resources.memory": job.spec.resources.memory,
+        "spec.resources.sharedMemory": job.spec.resources.shared_memory,
         "spec.checkpoint.volume.size": job.spec.checkpoint.volume.size,
     }
     for path, value in quantities.items():

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from recipe_api.status import TERMINAL_PHASES, Condition, Failure, LastCheckpoint, RecipeTrainingJobStatus
+from recipe_api.status import (
+    AVOIDED_NODES_LIMIT,
+    TERMINAL_PHASES,
+    Condition,
+    Failure,
+    LastCheckpoint,
+    RecipeTrainingJobStatus,
+)
 from recipe_api.trainer_config import TerminationSummary
 from recipe_api.v1alpha1 import RecipeTrainingJob
 from recipe_api.validation import FieldError
@@ -50,6 +57,7 @@ class EnsureChildren:
 class CreateJob:
     attempt: int
     active_deadline_seconds: int | None = None
+    avoid_nodes: tuple[str, ...] = ()  # nodes whose GPU failed (status.avoidedNodes)
 
 
 @dataclass(frozen=True)
@@ -313,7 +321,7 @@ def _launch(draft: _Draft, job: RecipeTrainingJob, resumed: bool) -> None:
             return
     first = st.start_time is None
     st.start_time = st.start_time or now_text(o.now)
-    draft.d.actions += [EnsureChildren(), CreateJob(st.attempt, deadline_left)]
+    draft.d.actions += [EnsureChildren(), CreateJob(st.attempt, deadline_left, tuple(st.avoided_nodes))]
     if first:
         draft.d.counters.append("created")
     draft.condition("Created", True, "JobCreated", f"attempt {st.attempt} created")
@@ -474,6 +482,8 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
         draft.goto("Restarting", "Restarting", message, "Warning")
         draft.d.actions.append(DeleteJob(failure.reason))
         draft.d.counters.append("restarted")
+        if failure.reason is Reason.GPU_FAULT and failure.node:
+            _avoid_node(draft, failure.node, failure.pod)
         return
     if failure.retryable:
         message = f"{failure.reason}{where}: {failure.message}; backoffLimit {limit} restart(s) exhausted"
@@ -481,3 +491,16 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
         message = f"{failure.reason}{where}: {failure.message}"
     draft.fail(failure.reason, message, failure)
     draft.d.actions.append(DeleteJob(failure.reason))
+
+
+def _avoid_node(draft: _Draft, node: str, pod: str | None) -> None:
+    """Keep the next attempts off a node whose GPU failed (node affinity in the Job builder), and
+    say so in an event that names it, for whoever drains or repairs it."""
+    st = draft.st
+    avoided = [n for n in st.avoided_nodes if n != node] + [node]
+    st.avoided_nodes = avoided[-AVOIDED_NODES_LIMIT:]
+    message = (
+        f"node {node}: its GPU failed under pod {pod or '(unknown)'}; "
+        f"attempt {st.attempt} avoids it (status.avoidedNodes)"
+    )
+    draft.d.events.append(Event("Warning", Reason.GPU_FAULT, message))

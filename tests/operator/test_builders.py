@@ -79,8 +79,13 @@ def test_every_child_validates_strictly_against_kubernetes_1_35(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
 def test_every_child_is_owned_by_the_job_and_labelled(variant):
+    """Every child but the checkpoint claim, which outlives the job (a re-created job resumes from it)."""
     job = job_of(**copy.deepcopy(VARIANTS[variant]))
     for obj in all_children(job, attempt=3):
+        assert obj["metadata"]["labels"][LABEL_JOB_NAME] == "flan"
+        if obj["kind"] == "PersistentVolumeClaim":
+            assert "ownerReferences" not in obj["metadata"]
+            continue
         (ref,) = obj["metadata"]["ownerReferences"]
         assert ref == {
             "apiVersion": "training.chefgenius.io/v1alpha1",
@@ -191,7 +196,7 @@ def test_the_indexed_job_runs_one_pod_per_node_and_leaves_restarts_to_the_operat
         "/var/cache/recipe-trainer": "cache",
     }
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}  # never unbounded
     assert volumes["cache"]["emptyDir"] == {"sizeLimit": "20Gi"}
     assert volumes["checkpoints"]["persistentVolumeClaim"]["claimName"] == "flan-checkpoints"
     env = {e["name"] for e in container["env"]}

@@ -31,7 +31,10 @@ def instructions() -> list[tuple[str, str]]:
 
 def test_slim_debian_base_installs_only_the_operator_extra_at_the_constraints_versions():
     ops = instructions()
-    assert ops[:2] == [("ARG", "BASE_IMAGE=docker.io/library/debian:bookworm-slim"), ("FROM", "${BASE_IMAGE}")]
+    assert ops[:2] == [
+        ("ARG", "BASE_IMAGE=docker.io/library/debian:bookworm-slim"),
+        ("FROM", "${BASE_IMAGE}"),
+    ]
     runs = " ".join(rest for op, rest in ops if op == "RUN")
     assert 'pip install --no-compile -c constraints.txt ".[operator]"' in runs
     assert "trainer" not in " ".join(rest for op, rest in ops if op == "COPY")

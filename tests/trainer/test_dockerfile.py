@@ -54,7 +54,10 @@ def test_a_builder_stage_and_a_runtime_stage_on_the_same_debian_base(dockerfile)
     final_stage = DOCKERFILE.read_text().split("\nFROM ${BASE_IMAGE}\n", 1)[1]
     assert "g++" not in final_stage and "python3-dev" not in final_stage and "nvcc" not in final_stage
     copied = [v for v in _instructions(dockerfile, "COPY") if v.startswith("--from=builder")]
-    assert copied == ["--from=builder /opt/venv /opt/venv", "--from=builder /opt/chef-genius /opt/chef-genius"]
+    assert copied == [
+        "--from=builder /opt/venv /opt/venv",
+        "--from=builder /opt/chef-genius /opt/chef-genius",
+    ]
 
 
 def test_the_fused_optimizer_is_compiled_for_ampere_to_blackwell_with_ptx(dockerfile):

@@ -49,3 +49,30 @@ def kept_for(obj: dict[str, Any], job_name: str) -> bool:
         and (meta.get("labels") or {}).get(LABEL_JOB_NAME) == job_name
         and not meta.get("ownerReferences")
     )
+
+
+SHARED_MODES = {"ReadWriteMany"}  # a volume every node of the gang can write
+SHARED_READ_MODES = {"ReadWriteMany", "ReadOnlyMany"}  # ... or at least read (the dataset)
+
+
+def volume_mismatch(job: RecipeTrainingJob, claim: dict[str, Any], what: str) -> str | None:
+    """Why this claim cannot serve a gang of spec.resources.nodes pods, or None when it can.
+    `what` is "checkpoint" or "dataset". A ReadWriteOnce volume attaches to one node: the pod on
+    the next node waits out Multi-Attach, the gang's collective timeout fires, and the job restarts
+    until backoffLimit. Access modes cannot change on an existing claim, so growing `nodes` from 1
+    needs another claim."""
+    nodes = job.spec.resources.nodes
+    if nodes <= 1:
+        return None
+    spec = claim.get("spec") or {}
+    modes = set(spec.get("accessModes") or [])
+    needed = SHARED_MODES if what == "checkpoint" else SHARED_READ_MODES
+    if modes & needed:
+        return None
+    name = (claim.get("metadata") or {}).get("name")
+    field = "spec.checkpoint.volume.claimName" if what == "checkpoint" else "spec.dataset.volume.claimName"
+    return (
+        f"the {what} volume {name} is {', '.join(sorted(modes)) or 'without access modes'}: one node "
+        f"mounts it, but spec.resources.nodes is {nodes}. Set {field} to a {' or '.join(sorted(needed))} "
+        f"claim (copy what {name} holds into it) or set nodes back to 1; {name} and its files are kept"
+    )
