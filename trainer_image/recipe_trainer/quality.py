@@ -49,6 +49,9 @@ from .recipe_text import (
     words,
 )
 
+# Every real recipe has format 1.0; a missing section or unnumbered steps is a clear sign of no recipe.
+FORMAT_POWER = 3
+FORM_FULL = 0.8  # form at or above this costs the overall nothing (see the module docstring)
 OUT_OF_ORDER_FACTOR = 0.4  # format score kept when the text does not open with Title: ... in order
 _ALL_INGREDIENTS = re.compile(r"\b(all|remaining|other|rest of the|everything|ingredients)\b", re.I)
 
@@ -69,10 +72,12 @@ def recipe_quality(text: str, prompt: str | None = None) -> dict[str, float]:
         + 0.4 * scores["instruction_quality"]
         + 0.25 * scores["completeness"]
     )
-    scores["form"] = scores["format"] * scores["fluency"] * weighted
+    content = scores["fluency"] * weighted
+    scores["form"] = scores["format"] * content
     checks = check_recipe(recipe, prompt)
     scores.update(checks)
-    scores["overall"] = scores["form"] * math.prod(checks.values())
+    gate = scores["format"] ** FORMAT_POWER * min(1.0, content / FORM_FULL)
+    scores["overall"] = gate * math.prod(checks.values())
     return {name: round(value, 4) for name, value in scores.items()}
 
 
