@@ -36,7 +36,7 @@ Scores, each in [0, 1]:
     weight that variation outweighed the problems the checks find; a text that loops or trails off
     still falls.
   - each plausibility check loses a share per problem it finds (an absurd amount, a 3500 degree
-    oven, a step twice: 80% each; a food the steps cook but the list lacks: 25%).
+    oven, a step twice: 80% each; a food the steps cook but the list lacks: 50%).
   The constants (FORMAT_POWER, FORM_FULL and the factors in `plausibility`) were chosen on the
   "tune" half of the bundled sample; docs/benchmarks.md reports the other half.
 """

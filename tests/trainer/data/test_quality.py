@@ -183,6 +183,18 @@ def test_the_subtler_corruptions_each_cost_the_check_that_looks_for_them():
     assert not implausible_amount("1 c. large curd cottage cheese")
 
 
+def test_a_recipe_that_preheats_last_loses_half_its_order_score():
+    """Cue words alone: the ingredients keep their order, the oven is heated after the bake."""
+    steps = REAL.split("Steps:\n")[1].splitlines()
+    moved = (
+        REAL.split("Steps:\n")[0]
+        + "Steps:\n"
+        + "\n".join(f"{i}. {line.split('. ', 1)[1]}" for i, line in enumerate(steps[1:] + steps[:1], 1))
+    )
+    assert moved.rstrip().endswith("5. Preheat oven to 350°.")
+    assert recipe_quality(moved)["step_order"] <= 0.5
+
+
 def test_serving_suggestions_and_grouped_ingredients_are_not_problems():
     """Real recipes name a food only to serve it with, and use lines as "the dry ingredients"."""
     served = REAL.replace("5. Cool before slicing.", "5. Cool; serve with walnuts if desired.")
