@@ -12,8 +12,9 @@ overall score and two cost more. Problems real recipes almost never show cost mo
 * quantities (clear): per ingredient line, the amount is in range for its unit (no "350 c. flour":
   at most 16 cups, 24 tablespoons, 16 teaspoons, 20 lb, 128 oz, 60 of a countable thing), a
   countable food ("eggs", "potatoes", "chicken breasts") is not measured by volume unless cut up
-  ("1 c. chopped onion" is fine), no size after a volume unit ("2 c. large onions"); and the lines
-  do not all carry the same amount ("1 c." x 3 or more).
+  or canned ("1 c. chopped apple" is fine; onions are left out: "1/2 c. onion" is common in real
+  recipes), no size or count unit after a volume unit ("2 c. large onions", "2 c. bunches
+  broccoli"); and the lines do not all carry the same amount ("1 c." x 3 or more).
 * ingredients_listed (0.5 each): foods the cooking steps use that no ingredient line names
   (water, salt, pepper, ice, oil excepted: real recipes take them for granted; a step that serves
   or garnishes, or says "if desired", may name what the list leaves out).
@@ -162,7 +163,6 @@ COUNTABLE = frozenset(
         "lime",
         "loaf",
         "potato",
-        "onion",
         "tomato",
         "apple",
         "banana",
@@ -176,7 +176,12 @@ COUNTABLE = frozenset(
         "chicken",
     ]
 )
-SIZES = frozenset(["large", "medium", "small", "whole"])
+SIZES = frozenset(["large", "medium", "small", "big"])
+# Count units: a volume unit before one of these measures a count twice ("2 c. bunches broccoli").
+COUNT_UNITS = frozenset(
+    """bunch bunche packet package pkg cube strip qt quart roll bar can box envelope slice head
+    stalk rib piece sq square jar bottle loaf""".split()  # noqa: SIM905
+)
 # Title words that say nothing about which dish it is.
 TITLE_WORDS_ANY_DISH = frozenset(
     """aunt uncle mom mother grandma granny nana dad best easy quick favorite delight delicious
@@ -186,7 +191,7 @@ TITLE_WORDS_ANY_DISH = frozenset(
     fat free bake baked fried layer layered cream creamy hot cold frozen sweet sour""".split()  # noqa: SIM905
 )
 CUT_UP = frozenset(
-    """chopped diced sliced mashed cubed grated shredded crushed minced cooked pureed beaten
+    """chopped diced sliced mashed cubed grated shredded crushed minced cooked pureed canned dehydrated frozen ground
     crumbled juice peeled cut white whites yolk yolks substitute""".split()  # noqa: SIM905
 )
 # Unit -> most of it an ingredient line may plausibly hold.
@@ -285,6 +290,8 @@ def implausible_amount(line: str) -> bool:
             names = words(head)
             if names and names[0] in SIZES and "curd" not in names:
                 return True  # "2 c. large onions": a size is for things counted
+            if names and singular(names[0]) in COUNT_UNITS:
+                return True
             return bool(names) and singular(names[-1]) in COUNTABLE and CUT_UP.isdisjoint(words(line))
         return False
     return amount > MAX_COUNT

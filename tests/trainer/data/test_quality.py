@@ -181,6 +181,8 @@ def test_the_subtler_corruptions_each_cost_the_check_that_looks_for_them():
         assert scores["overall"] < real["overall"], check
     assert implausible_amount("2 c. large marshmallows")  # a size is for things counted
     assert not implausible_amount("1 c. large curd cottage cheese")
+    assert implausible_amount("2 c. bunches fresh broccoli")  # a count unit measured by volume
+    assert not implausible_amount("1 tsp. cloves") and not implausible_amount("1 1/4 c. canned tomatoes")
 
 
 def test_a_recipe_that_preheats_last_loses_half_its_order_score():
