@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make cluster-down`: stop every process up.sh and operator.sh started (by the process groups
 # recorded in .cluster/run/), operators first so none of them sees the API server vanish mid-write.
-# Keeps .cluster/pki (so kubeconfigs stay valid for the next `make cluster`) and the logs.
+# Keeps .cluster/pki (the next `make cluster` writes kubeconfigs of the same CA) and the logs.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ -d "$RUN" ] || exit 0
@@ -21,6 +21,10 @@ wait
 stop kube-apiserver
 stop etcd
 rm -f "$STATE/operator.token" "$RUN/operator.mode"
+# The kubeconfigs name the API server at the bridge's address: once the bridge is gone that address
+# routes off the machine, so a kubectl run after this would send its first packet there. Without
+# them kubectl refuses on loopback; the next make cluster writes them again (same CA, same paths).
+rm -f "$STATE"/*.kubeconfig "$STATE/kubeconfig"
 "$CLUSTER_DIR/network.sh" down
 if [ -f "$RUN/guard.owned" ]; then  # up.sh turned the guard on: report what it counted, then remove it
   rm -f "$RUN/guard.owned"
