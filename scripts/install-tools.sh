@@ -7,7 +7,9 @@
 #   * promtool from Debian's `prometheus` package when /usr/bin/promtool is missing
 #     (CI runs this as root on a fresh machine).
 #   * nft (Debian's `nftables`) for the network guard of `make test` (scripts/cluster/guard.sh),
-#     and iproute2 for the cluster's bridge, when missing.
+#     iproute2 for the cluster's bridge, and the real node's parts and the image builder, when
+#     missing: containerd, runc, CNI plugins, iptables, conntrack (scripts/cluster/node.sh), buildah
+#     and mmdebstrap (scripts/images/), gcc for the pause image.
 # Re-running is cheap: each tool is skipped when it already works.
 set -Eeuo pipefail
 trap 'echo "install-tools: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
@@ -68,7 +70,15 @@ install_apt_tools() {
     local missing=()
     command -v nft >/dev/null || missing+=(nftables)
     command -v ip >/dev/null || missing+=(iproute2)
-    [[ ${#missing[@]} -gt 0 ]] || { echo ">> nft and ip already installed"; return; }
+    command -v containerd >/dev/null || missing+=(containerd)
+    command -v runc >/dev/null || missing+=(runc)
+    [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+    command -v iptables >/dev/null || missing+=(iptables)
+    command -v conntrack >/dev/null || missing+=(conntrack)
+    command -v buildah >/dev/null || missing+=(buildah)
+    command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+    command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+    [[ ${#missing[@]} -gt 0 ]] || { echo ">> nft, ip, the node's parts and the image builder already installed"; return; }
     [[ "$(id -u)" -eq 0 ]] || { echo ">> not root: ${missing[*]} not installed (the network guard stays off)"; return; }
     echo ">> installing ${missing[*]} (Debian)"
     export DEBIAN_FRONTEND=noninteractive

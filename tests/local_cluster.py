@@ -56,9 +56,14 @@ def complete_pod(core: Any, namespace: str, pod: str) -> None:
     core.patch_namespaced_pod(pod, namespace, {"metadata": {"labels": {COMPLETE_STAGE: "true"}}})
 
 
-def _script(name: str, *args: str) -> str:
+def _script(name: str, *args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
-        [str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=300, check=False
+        [str(SCRIPTS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     if result.returncode != 0:
         raise RuntimeError(f"scripts/cluster/{name} {' '.join(args)} failed:\n{result.stderr[-3000:]}")
@@ -122,13 +127,14 @@ class Operators:
     def log(self, name: str = MAIN_OPERATOR) -> str:
         return (STATE / "logs" / f"{name}.log").read_text(errors="replace")
 
-    def upgrade_chart(self, *helm_args: str) -> None:
+    def upgrade_chart(self, *helm_args: str, in_cluster: bool = False) -> None:
         """`helm upgrade` the chart with these extra arguments (e.g. "--set", "peering.enabled=true")
-        and restart the running operators, whose environment comes from the Deployment."""
+        and restart the running operators, whose environment comes from the Deployment.
+        `in_cluster`: the chart's own Deployment runs the operator image on the real node."""
         running = [name for name in [MAIN_OPERATOR, *self.extra] if self.alive(name)]
         for name in running:
             self.stop(name)
-        _script("chart.sh", *helm_args)
+        _script("chart.sh", *helm_args, env={"CLUSTER_CHART_OPERATOR": "in-cluster"} if in_cluster else None)
         self.chart_changed = True
         for name in running:
             self.start(name)

@@ -306,7 +306,10 @@ class Webhook(ApiModel):
         description="Run the operator's validating admission webhook: semantic checks (e.g. global batch "
         "divisible by world size) reject a bad RecipeTrainingJob at `kubectl apply` instead of ending it in "
         "Failed. The chart renders the ValidatingWebhookConfiguration (CREATE and UPDATE only: a job can always "
-        "be deleted) and its certificate; the operator only serves it and needs no webhook RBAC.",
+        "be deleted). Its certificate is cert-manager's (`certManager.enabled`) or, by default, the operator's own: "
+        "it keeps a CA and a serving certificate in a Secret, sets the configuration's caBundle and renews both "
+        "before they expire, without a restart; `helm template` then renders the same every time (Argo CD, Flux: "
+        "ignore the caBundle field in their diff).",
     )
     port: Port = Field(9443, description="Port the webhook server listens on in the operator pod.")
     failure_policy: Literal["Fail", "Ignore"] = Field(
@@ -322,11 +325,12 @@ class Webhook(ApiModel):
         "",
         description="Call the webhook at this HTTPS base URL instead of through its Service, e.g. "
         "`https://127.0.0.1:9443` for an operator running as a local process beside a local control plane "
-        "(`make cluster`). The generated certificate then also names its host.",
+        "(`make cluster`). The operator's certificate then also names its host.",
     )
-    cert_validity_days: Annotated[int, Field(ge=1)] = Field(
-        3650,
-        description="Days the generated certificate (and its CA) stays valid; it is kept across upgrades.",
+    cert_validity_days: Annotated[int, Field(ge=3)] = Field(
+        365,
+        description="Days the operator's serving certificate lives (renewed with a third of it left); its CA "
+        "lives ten times as long. Unused with cert-manager.",
     )
     cert_manager: CertManager = Field(
         default_factory=CertManager, description="cert-manager instead of a generated certificate."
@@ -361,6 +365,36 @@ class Policy(ApiModel):
     )
     allowed_priority_classes: list[Annotated[str, Field(min_length=1)]] = Field(
         [], description="PriorityClasses a job may ask for (`spec.resources.priorityClassName`)."
+    )
+
+
+class PrometheusPeer(ApiModel):
+    namespace_selector: PassThrough = Field(
+        {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        description="Namespaces Prometheus runs in (a LabelSelector).",
+    )
+    pod_selector: PassThrough = Field(
+        {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        description="The Prometheus pods there (a LabelSelector).",
+    )
+
+
+class NetworkPolicy(ApiModel):
+    enabled: bool = Field(
+        False,
+        description="Render NetworkPolicies that let only this traffic in: trainer pod to trainer pod of the same "
+        "namespace on every TCP port (the DeepSpeed rendezvous and NCCL, whose socket transport listens on "
+        "ephemeral ports), the operator and Prometheus to the trainers' `metrics` port, Prometheus to the "
+        "operator's metrics port, and the API server to the webhook port. Trainer policies go into each of "
+        "`watchNamespaces`, which must then be set. Egress stays open (DNS, model downloads).",
+    )
+    prometheus: PrometheusPeer = Field(
+        default_factory=PrometheusPeer, description="Where the Prometheus that scrapes the metrics runs."
+    )
+    api_server_cidrs: list[str] = Field(
+        [],
+        description="Source CIDRs of the API server's calls to the webhook port. Empty: any source may reach that "
+        "one port (the API server is no pod, and its address differs between clusters).",
     )
 
 
@@ -462,4 +496,8 @@ class Values(ApiModel):
     policy: Policy = Field(
         default_factory=Policy,
         description="What a RecipeTrainingJob may ask for (images, claims, priorities).",
+    )
+    network_policy: NetworkPolicy = Field(
+        default_factory=NetworkPolicy,
+        description="Optional NetworkPolicies for the trainers and the operator.",
     )

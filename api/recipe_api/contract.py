@@ -85,3 +85,39 @@ WANDB_API_KEY_ENV = "WANDB_API_KEY"
 # job as a trainer error. 128+ is the retryable range of Kubeflow's ExitCode policy, which the
 # operator follows; 141 is 128+SIGPIPE, the conventional code of a broken connection.
 EXIT_CODE_PEER_LOST = 141
+
+
+# ---- what torch, NCCL and CUDA write when the gang's transport or a GPU fails (lower case; found
+# in the trainer's exception text, or in the log tail Kubernetes keeps when a rank died of a signal,
+# e.g. the NCCL watchdog's SIGABRT, and wrote no termination message). The trainer picks its exit
+# code by them; the operator classifies a failed pod by them (recipe_operator.failures).
+# A peer vanished or hung: gloo's and NCCL's words, and torch's NCCL watchdog on a timeout.
+PEER_LOST_MARKERS = (
+    "connection reset by peer",
+    "connection closed by peer",
+    "connection closed by remote peer",  # NCCL socket transport: "socketProgress: Connection closed by remote peer"
+    "ncclremoteerror",  # "remote process exited or there was a network error"
+    "remote process exited or there was a network error",
+    "timed out waiting",
+    "socket timeout",
+    "broken pipe",
+    "nccl communicator was aborted",
+    "watchdog caught collective operation timeout",
+)
+# The GPU or its driver failed under a healthy program: another node may well run it.
+GPU_FAULT_MARKERS = (
+    "an illegal memory access was encountered",
+    "uncorrectable ecc error encountered",
+    "unspecified launch failure",
+    "gpu is lost",
+    "fallen off the bus",
+    "nvrm: xid",
+    "cuda error: unknown error",
+)
+# The image holds no kernel for this GPU's architecture: no node of this kind can run it.
+UNSUPPORTED_GPU_MARKERS = (
+    "no kernel image is available for execution on the device",
+    "is not compatible with the current pytorch installation",
+)
+# Prefixes the trainer puts before its one-line reason so the operator need not guess.
+UNSUPPORTED_GPU_PREFIX = "UnsupportedGPU: "

@@ -60,7 +60,7 @@ def trainer_launch(
 
     `processes` and `on_gpu` default to what the spec asks for (one rank per GPU, at least one);
     local mode passes what this machine has. `cpus`: the cores the ranks share (sets
-    OMP_NUM_THREADS on CPU). `supervised`: start the launcher under the pod supervisor (PID 1 of a
+    OMP_NUM_THREADS, on CPU and GPU alike). `supervised`: start the launcher under the pod supervisor (PID 1 of a
     pod, which forwards the kubelet's SIGTERM to the ranks).
     """
     resources = config.spec.resources
@@ -95,8 +95,8 @@ def trainer_launch(
     env = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     if not on_gpu:
         env["DS_ACCELERATOR"] = "cpu"
-        if cpus is not None:
-            env["OMP_NUM_THREADS"] = str(max(1, cpus // processes))
+    if cpus is not None:  # else each rank sizes its thread pools to every core of the machine
+        env["OMP_NUM_THREADS"] = str(max(1, cpus // processes))
     program = POD_SUPERVISOR_MODULE if supervised else DEEPSPEED_LAUNCHER_MODULE
     return TrainerLaunch(command=[python, "-m", program], args=args, env=env)
 

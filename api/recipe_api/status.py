@@ -13,6 +13,7 @@ from .base import ApiModel
 Phase = Literal["Pending", "Launching", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
 PHASES: tuple[str, ...] = Phase.__args__  # type: ignore[attr-defined]
 TERMINAL_PHASES = ("Succeeded", "Failed")
+AVOIDED_NODES_LIMIT = 8  # a gang that faults on more nodes than this has a problem no node fixes
 
 # Every message the operator writes (conditions, failure, events) is cut to this many characters,
 # so a spec that echoes a huge value into its error cannot push the object past etcd's limit
@@ -85,6 +86,11 @@ class RecipeTrainingJobStatus(ApiModel):
     conditions: list[Condition] = Field(default_factory=list, description="Kubernetes-style conditions.")
     attempt: int = Field(1, description="Current gang attempt (1-based).")
     restarts: int = Field(0, description="Gang restarts so far.")
+    disruptions: int = Field(
+        0,
+        description="Gang restarts the cluster caused (preemption, eviction, a drain, node loss); "
+        "runPolicy.backoffLimit does not count them.",
+    )
     start_time: str | None = Field(None, description="When the first attempt started.")
     completion_time: str | None = Field(None, description="When the job finished.")
     admission_time: str | None = Field(None, description="When a queue last admitted the job.")
@@ -92,3 +98,9 @@ class RecipeTrainingJobStatus(ApiModel):
     last_checkpoint: LastCheckpoint = Field(default_factory=LastCheckpoint, description="Newest checkpoint.")
     failure: Failure = Field(default_factory=Failure, description="Why the job (or the last attempt) failed.")
     evaluation: Evaluation = Field(default_factory=Evaluation, description="Final evaluation results.")
+    avoided_nodes: list[str] = Field(
+        default_factory=list,
+        max_length=AVOIDED_NODES_LIMIT,
+        description="Nodes whose GPU failed under this job (GPUFault); later attempts are kept off them "
+        f"by node affinity. Newest last, at most {AVOIDED_NODES_LIMIT}.",
+    )

@@ -14,9 +14,10 @@ world size, ...) live in `recipe_api.validation`, which names the exact field pa
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 from .base import ApiModel, FreeForm, Probability, Quantity
@@ -343,6 +344,113 @@ class DeepSpeedSpec(ApiModel):
     )
 
 
+# ---- escape hatches of the trainer pods (spec.resources): only what a GPU cluster needs, each named
+# the way a pod spec names it, so it can be pasted from one.
+# The operator's own variables: explicit pod env always wins over envFrom, and these must not move.
+RESERVED_ENV_NAMES = (
+    "JOB_COMPLETION_INDEX",
+    "RECIPE_TRAINER_WEBHOOK_URL",
+    "WANDB_API_KEY",
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+)
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# An extended resource: a domain-prefixed name (rdma/hca, nvidia.com/mig-1g.10gb), not one of
+# Kubernetes' own (kubernetes.io domains) and not the GPU count, which gpusPerNode sets.
+_EXTENDED_RESOURCE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits, '_', '-', '.')")
+    if name in RESERVED_ENV_NAMES:
+        raise ValueError(f"{name} is set by the operator or the launcher; choose another name")
+    return name
+
+
+def _extended_resource(name: str) -> str:
+    if not _EXTENDED_RESOURCE.match(name):
+        raise ValueError(
+            f"{name!r} is not an extended resource name: a domain, '/', a name (e.g. rdma/hca_shared_devices_a "
+            "or nvidia.com/mig-1g.10gb)"
+        )
+    domain = name.split("/", 1)[0]
+    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
+        raise ValueError(f"{name!r} is one of Kubernetes' own resources, not an extended resource")
+    if name == "nvidia.com/gpu":
+        raise ValueError("set the GPU count with spec.resources.gpusPerNode")
+    return name
+
+
+class ConfigMapKeyRef(ApiModel):
+    name: str = Field(min_length=1, description="ConfigMap name (same namespace).")
+    key: str = Field(min_length=1, description="Key inside the ConfigMap.")
+
+
+class _OneSource(ApiModel):
+    """Exactly one of its `*_ref` fields is set (a Secret or a ConfigMap, as a pod spec allows)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _OneSource:
+        refs = [name for name in type(self).model_fields if name.endswith("_ref")]
+        if sum(getattr(self, name) is not None for name in refs) != 1:
+            aliases = [type(self).model_fields[name].alias or name for name in refs]
+            raise ValueError(f"set exactly one of {' or '.join(aliases)}")
+        return self
+
+
+class EnvVarSource(_OneSource):
+    secret_key_ref: SecretKeyRef | None = Field(None, description="A key of a Secret.")
+    config_map_key_ref: ConfigMapKeyRef | None = Field(None, description="A key of a ConfigMap.")
+
+
+class EnvVar(ApiModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_plain_value(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" in data:
+            raise ValueError(
+                "plain values are not accepted (they would show in the job and its status): put it in "
+                "a ConfigMap or Secret and use valueFrom.configMapKeyRef or valueFrom.secretKeyRef"
+            )
+        return data
+
+    name: Annotated[str, AfterValidator(_env_name)] = Field(
+        description="Variable name, e.g. NCCL_SOCKET_IFNAME."
+    )
+    value_from: EnvVarSource = Field(
+        description="Where its value comes from: a Secret or ConfigMap key. Plain values are not "
+        "accepted here, so no value is ever written into the job, its status or the operator's logs: "
+        "put them in a ConfigMap."
+    )
+
+
+class ObjectRef(ApiModel):
+    name: str = Field(min_length=1, description="Name of the object (same namespace).")
+
+
+class EnvFromSource(_OneSource):
+    prefix: str | None = Field(None, description="Prepended to every key of the object.")
+    secret_ref: ObjectRef | None = Field(None, description="Every key of this Secret.")
+    config_map_ref: ObjectRef | None = Field(None, description="Every key of this ConfigMap.")
+
+
+class CapabilitiesSpec(ApiModel):
+    add: list[Literal["IPC_LOCK", "SYS_NICE"]] = Field(
+        default_factory=list,
+        description="Linux capabilities added to the trainer container (all others stay dropped): "
+        "IPC_LOCK (pin memory for RDMA/InfiniBand) or SYS_NICE (NUMA and thread priorities). Opt-in: "
+        'a pod with either does not meet the Pod Security "restricted" level, so the namespace must '
+        'allow "baseline". Kubernetes grants no ambient capabilities, so a non-root trainer process '
+        "gets them only through file capabilities; RDMA images usually also raise RLIMIT_MEMLOCK.",
+    )
+
+
 class ResourcesSpec(ApiModel):
     image: str | None = Field(
         None, description="Trainer image; null uses the operator's default trainer image."
@@ -364,6 +472,41 @@ class ResourcesSpec(ApiModel):
         default_factory=list, description="Pod tolerations (core/v1 Toleration objects)."
     )
     priority_class_name: str | None = Field(None, description="Pod priority class.")
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        description="Extra environment of the trainer container (NCCL_SOCKET_IFNAME, NCCL_IB_HCA, NCCL_DEBUG, "
+        "HF_TOKEN, ...), each from a Secret or ConfigMap key. The operator's own variables are refused.",
+    )
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list,
+        description="Every key of a Secret or ConfigMap as environment variables (the operator's own "
+        "variables win over a same-named key).",
+    )
+    image_pull_secrets: list[ObjectRef] = Field(
+        default_factory=list, description="Secrets for pulling the trainer image from a private registry."
+    )
+    extra_resources: dict[Annotated[str, AfterValidator(_extended_resource)], Annotated[int, Field(ge=1)]] = (
+        Field(
+            default_factory=dict,
+            description="Extended resources per pod, name to count, requested and limited alike, e.g. "
+            "rdma/hca_shared_devices_a: 1 or nvidia.com/mig-1g.10gb: 1 (the GPU count is gpusPerNode).",
+        )
+    )
+    shared_memory: Quantity = Field(
+        "8Gi",
+        description="Size limit of /dev/shm (a memory-backed emptyDir) in each trainer pod: NCCL's "
+        "intra-node buffers and DataLoader workers live there. It counts against memory.",
+    )
+    capabilities: CapabilitiesSpec = Field(
+        default_factory=CapabilitiesSpec, description="Opt-in Linux capabilities (see capabilities.add)."
+    )
+    run_as_user: int | None = Field(
+        None,
+        ge=1,
+        description="Numeric user of the trainer container. Null: 1000 for the operator's trainer image, "
+        "the image's own USER for an image set in spec.resources.image (it must be numeric and not "
+        "root: the pod keeps runAsNonRoot).",
+    )
 
 
 class RunPolicy(ApiModel):

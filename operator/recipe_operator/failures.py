@@ -9,6 +9,12 @@ restart policy: exit codes 1-127 are the trainer's own verdict (bad config, a bu
 permanent; 128+ mean a signal (the node, the OOM killer, a preemption) and are retryable, as
 are evictions and lost nodes. Stuck image pulls and unschedulable pods are permanent once they
 have waited past runPolicy.pendingTimeoutSeconds.
+
+On GPUs the words decide before the code (`classify_exit`): torch's NCCL watchdog kills a rank
+with SIGABRT on a timeout or a remote error, DeepSpeed's launcher then exits 250 (its
+sys.exit(-6)), and only the log tail says the rank was a victim (PeerLost); a CUDA fault exits 1
+like a bug, but the GPU failed, not the program (GPUFault, retried elsewhere); an image without
+kernels for the GPU can never run there (UnsupportedGPU).
 """
 
 from __future__ import annotations
@@ -18,7 +24,15 @@ from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
-from recipe_api.contract import EXIT_CODE_PEER_LOST, LABEL_ATTEMPT, TRAINER_CONTAINER_NAME
+from recipe_api.contract import (
+    EXIT_CODE_PEER_LOST,
+    GPU_FAULT_MARKERS,
+    LABEL_ATTEMPT,
+    PEER_LOST_MARKERS,
+    TRAINER_CONTAINER_NAME,
+    UNSUPPORTED_GPU_MARKERS,
+    UNSUPPORTED_GPU_PREFIX,
+)
 
 from .builders.job import COMPLETION_INDEX_ANNOTATION
 
@@ -57,6 +71,18 @@ class Reason(StrEnum):
     PEER_LOST = "PeerLost", Retry.RESTART, "another rank of the gang went away; this one is a victim"
     SIGNALED = "Signaled", Retry.RESTART, "a signal ended the trainer (exit code 128 or more)"
     TRAINER_ERROR = "TrainerError", Retry.NEVER, "the trainer's own verdict (exit code 1-127)"
+    START_ERROR = (
+        "StartError",
+        Retry.NEVER,
+        "the container could not start: its command is missing from the image, or a hook failed",
+    )
+    # ---- the GPU (from the trainer's message or log tail, whatever the exit code)
+    GPU_FAULT = (
+        "GPUFault",
+        Retry.RESTART,
+        "the GPU or its driver failed (Xid, ECC, illegal memory access); the next attempt avoids the node",
+    )
+    UNSUPPORTED_GPU = "UnsupportedGPU", Retry.NEVER, "the trainer image has no kernels for this GPU"
     # ---- a pod that does not start
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff", Retry.WAIT, "the trainer image cannot be pulled"
     ERR_IMAGE_PULL = "ErrImagePull", Retry.WAIT, "the trainer image cannot be pulled"
@@ -64,6 +90,17 @@ class Reason(StrEnum):
         "CreateContainerConfigError",
         Retry.WAIT,
         "the container's config (a Secret or ConfigMap it names) is missing",
+    )
+    CREATE_CONTAINER_ERROR = (
+        "CreateContainerError",
+        Retry.WAIT,
+        "the runtime cannot create the container (a mount, the image's config or the runtime itself)",
+    )
+    CONTAINER_CREATING = (
+        "ContainerCreating",
+        Retry.WAIT,
+        "the pod never got past ContainerCreating: a volume that cannot mount, or a network (CNI) "
+        "or sandbox failure; `kubectl describe pod` shows the kubelet's events",
     )
     INVALID_IMAGE_NAME = "InvalidImageName", Retry.NEVER, "the image reference is not valid"
     UNSCHEDULABLE = "Unschedulable", Retry.WAIT, "pod cannot be scheduled"
@@ -78,6 +115,11 @@ class Reason(StrEnum):
     )
     FAILED_CREATE = "FailedCreate", Retry.WAIT, "pods cannot be created (a 4xx on the operator's call: never)"
     CONFLICTING_OBJECT = "ConflictingObject", Retry.NEVER, "a same-named object belongs to someone else"
+    VOLUME_ACCESS_MODE = (
+        "VolumeAccessMode",
+        Retry.NEVER,
+        "a volume's access mode does not let every node of the gang mount it (its files are kept)",
+    )
     # ---- the job itself
     INVALID_SPEC = "InvalidSpec", Retry.NEVER, "invalid spec"
     DEADLINE_EXCEEDED = "DeadlineExceeded", Retry.NEVER, "runPolicy.activeDeadlineSeconds passed"
@@ -88,7 +130,15 @@ STUCK_WAITING_REASONS = {
     Reason.IMAGE_PULL_BACK_OFF,
     Reason.ERR_IMAGE_PULL,
     Reason.CREATE_CONTAINER_CONFIG_ERROR,
+    Reason.CREATE_CONTAINER_ERROR,
+    Reason.CONTAINER_CREATING,
 }
+# Runtime reasons of a container that ended without ever running its command (containerd's
+# StartError, exit code 128; Docker's ContainerCannotRun): a restart would meet the same image.
+NEVER_STARTED_REASONS = {"StartError": Reason.START_ERROR, "ContainerCannotRun": Reason.START_ERROR}
+# Restarts the cluster caused (preemption, eviction, a drain, a lost or shut-down node): they do
+# not count against runPolicy.backoffLimit, which bounds the job's own failures.
+DISRUPTIONS = {Reason.PREEMPTED, Reason.EVICTED, Reason.NODE_LOST, Reason.NODE_SHUTDOWN}
 # Waiting reasons that never heal at all.
 HOPELESS_WAITING_REASONS = {Reason.INVALID_IMAGE_NAME}
 # DisruptionTarget condition reasons (Kubernetes 1.26+) -> our reason.
@@ -120,6 +170,7 @@ class FailureInfo:
     retryable: bool
     pod: str | None = None
     exit_code: int | None = None
+    node: str | None = None  # where the pod ran: a GPUFault's next attempt avoids it
 
 
 @dataclass(frozen=True)
@@ -131,6 +182,7 @@ class PodView:
     attempt: int | None
     phase: str
     pod_ip: str | None = None
+    node_name: str | None = None
     status_reason: str | None = None
     status_message: str = ""
     deleting: bool = False
@@ -170,6 +222,7 @@ class PodView:
             attempt=int(attempt) if attempt and str(attempt).isdigit() else None,
             phase=status.get("phase", "Pending"),
             pod_ip=status.get("podIP"),
+            node_name=(pod.get("spec") or {}).get("nodeName"),
             status_reason=status.get("reason"),
             status_message=status.get("message", ""),
             deleting=bool(meta.get("deletionTimestamp")),
@@ -230,15 +283,27 @@ def _known(reason: str | None) -> Reason | None:
     return Reason._value2member_map_.get(reason or "")  # type: ignore[return-value]
 
 
-def classify_exit(reason: str | None, exit_code: int) -> tuple[Reason, bool]:
-    """(our reason, retryable) for a container that ended with a non-zero exit code."""
+def _says(message: str, markers: tuple[str, ...]) -> bool:
+    text = message.lower()
+    return any(marker in text for marker in markers)
+
+
+def classify_exit(reason: str | None, exit_code: int, message: str = "") -> tuple[Reason, bool]:
+    """(our reason, retryable) for a container that ended with a non-zero exit code; `message` is
+    its termination message (the trainer's one line, or the log tail Kubernetes falls back to)."""
     known = _known(reason)
     if known is not None and known.retry is Retry.RESTART:  # the infrastructure's reason wins
         return known, True
+    if reason in NEVER_STARTED_REASONS:  # not a crash: the command never ran
+        return NEVER_STARTED_REASONS[reason], False
+    if message.startswith(UNSUPPORTED_GPU_PREFIX) or _says(message, UNSUPPORTED_GPU_MARKERS):
+        return Reason.UNSUPPORTED_GPU, False
+    if _says(message, GPU_FAULT_MARKERS):
+        return Reason.GPU_FAULT, True
     if exit_code == EXIT_CODE_PEER_LOST:  # this rank is fine: another one of the gang went away
         return Reason.PEER_LOST, True
-    if exit_code >= 128:
-        return Reason.SIGNALED, True
+    if exit_code >= 128:  # a signal: the NCCL watchdog's SIGABRT after a peer vanished or hung?
+        return (Reason.PEER_LOST, True) if _says(message, PEER_LOST_MARKERS) else (Reason.SIGNALED, True)
     return Reason.TRAINER_ERROR, False
 
 
@@ -255,14 +320,16 @@ def classify_pod(pod: PodView, pending_seconds: float | None, pending_timeout: f
         return FailureInfo(reason, f"pod disrupted: {pod.disruption_reason}", True, pod.name)
     code = pod.terminated_exit_code
     if code is not None and code != 0:
-        reason, retryable = classify_exit(pod.terminated_reason, code)
+        reason, retryable = classify_exit(pod.terminated_reason, code, pod.terminated_message)
         detail = pod.terminated_message or pod.terminated_reason or "container failed"
         message = (
             f"exit code {code}: {detail}"
             if reason is not Reason.OOM_KILLED
             else f"{Reason.OOM_KILLED.message} (exit code {code})"
         )
-        return FailureInfo(reason, message, retryable, pod.name, code)
+        if reason is Reason.GPU_FAULT:
+            message = f"node {pod.node_name or '(unknown)'}: {message}"
+        return FailureInfo(reason, message, retryable, pod.name, code, pod.node_name)
     waiting = _known(pod.waiting_reason)
     if waiting in HOPELESS_WAITING_REASONS:
         return FailureInfo(waiting, pod.waiting_message or waiting, False, pod.name)

@@ -35,6 +35,7 @@ from .metrics import OperatorMetrics
 from .reconcile import reconcile
 from .runtime import Operator
 from .settings import Settings
+from .webhook_certs import CertificateKeeper
 
 RTJ = (API_GROUP, API_VERSION, PLURAL)
 OWNED = {LABEL_MANAGED_BY: MANAGED_BY}
@@ -68,12 +69,17 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     # The operator posts its own events on transitions; kopf's per-handler chatter stays in logs.
     settings.posting.level = logging.WARNING
     configure_watching(settings)
+    kube = Kube.from_environment()
     if config.webhook_enabled:
+        if config.webhook_cert_secret:  # the operator's own certificate: its files exist before kopf serves
+            keeper = CertificateKeeper(kube, config)
+            await keeper.first_sync()
+            memo.cert_keeper = asyncio.create_task(keeper.run(), name="recipe-operator webhook certificate")
         settings.admission.server = webhook.webhook_server(config)
         register_admission()
     metrics = OperatorMetrics()
     metrics.serve(config.metrics_port)
-    operator = Operator(config, Kube.from_environment(), metrics)
+    operator = Operator(config, kube, metrics)
     memo.operator = operator
     if config.leader_election:
         operator.elector = Elector(
@@ -90,6 +96,10 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
 
 @kopf.on.cleanup()
 async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    keeper: asyncio.Task | None = getattr(memo, "cert_keeper", None)
+    if keeper is not None:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
     operator: Operator | None = getattr(memo, "operator", None)
     if operator is not None:
         if operator.election is not None:

@@ -24,6 +24,8 @@ from recipe_api.status import RecipeTrainingJobStatus, cap_message
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION, KIND, PLURAL
 
 RTJ_API_VERSION = f"{API_GROUP}/{API_VERSION}"
+WEBHOOK_API_VERSION = "admissionregistration.k8s.io/v1"
+VALIDATING_WEBHOOKS = f"/apis/{WEBHOOK_API_VERSION}/validatingwebhookconfigurations"
 _COLLECTIONS = {
     ("v1", "ConfigMap"): "/api/v1/namespaces/{namespace}/configmaps",
     ("v1", "Service"): "/api/v1/namespaces/{namespace}/services",
@@ -32,6 +34,9 @@ _COLLECTIONS = {
     ("v1", "Event"): "/api/v1/namespaces/{namespace}/events",
     ("batch/v1", "Job"): "/apis/batch/v1/namespaces/{namespace}/jobs",
     ("coordination.k8s.io/v1", "Lease"): "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+    ("v1", "Secret"): "/api/v1/namespaces/{namespace}/secrets",
+    # cluster-scoped: the namespace argument is ignored
+    (WEBHOOK_API_VERSION, "ValidatingWebhookConfiguration"): VALIDATING_WEBHOOKS,
     (RTJ_API_VERSION, KIND): f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{{namespace}}/{PLURAL}",
 }
 REQUEST_TIMEOUT_SECONDS = 30
@@ -132,6 +137,7 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> dict[str, Any]:
         method, url, headers, payload, _ = self.api.param_serialize(
             method,
@@ -142,7 +148,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         response = self.api.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            method, url, header_params=headers, body=payload, _request_timeout=timeout
         )
         data = response.read()
         if response.status >= 400:
@@ -158,9 +164,11 @@ class Kube:
         path = _COLLECTIONS[(api_version, kind)].format(namespace=namespace)
         return f"{path}/{name}" if name else path
 
-    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str, timeout: float = REQUEST_TIMEOUT_SECONDS
+    ) -> dict[str, Any] | None:
         try:
-            return await self._request("GET", self._path(api_version, kind, namespace, name))
+            return await self._request("GET", self._path(api_version, kind, namespace, name), timeout=timeout)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -257,15 +265,21 @@ class Kube:
             raise
         return True
 
-    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, obj: dict[str, Any], timeout: float = REQUEST_TIMEOUT_SECONDS) -> dict[str, Any]:
         """POST; every error (409 included) propagates."""
         meta = obj["metadata"]
         return await self._request(
-            "POST", self._path(obj["apiVersion"], obj["kind"], meta["namespace"]), body=obj
+            "POST", self._path(obj["apiVersion"], obj["kind"], meta["namespace"]), body=obj, timeout=timeout
         )
 
     async def patch(
-        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         """JSON merge patch (a null removes a key; a metadata.resourceVersion in it is a
         precondition: 409 when the object changed since it was read)."""
@@ -274,6 +288,19 @@ class Kube:
             self._path(api_version, kind, namespace, name),
             body=patch,
             content_type="application/merge-patch+json",
+            timeout=timeout,
+        )
+
+    async def json_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, operations: list[dict[str, Any]]
+    ) -> None:
+        """RFC 6902 JSON patch: changes one field inside a list (a webhook's caBundle) where a merge
+        patch would replace the whole list; a `test` operation in it is a precondition (422)."""
+        await self._request(
+            "PATCH",
+            self._path(api_version, kind, namespace, name),
+            body=operations,
+            content_type="application/json-patch+json",
         )
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -4,8 +4,14 @@ Why not kopf peering: peering pauses only kopf's own handlers (the operator's cl
 progress loops would keep acting), every replica at the same priority pauses all of them, and a
 dead peer is noticed only after its 60 s lifetime. A Lease gives one holder at a time by the
 API server's optimistic concurrency (a patch that carries the resourceVersion read is refused
-with 409 when another replica wrote first), a takeover within
-`LEASE_SECONDS` of the holder's last renewal, and an immediate handover on a clean shutdown.
+with 409 when another replica wrote first), a takeover once the holder has been silent for
+`LEASE_SECONDS`, and an immediate handover on a clean shutdown.
+
+No clock is compared with another replica's: like client-go, a standby remembers the Lease record
+it last saw and when, on its own monotonic clock, it saw it change; the holder is silent once
+that record has stayed the same for leaseDurationSeconds. The renewTime written is for people
+(kubectl) only. Every election call to the API times out after `API_TIMEOUT_SECONDS`, well inside
+the lease, so a hung connection cannot keep a holder that has stopped renewing in charge.
 
 `lease_step` is the pure decision; `elect` is the loop that carries it out through kube.py and
 tells the operator when it starts and stops leading.
@@ -16,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .kube import ApiError, Kube
 
 LEASE_SECONDS = 15  # a holder silent this long has lost the lease
 RENEW_SECONDS = 2.0  # how often the holder renews and a standby looks
+API_TIMEOUT_SECONDS = 5.0  # one election call; with the renewal period, well inside the lease
 MICRO = "%Y-%m-%dT%H:%M:%S.%fZ"
 logger = logging.getLogger(__name__)
 
@@ -36,21 +45,37 @@ def identity() -> str:
     return f"{os.environ.get('HOSTNAME', 'recipe-operator')}_{uuid.uuid4().hex[:8]}"
 
 
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+@dataclass(frozen=True)
+class Sighting:
+    """The Lease record as this replica last saw it change, and when, on its monotonic clock."""
+
+    record: tuple[Any, ...]
+    since: float
 
 
-def lease_step(spec: dict[str, Any] | None, me: str, now: datetime) -> Step:
-    """What `me` may do with a Lease whose spec is `spec` (None: no Lease yet)."""
+def record_of(spec: dict[str, Any] | None) -> tuple[Any, ...]:
+    spec = spec or {}
+    fields = ("holderIdentity", "leaseDurationSeconds", "acquireTime", "renewTime", "leaseTransitions")
+    return tuple(spec.get(f) for f in fields)
+
+
+def sight(previous: Sighting | None, spec: dict[str, Any] | None, now: float) -> Sighting:
+    """Keep the earlier sighting while the record is unchanged; a changed record starts a new one."""
+    record = record_of(spec)
+    if previous is not None and previous.record == record:
+        return previous
+    return Sighting(record, now)
+
+
+def lease_step(spec: dict[str, Any] | None, me: str, seen: Sighting, now: float) -> Step:
+    """What `me` may do with a Lease whose spec is `spec` (None: no Lease yet), having seen its
+    record unchanged since `seen.since` (`now` and `since` on this replica's monotonic clock)."""
     spec = spec or {}
     holder = spec.get("holderIdentity") or ""
     if holder == me:
         return "renew"
-    renewed = parse_time(spec.get("renewTime")) or parse_time(spec.get("acquireTime"))
     duration = spec.get("leaseDurationSeconds") or LEASE_SECONDS
-    if not holder or renewed is None or now - renewed > timedelta(seconds=duration):
+    if not holder or now - seen.since >= duration:
         return "acquire"
     return "standby"
 
@@ -87,7 +112,8 @@ class Elector:
         self.on_start, self.on_stop = on_start, on_stop
         self.me = me or identity()
         self.leading = False
-        self.last_renewal: datetime | None = None
+        self.last_renewal: float | None = None  # monotonic
+        self.seen: Sighting | None = None
 
     def _lease(self, spec: dict[str, Any], resource_version: str | None) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
@@ -102,22 +128,30 @@ class Elector:
             self.namespace,
             self.name,
             {"metadata": body["metadata"], "spec": body["spec"]},
+            timeout=API_TIMEOUT_SECONDS,
+        )
+
+    async def _get(self) -> dict[str, Any] | None:
+        return await self.kube.get(
+            "coordination.k8s.io/v1", "Lease", self.namespace, self.name, timeout=API_TIMEOUT_SECONDS
         )
 
     async def try_once(self) -> bool:
         """One round: read the Lease, take or renew it if allowed. True while this replica holds it."""
-        now = datetime.now(UTC)
-        lease = await self.kube.get("coordination.k8s.io/v1", "Lease", self.namespace, self.name)
+        lease = await self._get()
+        now = time.monotonic()
         spec = (lease or {}).get("spec")
-        step = lease_step(spec, self.me, now)
+        self.seen = sight(self.seen, spec, now)
+        step = lease_step(spec, self.me, self.seen, now)
         if step == "standby":
             return False
         body = self._lease(
-            lease_spec(spec, self.me, now, step), (lease or {}).get("metadata", {}).get("resourceVersion")
+            lease_spec(spec, self.me, datetime.now(UTC), step),
+            (lease or {}).get("metadata", {}).get("resourceVersion"),
         )
         try:
             if lease is None:
-                await self.kube.create(body)
+                await self.kube.create(body, timeout=API_TIMEOUT_SECONDS)
             else:
                 await self._patch(body)
         except ApiError as exc:
@@ -138,10 +172,7 @@ class Elector:
                     held = (
                         self.leading
                         and self.last_renewal is not None
-                        and (
-                            datetime.now(UTC) - self.last_renewal
-                            < timedelta(seconds=LEASE_SECONDS - RENEW_SECONDS * 2)
-                        )
+                        and time.monotonic() - self.last_renewal < LEASE_SECONDS - RENEW_SECONDS * 2
                     )
                 if held and not self.leading:
                     self.leading = True
@@ -163,7 +194,7 @@ class Elector:
     async def release(self) -> None:
         """Give the Lease up now (empty holder, expired) so a standby takes over at once."""
         try:
-            lease = await self.kube.get("coordination.k8s.io/v1", "Lease", self.namespace, self.name)
+            lease = await self._get()
             if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.me:
                 return
             spec = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}

@@ -20,13 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from recipe_api.status import TERMINAL_PHASES, Condition, Failure, LastCheckpoint, RecipeTrainingJobStatus
+from recipe_api.status import (
+    AVOIDED_NODES_LIMIT,
+    TERMINAL_PHASES,
+    Condition,
+    Failure,
+    LastCheckpoint,
+    RecipeTrainingJobStatus,
+)
 from recipe_api.trainer_config import TerminationSummary
 from recipe_api.v1alpha1 import RecipeTrainingJob
 from recipe_api.validation import FieldError
 
 from .builders.job import KUEUE_QUEUE_LABEL
 from .failures import (
+    DISRUPTIONS,
     CreateFailure,
     FailureInfo,
     JobView,
@@ -49,6 +57,7 @@ class EnsureChildren:
 class CreateJob:
     attempt: int
     active_deadline_seconds: int | None = None
+    avoid_nodes: tuple[str, ...] = ()  # nodes whose GPU failed (status.avoidedNodes)
 
 
 @dataclass(frozen=True)
@@ -312,7 +321,7 @@ def _launch(draft: _Draft, job: RecipeTrainingJob, resumed: bool) -> None:
             return
     first = st.start_time is None
     st.start_time = st.start_time or now_text(o.now)
-    draft.d.actions += [EnsureChildren(), CreateJob(st.attempt, deadline_left)]
+    draft.d.actions += [EnsureChildren(), CreateJob(st.attempt, deadline_left, tuple(st.avoided_nodes))]
     if first:
         draft.d.counters.append("created")
     draft.condition("Created", True, "JobCreated", f"attempt {st.attempt} created")
@@ -364,6 +373,9 @@ def _observe(draft: _Draft, job: RecipeTrainingJob, current: JobView) -> None:
             f"({int(timeout)}s); see the Job's events (kubectl describe job {current.name})"
         )
         failure = FailureInfo(Reason.PODS_NOT_CREATED, message, False)
+    if failure is not None and failure.reason is Reason.UNSCHEDULABLE and st.failure.reason in DISRUPTIONS:
+        # The capacity went to whatever preempted or evicted the gang: wait for it, as a queue would.
+        failure = None
     if failure is not None:
         _on_failure(draft, job, failure)
         return
@@ -448,21 +460,30 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
     st = draft.st
     limit = job.spec.run_policy.backoff_limit
     where = f" in pod {failure.pod}" if failure.pod else ""
-    if failure.retryable and st.restarts < limit:
+    disrupted = failure.reason in DISRUPTIONS  # the cluster's doing, not the job's: not counted
+    if failure.retryable and (disrupted or st.restarts - st.disruptions < limit):
         st.restarts += 1
+        st.disruptions += disrupted
         st.attempt += 1
         st.failure = Failure(
             reason=failure.reason, message=failure.message, pod=failure.pod, exit_code=failure.exit_code
         )
+        counted = (
+            "not counted against backoffLimit"
+            if disrupted
+            else f"restart {st.restarts - st.disruptions} of {limit}"
+        )
         message = (
             f"{failure.reason}{where}: {failure.message}; restarting the gang as attempt {st.attempt} "
-            f"(restart {st.restarts} of {limit}) from the last checkpoint"
+            f"({counted}) from the last checkpoint"
         )
         draft.condition("Running", False, failure.reason, message)
         draft.condition("Restarting", True, failure.reason, message)
         draft.goto("Restarting", "Restarting", message, "Warning")
         draft.d.actions.append(DeleteJob(failure.reason))
         draft.d.counters.append("restarted")
+        if failure.reason is Reason.GPU_FAULT and failure.node:
+            _avoid_node(draft, failure.node, failure.pod)
         return
     if failure.retryable:
         message = f"{failure.reason}{where}: {failure.message}; backoffLimit {limit} restart(s) exhausted"
@@ -470,3 +491,16 @@ def _on_failure(draft: _Draft, job: RecipeTrainingJob, failure: FailureInfo) -> 
         message = f"{failure.reason}{where}: {failure.message}"
     draft.fail(failure.reason, message, failure)
     draft.d.actions.append(DeleteJob(failure.reason))
+
+
+def _avoid_node(draft: _Draft, node: str, pod: str | None) -> None:
+    """Keep the next attempts off a node whose GPU failed (node affinity in the Job builder), and
+    say so in an event that names it, for whoever drains or repairs it."""
+    st = draft.st
+    avoided = [n for n in st.avoided_nodes if n != node] + [node]
+    st.avoided_nodes = avoided[-AVOIDED_NODES_LIMIT:]
+    message = (
+        f"node {node}: its GPU failed under pod {pod or '(unknown)'}; "
+        f"attempt {st.attempt} avoids it (status.avoidedNodes)"
+    )
+    draft.d.events.append(Event("Warning", Reason.GPU_FAULT, message))

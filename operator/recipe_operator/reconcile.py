@@ -150,11 +150,35 @@ async def ensure_child(kube: Kube, obj: dict[str, Any], uid: str) -> dict[str, A
     if existing is None:
         raise RuntimeError(f"{describe(obj)} vanished after a create conflict; trying again")
     existing.setdefault("kind", obj["kind"])
-    if owned_by(existing, uid):
+    if owned_by(existing, uid) or builders.kept_for(existing, meta["labels"].get(LABEL_JOB_NAME, "")):
         return existing
     if left_by_namesake(existing, meta["name"]):
         raise RuntimeError(f"{describe(obj)} still belongs to a deleted namesake; waiting for its removal")
     raise ChildRefused(CreateFailure(Reason.CONFLICTING_OBJECT, not_ours(existing), True))
+
+
+async def check_volumes(kube: Kube, job: Any, namespace: str, existing_pvc: dict[str, Any] | None) -> None:
+    """Before an attempt starts: can every node of the gang mount the checkpoint and dataset
+    claims? (`builders.pvc.volume_mismatch`). A claim created just now was built for this spec; one
+    that existed (created for an earlier, smaller gang, or the user's own) is read. Raises
+    ChildRefused, so the job fails with the reason and the claim, with its files, stays."""
+    claims: list[tuple[str, dict[str, Any] | None]] = [("checkpoint", existing_pvc)]
+    if job.spec.checkpoint.volume.claim_name:
+        claims[0] = (
+            "checkpoint",
+            await kube.get("v1", "PersistentVolumeClaim", namespace, job.spec.checkpoint.volume.claim_name),
+        )
+    if job.spec.dataset.volume is not None:
+        claims.append(
+            (
+                "dataset",
+                await kube.get("v1", "PersistentVolumeClaim", namespace, job.spec.dataset.volume.claim_name),
+            )
+        )
+    for what, claim in claims:
+        problem = builders.volume_mismatch(job, claim, what) if claim is not None else None
+        if problem:
+            raise ChildRefused(CreateFailure(Reason.VOLUME_ACCESS_MODE, problem, True))
 
 
 async def carry_out(
@@ -165,18 +189,22 @@ async def carry_out(
     for action in d.actions:
         if isinstance(action, phases.EnsureChildren) and job is not None:
             config_map = builders.build_config_map(job, uid)
-            children = [builders.build_service(job, uid)]
+            await ensure_child(kube, builders.build_service(job, uid), uid)
             pvc = builders.build_checkpoint_pvc(job, uid)
-            children += [pvc] if pvc else []
-            for child in children:
-                await ensure_child(kube, child, uid)
+            existing_pvc = await ensure_child(kube, pvc, uid) if pvc else None
+            await check_volumes(kube, job, namespace, existing_pvc)
             if await ensure_child(kube, config_map, uid) is not None:
                 # Each attempt runs the spec as it is now: spec edits apply at the next attempt.
                 data = {**dict.fromkeys(builders.CONFIG_MAP_KEYS), **config_map["data"]}
                 await kube.patch("v1", "ConfigMap", namespace, config_map["metadata"]["name"], {"data": data})
         elif isinstance(action, phases.CreateJob) and job is not None:
             manifest = builders.build_job(
-                job, uid, action.attempt, settings.trainer_image, action.active_deadline_seconds
+                job,
+                uid,
+                action.attempt,
+                settings.trainer_image,
+                action.active_deadline_seconds,
+                action.avoid_nodes,
             )
             await ensure_child(kube, manifest, uid)
         elif isinstance(action, phases.DeleteJob):

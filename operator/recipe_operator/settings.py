@@ -18,15 +18,20 @@ are part of the chart's contract: rename one here and the chart must follow.
 | RECIPE_OPERATOR_WEBHOOK_PORT | 9443 | the port the webhook listens on |
 | RECIPE_OPERATOR_WEBHOOK_CERT_FILE | "" | PEM serving certificate (the chart's Secret, tls.crt) |
 | RECIPE_OPERATOR_WEBHOOK_KEY_FILE | "" | its private key (tls.key) |
+| RECIPE_OPERATOR_WEBHOOK_CERT_SECRET | "" | Secret (pod's namespace) where the operator keeps its own webhook certificate; empty = the files come from elsewhere (cert-manager) |
+| RECIPE_OPERATOR_WEBHOOK_CERT_NAMESPACE | "" | namespace of that Secret (default: the pod's own namespace) |
+| RECIPE_OPERATOR_WEBHOOK_CONFIGURATION | "" | ValidatingWebhookConfiguration whose caBundle the operator sets (with WEBHOOK_CERT_SECRET) |
+| RECIPE_OPERATOR_WEBHOOK_DNS_NAMES | "" | comma-separated names (DNS or IP) the serving certificate is for |
+| RECIPE_OPERATOR_WEBHOOK_CERT_VALIDITY_DAYS | 365 | life of a serving certificate (the CA lives ten times as long) |
 | RECIPE_OPERATOR_WEBHOOK_CLIENT_CA_FILE | "" | PEM CA of the API server's client certificate; set: callers without one signed by it are refused |
 | RECIPE_OPERATOR_ALLOWED_IMAGE_PREFIXES | "" | comma-separated prefixes spec.resources.image must start with; empty = any |
 | RECIPE_OPERATOR_ALLOWED_CLAIMS | "" | comma-separated PVC names a job may mount (dataset and checkpoint); empty = any |
 | RECIPE_OPERATOR_ALLOWED_PRIORITY_CLASSES | "" | comma-separated PriorityClasses a job may ask for; empty = any |
 
-The operator only serves the webhook: the chart owns the ValidatingWebhookConfiguration and
-the certificate (a Secret it generates, or cert-manager's), so a dead or scaled operator never
-leaves a configuration behind and every replica serves the same certificate. kopf re-reads
-the files when they change (cert-manager renewals).
+The chart owns the ValidatingWebhookConfiguration, so a dead or scaled operator never leaves one
+behind. The certificate is cert-manager's (mounted; kopf re-reads the files when they change) or,
+by default, the operator's own (webhook_certs.py): kept in a Secret every replica shares, written
+into the files kopf serves, its CA injected into the configuration, renewed before it expires.
 """
 
 from __future__ import annotations
@@ -79,6 +84,21 @@ class Settings(BaseModel):
     webhook_port: int = Field(9443, ge=1, le=65535, description="Port the webhook server listens on.")
     webhook_cert_file: str = Field("", description="PEM serving certificate of the webhook (tls.crt).")
     webhook_key_file: str = Field("", description="Private key of that certificate (tls.key).")
+    webhook_cert_secret: str = Field(
+        "", description="Secret where the operator keeps its own webhook certificate (empty: not managed)."
+    )
+    webhook_cert_namespace: str = Field(
+        "", description="Namespace of that Secret; empty = the pod's own namespace (or default)."
+    )
+    webhook_configuration: str = Field(
+        "", description="ValidatingWebhookConfiguration whose caBundle the operator keeps current."
+    )
+    webhook_dns_names: list[str] = Field(
+        default_factory=list, description="Names (DNS or IP) of the webhook's serving certificate."
+    )
+    webhook_cert_validity_days: int = Field(
+        365, ge=3, description="Days a serving certificate lives; the CA lives ten times as long."
+    )
     webhook_client_ca_file: str = Field(
         "",
         description="CA (PEM) that signed the API server's client certificate for admission webhooks; "
@@ -95,7 +115,12 @@ class Settings(BaseModel):
     )
 
     @field_validator(
-        "namespaces", "allowed_image_prefixes", "allowed_claims", "allowed_priority_classes", mode="before"
+        "namespaces",
+        "webhook_dns_names",
+        "allowed_image_prefixes",
+        "allowed_claims",
+        "allowed_priority_classes",
+        mode="before",
     )
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
@@ -109,6 +134,11 @@ class Settings(BaseModel):
             raise ValueError(
                 "webhook_enabled needs RECIPE_OPERATOR_WEBHOOK_CERT_FILE and RECIPE_OPERATOR_WEBHOOK_KEY_FILE "
                 "(the chart mounts its webhook Secret and sets both)"
+            )
+        if self.webhook_cert_secret and not (self.webhook_configuration and self.webhook_dns_names):
+            raise ValueError(
+                "webhook_cert_secret needs RECIPE_OPERATOR_WEBHOOK_CONFIGURATION and RECIPE_OPERATOR_WEBHOOK_DNS_NAMES "
+                "(the configuration whose caBundle to set, the names the certificate is for)"
             )
         return self
 
@@ -128,9 +158,7 @@ class Settings(BaseModel):
     def lease_namespace(self) -> str:
         if self.leader_election_namespace:
             return self.leader_election_namespace
-        if SERVICE_ACCOUNT_NAMESPACE_FILE.exists():
-            return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip()
-        return "default"
+        return own_namespace()
 
     @property
     def all_namespaces(self) -> bool:
@@ -146,6 +174,13 @@ class Settings(BaseModel):
             if ENV_PREFIX + name.upper() in environ
         }
         return cls.model_validate(values)
+
+
+def own_namespace() -> str:
+    """The operator pod's namespace (its service account's), or default outside a pod."""
+    if SERVICE_ACCOUNT_NAMESPACE_FILE.exists():
+        return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip()
+    return "default"
 
 
 def env_names() -> set[str]:

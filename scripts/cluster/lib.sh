@@ -26,7 +26,6 @@ SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1      # the `kubernetes` Service's ClusterIP, in the serving certificate
 RELEASE=${CLUSTER_RELEASE:-recipe-training-operator}
 OPERATOR_NAMESPACE=${CLUSTER_OPERATOR_NAMESPACE:-recipe-training}
-APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 # The cluster's own network (network.sh): a bridge whose gateway address is the webhook's endpoint
 # (endpoints may not be loopback) and the pod network of a real node. kwok's made-up pod IPs are
 # loopback addresses, so the operator's scrape of a kwok pod never leaves the machine (guard.sh).
@@ -37,6 +36,22 @@ POD_GATEWAY=${CLUSTER_POD_GATEWAY:-10.88.0.1}
 KWOK_POD_CIDR=${CLUSTER_KWOK_POD_CIDR:-127.88.0.1/16}
 KWOK_NODE_IP=127.0.0.1
 WEBHOOK_ADDRESS=$POD_GATEWAY
+APISERVER_URL=https://$POD_GATEWAY:$APISERVER_PORT
+# The API server listens on the bridge's gateway address too: pods reach it there, through the
+# `kubernetes` Service (kube-proxy), as in any cluster. Host-side clients use the same address.
+APISERVER_ADDRESS=$POD_GATEWAY
+# The real node (node.sh): its name, its address (the bridge's gateway: a node IP may not be
+# loopback), its ports, the addresses its pods get, and the cluster DNS Service.
+REAL_NODE=${CLUSTER_REAL_NODE:-chef-node}
+NODE_IP=$POD_GATEWAY
+NODE_POD_RANGE_START=${CLUSTER_NODE_POD_RANGE_START:-10.88.1.1}
+KUBELET_PORT=${CLUSTER_KUBELET_PORT:-20250}
+KUBELET_HEALTHZ_PORT=${CLUSTER_KUBELET_HEALTHZ_PORT:-20248}
+KUBE_PROXY_METRICS_PORT=${CLUSTER_KUBE_PROXY_METRICS_PORT:-20249}
+KUBE_PROXY_HEALTHZ_PORT=${CLUSTER_KUBE_PROXY_HEALTHZ_PORT:-20256}
+CLUSTER_DNS_IP=10.96.0.10
+REAL_NODE_STORAGE_CLASS=real-node
+source "$ROOT/scripts/images/versions.sh"
 
 die() { echo "cluster: $*" >&2; exit 1; }
 log() { echo ">> $*" >&2; }

@@ -7,7 +7,8 @@ rendered (never retyped, so a chart change reaches the local operator too):
 
   spec          print the container's env (plain values), args and ServiceAccount, one per line
                 (`ENV k=v`, `ARG a`, `SA name`); Secret and ConfigMap volumes are written under
-                .cluster/mounts/<volume>/ and env values under a mount path point there instead
+                .cluster/mounts/<volume>/ (an emptyDir is an empty directory there) and env values
+                under a mount path point there instead
   route   NAME PORT IP   add an EndpointSlice to every Service in the operator namespace that a
                 webhook configuration calls, pointing at IP:PORT (the process's webhook server), as
                 the EndpointSlice controller does for a Ready pod
@@ -70,8 +71,10 @@ def materialize_volumes(pod: dict, container: dict) -> dict[str, Path]:
                 kubectl("get", "configmap", volume["configMap"]["name"], "-n", NAMESPACE, "-o", "json")
             )
             files = {key: value.encode() for key, value in (obj.get("data") or {}).items()}
+        elif "emptyDir" in volume and not mount["mountPath"].startswith("/tmp"):
+            files = {}  # an empty directory the process writes into (the operator's webhook certificate)
         else:
-            continue  # emptyDir and the like: nothing to copy, the process has its own /tmp
+            continue  # the process has its own /tmp
         local = STATE / "mounts" / mount["name"]
         local.mkdir(parents=True, exist_ok=True)
         for key, content in files.items():

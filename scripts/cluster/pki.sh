@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Certificates and keys of the local control plane, made once with openssl under .cluster/pki:
 #   ca            signs every certificate below; the API server trusts client certs it signed
-#   apiserver     serving certificate for 127.0.0.1 and the in-cluster `kubernetes` names
+#   apiserver     serving certificate for 127.0.0.1, the bridge's gateway and the in-cluster `kubernetes` names
 #   sa            key pair that signs and verifies ServiceAccount tokens
 #   admin, kube-controller-manager, kube-scheduler, kwok   client certificates (CN = user, O = group)
+#   node, kube-proxy   the real node's kubelet (system:node:<name> in system:nodes) and kube-proxy
 # Idempotent: existing files are kept, so restarting the cluster keeps kubeconfigs valid.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,11 +28,19 @@ cert() {
     -extfile "$name.ext" -out "$name.crt"
   rm -f "$name.csr" "$name.ext"
 }
+apiserver_names="IP:127.0.0.1,IP:$APISERVER_ADDRESS,IP:$SERVICE_IP"
+# A certificate from before a change of addresses is made again (the CA, and so every kubeconfig, stays).
+if [ -f apiserver.crt ] && ! openssl x509 -in apiserver.crt -noout -ext subjectAltName 2>/dev/null |
+  grep -q "IP Address:$APISERVER_ADDRESS"; then
+  rm -f apiserver.crt apiserver.key
+fi
 cert apiserver "/CN=kube-apiserver" "extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=$apiserver_names,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 cert admin "/O=system:masters/CN=kubernetes-admin"
 cert kube-controller-manager "/CN=system:kube-controller-manager"
 cert kube-scheduler "/CN=system:kube-scheduler"
 cert kwok "/CN=kwok-controller"
+cert node "/O=system:nodes/CN=system:node:$REAL_NODE"
+cert kube-proxy "/CN=system:kube-proxy"
 # kube-controller-manager signs CSRs (certificates.k8s.io) with the cluster CA.
 echo "$PKI"

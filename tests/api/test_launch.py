@@ -23,9 +23,9 @@ def test_cpu_ranks_share_the_cores_and_skip_the_tokenizer_pool():
     assert launch.args[:3] == ["--master_port=1", "--num_gpus", "2"]
 
 
-def test_a_gpu_launch_leaves_the_accelerator_and_threads_alone():
+def test_a_gpu_launch_leaves_the_accelerator_alone_and_shares_the_cores_among_its_ranks():
     launch = trainer_launch(config_of({"gpusPerNode": 4}), "c.yaml", master_port=1, cpus=16)
-    assert "DS_ACCELERATOR" not in launch.env and "OMP_NUM_THREADS" not in launch.env
+    assert "DS_ACCELERATOR" not in launch.env and launch.env["OMP_NUM_THREADS"] == "4"
     assert launch.args[1:3] == ["--num_gpus", "4"]  # one rank per GPU the spec asks for
 
 

@@ -42,6 +42,11 @@ FEATURES: dict[str, dict] = {
         "replicaCount": 2,
         "webhook": {"enabled": True},
     },
+    "networkPolicy": {
+        "networkPolicy": {"enabled": True, "apiServerCidrs": ["10.0.0.0/24"]},
+        "watchNamespaces": ["ml", "research"],
+        "webhook": {"enabled": True},
+    },
     "all": {
         "serviceMonitor": {"enabled": True},
         "podMonitor": {"enabled": True},

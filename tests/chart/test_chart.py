@@ -509,7 +509,8 @@ def _allowed(rules: list[dict], group: str, resource: str, verb: str, name: str 
 
 
 def _cluster_rules(objs) -> list[dict]:
-    return one(objs, "ClusterRole")["rules"]
+    """Every cluster-wide rule the chart grants (all its ClusterRoles)."""
+    return [rule for role in find(objs, "ClusterRole") for rule in role["rules"]]
 
 
 # What the operator does in a namespace it watches (reconcile.py and kube.py: the calls it makes).
@@ -568,10 +569,22 @@ def test_watch_namespaces_moves_permissions_into_a_role_per_namespace():
     ]
 
 
-def test_the_chart_owns_the_webhook_configuration_and_the_operator_gets_no_webhook_rights():
-    objs = render({"webhook": {"enabled": True}, "watchNamespaces": ["ml"]})
-    for rule in _cluster_rules(objs):
+def test_the_chart_owns_the_webhook_configuration_and_the_operator_may_only_set_its_ca_bundle():
+    cert_manager = render(
+        {"webhook": {"enabled": True, "certManager": {"enabled": True}}, "watchNamespaces": ["ml"]}
+    )
+    for rule in _cluster_rules(cert_manager):  # cert-manager injects the CA: no webhook rights at all
         assert rule["apiGroups"] != ["admissionregistration.k8s.io"], rule
+    objs = render({"webhook": {"enabled": True}, "watchNamespaces": ["ml"]})
+    webhook_rules = [r for r in _cluster_rules(objs) if r["apiGroups"] == ["admissionregistration.k8s.io"]]
+    assert webhook_rules == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [one(objs, "ValidatingWebhookConfiguration")["metadata"]["name"]],
+            "verbs": ["get", "patch"],
+        }
+    ]
     (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert {"name": "https-webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
 

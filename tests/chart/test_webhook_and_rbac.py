@@ -4,13 +4,11 @@ Kubernetes API call the operator's code makes (issue 10: relaunches got 403 on a
 from __future__ import annotations
 
 import ast
-import base64
 from pathlib import Path
 
 import pytest
-from chart.helpers import NAMESPACE, ROOT, find, one, render
+from chart.helpers import CHART, KUBE_VERSION, NAMESPACE, ROOT, container_env, find, helm, one, render
 from chart.test_chart import FULLNAME, _allowed
-from cryptography import x509
 
 OPERATOR = ROOT / "operator" / "recipe_operator"
 KUBE_METHODS = {
@@ -25,10 +23,13 @@ KUBE_METHODS = {
     "patch_status",
     "get_job",
     "post_event",
+    "json_patch",
 }
 RTJ = ("training.chefgenius.io", "recipetrainingjobs")
 CHILDREN = [("", "configmaps"), ("", "services"), ("", "persistentvolumeclaims"), ("batch", "jobs")]
 LEASES = ("coordination.k8s.io", "leases")
+SECRETS = ("", "secrets")  # the operator's own webhook certificate
+WEBHOOKS = ("admissionregistration.k8s.io", "validatingwebhookconfigurations")
 # Every call site of recipe_operator.kube.Kube, keyed as the AST reads it: (method, apiVersion, kind),
 # "*" where the code passes the object's own apiVersion/kind. Value: what each call needs.
 CALLS: dict[tuple[str, str, str], list[tuple[tuple[str, str], str]]] = {
@@ -37,6 +38,7 @@ CALLS: dict[tuple[str, str, str], list[tuple[tuple[str, str], str]]] = {
     ("patch_status", "*", "*"): [((RTJ[0], "recipetrainingjobs/status"), "patch")],
     ("delete", "*", "*"): [(RTJ, "delete")],  # ttlSecondsAfterFinished (the kind from _rtj_kind())
     ("get", "batch/v1", "Job"): [(("batch", "jobs"), "get")],
+    ("get", "v1", "PersistentVolumeClaim"): [(("", "persistentvolumeclaims"), "get")],  # access modes
     ("list", "v1", "Pod"): [(("", "pods"), "list")],
     ("list_events", "*", "*"): [(("", "events"), "list")],
     ("post_event", "*", "*"): [(("", "events"), "create")],
@@ -48,8 +50,13 @@ CALLS: dict[tuple[str, str, str], list[tuple[tuple[str, str], str]]] = {
     ("delete", "v1", "Pod"): [(("", "pods"), "delete")],  # a gang stuck terminating
     # leader.py
     ("get", "coordination.k8s.io/v1", "Lease"): [(LEASES, "get")],
-    ("create", "*", "*"): [(LEASES, "create")],
+    ("create", "*", "*"): [(LEASES, "create"), (SECRETS, "create")],
     ("patch", "*", "*"): [(LEASES, "patch")],
+    # webhook_certs.py
+    ("get", "v1", "Secret"): [(SECRETS, "get")],
+    ("patch", "v1", "Secret"): [(SECRETS, "patch")],
+    ("get", "*", "ValidatingWebhookConfiguration"): [(WEBHOOKS, "get")],
+    ("json_patch", "*", "*"): [(WEBHOOKS, "patch")],
 }
 # What kopf itself does with the watched kinds (it lists and watches them).
 KOPF_NEEDS = [
@@ -80,7 +87,11 @@ def kube_calls() -> set[tuple[str, str, str]]:
                 if len(args) >= 2 and node.func.attr in {"get", "list", "delete", "patch"}
                 else "*"
             )
-            kind = _literal(args[1]) if version != "*" else "*"
+            kind = (
+                _literal(args[1])
+                if len(args) >= 2 and node.func.attr in {"get", "list", "delete", "patch"}
+                else "*"
+            )
             found.add((node.func.attr, version, kind))
     return found
 
@@ -92,15 +103,19 @@ def test_the_audit_table_lists_every_api_call_the_operator_makes():
 
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["ml"]}], ids=["cluster-wide", "namespaced"])
 def test_the_chart_grants_every_verb_the_operator_uses(values):
-    objs = render({**values, "replicaCount": 2})
+    objs = render({**values, "replicaCount": 2, "webhook": {"enabled": True}})
     namespaced = [r for r in find(objs, "Role") if r["metadata"]["namespace"] == "ml"]
-    rules = (namespaced[0] if namespaced else one(objs, "ClusterRole"))["rules"]
-    lease_rules = one(objs, "Role", f"{FULLNAME}-leader-election")["rules"]
+    rules = (namespaced[0] if namespaced else one(objs, "ClusterRole", FULLNAME))["rules"]
+    own_rules = {  # (rules, the one name get/patch may touch) of the operator's own objects
+        LEASES: (one(objs, "Role", f"{FULLNAME}-leader-election")["rules"], FULLNAME),
+        SECRETS: (one(objs, "Role", f"{FULLNAME}-webhook-cert")["rules"], f"{FULLNAME}-webhook-cert"),
+        WEBHOOKS: (one(objs, "ClusterRole", f"{FULLNAME}-webhook-ca")["rules"], FULLNAME),
+    }
     needs = [need for call in CALLS.values() for need in call] + KOPF_NEEDS
     missing = []
     for (group, resource), verb in needs:
-        where = lease_rules if (group, resource) == LEASES else rules
-        name = FULLNAME if verb in ("get", "patch") and (group, resource) == LEASES else None
+        where, own_name = own_rules.get((group, resource), (rules, None))
+        name = own_name if verb in ("get", "patch") else None
         if not _allowed(where, group, resource, verb, name):
             missing.append(f"{verb} {resource}.{group or 'core'}")
     assert missing == []
@@ -131,30 +146,37 @@ def test_the_webhook_uses_its_service_never_validates_delete_and_fails_per_polic
     assert find(render(), "ValidatingWebhookConfiguration") == []
 
 
-def test_the_generated_certificate_is_signed_by_the_ca_bundle_and_names_the_service():
-    objs = render({"webhook": {"enabled": True}})
-    secret = one(objs, "Secret", f"{FULLNAME}-webhook-cert")
-    ca = base64.b64decode(_webhook(objs)["clientConfig"]["caBundle"])
-    assert ca == base64.b64decode(secret["data"]["ca.crt"])
-    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca))
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert f"{FULLNAME}-webhook.{NAMESPACE}.svc" in names.get_values_for_type(x509.DNSName)
+def test_by_default_the_operator_owns_the_certificate_and_renders_are_identical():
+    """No Secret and no caBundle in the chart: the operator creates both (webhook_certs.py), so two
+    `helm template` runs render byte for byte the same (lookup is empty there: Argo CD, Flux)."""
+    values = {"webhook": {"enabled": True}}
+    args = ("template", "r", str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_VERSION)
+    first, second = helm(*args, values=values), helm(*args, values=values)  # not the cached render
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and "ValidatingWebhookConfiguration" in first.stdout
+    objs = render(values)
+    assert find(objs, "Secret") == [] and "caBundle" not in _webhook(objs)["clientConfig"]
+    env = container_env(objs)
+    assert env["RECIPE_OPERATOR_WEBHOOK_CERT_SECRET"] == f"{FULLNAME}-webhook-cert"
+    assert (
+        env["RECIPE_OPERATOR_WEBHOOK_CONFIGURATION"]
+        == one(objs, "ValidatingWebhookConfiguration")["metadata"]["name"]
+    )
+    assert f"{FULLNAME}-webhook.{NAMESPACE}.svc" in env["RECIPE_OPERATOR_WEBHOOK_DNS_NAMES"].split(",")
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
-    assert {"name": "webhook-cert", "secret": {"secretName": secret["metadata"]["name"]}} in pod["volumes"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-cert")
+    assert volume["emptyDir"]["medium"] == "Memory"  # the operator writes the files; no key on disk
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-cert")
+    assert mount["readOnly"] is False
 
 
 def test_a_local_operator_is_called_by_url_with_a_certificate_for_that_address():
-    import ipaddress
-
     objs = render({"webhook": {"enabled": True, "url": "https://127.0.0.1:9443/"}})
     hook = _webhook(objs)
     assert hook["clientConfig"]["url"] == "https://127.0.0.1:9443/validate-spec"
     assert "service" not in hook["clientConfig"]
-    secret = one(objs, "Secret", f"{FULLNAME}-webhook-cert")
-    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
-    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    assert "127.0.0.1" in container_env(objs)["RECIPE_OPERATOR_WEBHOOK_DNS_NAMES"].split(",")
 
 
 def test_cert_manager_issues_the_certificate_and_injects_its_ca():

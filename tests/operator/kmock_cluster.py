@@ -36,6 +36,7 @@ COLLECTIONS = {
     "Pod": "/api/v1/namespaces/{ns}/pods",
     "Event": "/api/v1/namespaces/{ns}/events",
     "Job": "/apis/batch/v1/namespaces/{ns}/jobs",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
 }
 T = TypeVar("T")
 

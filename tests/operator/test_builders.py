@@ -79,8 +79,13 @@ def test_every_child_validates_strictly_against_kubernetes_1_35(variant):
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
 def test_every_child_is_owned_by_the_job_and_labelled(variant):
+    """Every child but the checkpoint claim, which outlives the job (a re-created job resumes from it)."""
     job = job_of(**copy.deepcopy(VARIANTS[variant]))
     for obj in all_children(job, attempt=3):
+        assert obj["metadata"]["labels"][LABEL_JOB_NAME] == "flan"
+        if obj["kind"] == "PersistentVolumeClaim":
+            assert "ownerReferences" not in obj["metadata"]
+            continue
         (ref,) = obj["metadata"]["ownerReferences"]
         assert ref == {
             "apiVersion": "training.chefgenius.io/v1alpha1",
@@ -172,7 +177,11 @@ def test_the_indexed_job_runs_one_pod_per_node_and_leaves_restarts_to_the_operat
     assert pod["subdomain"] == builders.service_name(job) and pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
     assert container["resources"]["limits"] == {"cpu": "32", "memory": "256Gi", "nvidia.com/gpu": "8"}
-    assert container["resources"]["requests"] == container["resources"]["limits"]
+    # Guaranteed QoS (CPU and memory requested as limited) and the node's disk accounted for
+    assert container["resources"]["requests"] == {
+        **container["resources"]["limits"],
+        "ephemeral-storage": "1Gi",
+    }
     assert container["terminationMessagePath"] == TERMINATION_LOG_PATH
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert {"name": METRICS_PORT_NAME, "containerPort": 9400, "protocol": "TCP"} in container["ports"]
@@ -180,12 +189,42 @@ def test_the_indexed_job_runs_one_pod_per_node_and_leaves_restarts_to_the_operat
     assert sc["runAsNonRoot"] and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-    assert mounts == {CONFIG_MOUNT_PATH: "config", CHECKPOINT_MOUNT_PATH: "checkpoints", "/dev/shm": "dshm"}
+    assert mounts == {
+        CONFIG_MOUNT_PATH: "config",
+        CHECKPOINT_MOUNT_PATH: "checkpoints",
+        "/dev/shm": "dshm",
+        "/var/cache/recipe-trainer": "cache",
+    }
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory"}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}  # never unbounded
+    assert volumes["cache"]["emptyDir"] == {"sizeLimit": "20Gi"}
     assert volumes["checkpoints"]["persistentVolumeClaim"]["claimName"] == "flan-checkpoints"
     env = {e["name"] for e in container["env"]}
     assert "DS_ACCELERATOR" not in env and "JOB_COMPLETION_INDEX" in env
+
+
+@pytest.mark.parametrize(
+    ("resources", "threads"),
+    [
+        ({"gpusPerNode": 0, "cpu": "600m"}, "1"),
+        ({"gpusPerNode": 0, "cpu": "2"}, "2"),
+        ({"gpusPerNode": 0, "cpu": "3500m"}, "3"),
+        ({"gpusPerNode": 8, "cpu": "96"}, "12"),
+    ],
+)
+def test_each_rank_gets_its_share_of_the_pods_cores_not_the_whole_nodes(resources, threads):
+    """Without OMP_NUM_THREADS each rank sizes its thread pools to every core of the node."""
+    container = builders.build_job(job_of(resources=resources), UID, 1, "t")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert {"name": "OMP_NUM_THREADS", "value": threads} in container["env"]
+
+
+def test_the_checkpoint_volume_is_chowned_only_when_its_root_is_not_ours_and_caches_get_a_volume():
+    pod = builders.build_job(job_of(), UID, 1, "t")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["HF_HOME"].startswith("/var/cache/recipe-trainer/")
 
 
 def test_cpu_jobs_select_deepspeeds_cpu_accelerator_and_ask_for_no_gpus():

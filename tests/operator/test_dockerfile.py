@@ -1,5 +1,5 @@
-"""The operator image: slim, the [operator] extra only, non-root. No Docker engine here, so
-this checks the Dockerfile and its build context rather than building."""
+"""The operator image: slim, the [operator] extra only, non-root. `make images` builds it for real and
+the real node runs it (tests/e2e/test_real_node.py); these check the Dockerfile and its context."""
 
 from __future__ import annotations
 
@@ -29,11 +29,14 @@ def instructions() -> list[tuple[str, str]]:
     return lines
 
 
-def test_slim_python_base_installs_only_the_operator_extra():
+def test_slim_debian_base_installs_only_the_operator_extra_at_the_constraints_versions():
     ops = instructions()
-    assert ops[0] == ("FROM", "python:3.11-slim")
+    assert ops[:2] == [
+        ("ARG", "BASE_IMAGE=docker.io/library/debian:bookworm-slim"),
+        ("FROM", "${BASE_IMAGE}"),
+    ]
     runs = " ".join(rest for op, rest in ops if op == "RUN")
-    assert 'pip install --no-compile ".[operator]"' in runs
+    assert 'pip install --no-compile -c constraints.txt ".[operator]"' in runs
     assert "trainer" not in " ".join(rest for op, rest in ops if op == "COPY")
     assert ("ENTRYPOINT", '["recipe-operator"]') in ops
 

@@ -46,7 +46,11 @@ CASES = {
     "unschedulable, young": ({"phase": "Pending", "unschedulable_message": "0/3 nodes: Insufficient nvidia.com/gpu"}, 60.0, None),
     "unschedulable, past timeout": ({"phase": "Pending", "unschedulable_message": "0/3 nodes"}, 901.0, ("Unschedulable", False)),
     "failed pod without details": ({"phase": "Failed"}, 10.0, ("PodFailed", True)),
-    "crash loop waiting is not yet a failure": ({"waiting_reason": "ContainerCreating"}, 5000.0, None),
+    "container creating, young": ({"phase": "Pending", "waiting_reason": "ContainerCreating"}, 60.0, None),
+    "container creating past timeout (mount, CNI)": ({"phase": "Pending", "waiting_reason": "ContainerCreating"}, 901.0, ("ContainerCreating", False)),
+    "create container error past timeout": ({"phase": "Pending", "waiting_reason": "CreateContainerError"}, 901.0, ("CreateContainerError", False)),
+    "start error (exec not found), exit 128": ({"phase": "Failed", "terminated_reason": "StartError", "terminated_exit_code": 128}, 10.0, ("StartError", False)),
+    "cannot run (docker), exit 127": ({"phase": "Failed", "terminated_reason": "ContainerCannotRun", "terminated_exit_code": 127}, 10.0, ("StartError", False)),
 }  # fmt: skip
 
 

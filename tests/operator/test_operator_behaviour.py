@@ -62,6 +62,7 @@ def start_pods(
     nodes: int = 2,
     pod_ip: str = "127.88.0.1",  # loopback, as the local cluster's kwok pods: a scrape stays on this machine
     state: dict | None = None,
+    node: str | None = None,
 ) -> list[str]:
     """What the Job controller and the kubelet do: pods from the template, then Running
     (or Pending in the given container `state`)."""
@@ -80,7 +81,7 @@ def start_pods(
                     "labels": {**template_labels, COMPLETION_INDEX: str(index)},
                     "annotations": {COMPLETION_INDEX: str(index)},
                 },
-                "spec": job["spec"]["template"]["spec"],
+                "spec": {**job["spec"]["template"]["spec"], **({"nodeName": node} if node else {})},
                 "status": {
                     "phase": "Running" if state is None else "Pending",
                     "podIP": pod_ip,
@@ -121,13 +122,15 @@ def operator(cluster):
     assert runner.exit_code == 0, runner.output[-2000:]
 
 
-def test_a_job_gets_its_configmap_service_pvc_and_indexed_job_owned_by_it(operator):
+def test_a_job_gets_its_configmap_service_and_indexed_job_owned_by_it_and_a_kept_pvc(operator):
     created = operator.create(rtj("owned"))
     job = wait_for(lambda: operator.get("Job", NS, "owned"), what="the Job")
+    pvc = operator.get("PersistentVolumeClaim", NS, "owned-checkpoints")
+    # no owner: deleting the job keeps its checkpoints for a re-created namesake to resume from
+    assert "ownerReferences" not in pvc["metadata"] and pvc["metadata"]["labels"][LABEL_JOB_NAME] == "owned"
     children = [
         operator.get("ConfigMap", NS, "owned-config"),
         operator.get("Service", NS, "owned"),
-        operator.get("PersistentVolumeClaim", NS, "owned-checkpoints"),
         job,
     ]
     for child in children:
@@ -362,3 +365,66 @@ def test_spec_edits_apply_at_the_next_attempt(operator):
     wait_for(job_of_attempt(operator, "edited", 2), what="attempt 2")
     config = operator.get("ConfigMap", NS, "edited-config")["data"]["trainer-config.yaml"]
     assert "epochs: 2" in config and "epochs: 5" not in config
+
+
+def test_a_deleted_job_re_created_under_its_name_adopts_its_kept_checkpoint_claim(operator):
+    """The documented recovery: delete a failed job, create it again, it resumes from its checkpoints.
+    The claim has no owner, so the garbage collector leaves it; the new job adopts it."""
+    operator.create(rtj("again"))
+    wait_for(lambda: operator.get("Job", NS, "again"), what="the first Job")
+    # a mark on the first claim: kmock gives claims no uid to compare
+    operator.patch(
+        "PersistentVolumeClaim", NS, "again-checkpoints", {"metadata": {"labels": {"first": "yes"}}}
+    )
+    operator.delete("RecipeTrainingJob", NS, "again")
+    for kind, name in (("Job", "again"), ("ConfigMap", "again-config"), ("Service", "again")):
+        operator.delete(kind, NS, name)  # what the garbage collector does with the owned children
+    recreated = operator.create(rtj("again"))
+    job = wait_for(
+        lambda: (
+            (j := operator.get("Job", NS, "again"))
+            and j["metadata"]["ownerReferences"][0]["uid"] == recreated["metadata"]["uid"]
+            and j
+        ),
+        what="the re-created job's Job",
+    )
+    claim = operator.get("PersistentVolumeClaim", NS, "again-checkpoints")
+    assert claim["metadata"]["labels"]["first"] == "yes"  # the same claim, adopted
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["checkpoints"]["persistentVolumeClaim"]["claimName"] == "again-checkpoints"
+    assert (operator.get("RecipeTrainingJob", NS, "again").get("status") or {}).get("phase") != "Failed"
+
+
+def test_a_gang_grown_past_its_read_write_once_volume_fails_with_the_reason_and_keeps_it(operator):
+    operator.create(rtj("grown", resources={"nodes": 1, "gpusPerNode": 1, "cpu": "2", "memory": "8Gi"}))
+    pods = start_pods(operator, "grown", attempt=1, nodes=1)
+    wait_for(phase_is(operator, "grown", "Running"), what="Running")
+    assert operator.get("PersistentVolumeClaim", NS, "grown-checkpoints")["spec"]["accessModes"] == [
+        "ReadWriteOnce"
+    ]
+    operator.patch("RecipeTrainingJob", NS, "grown", {"spec": {"resources": {"nodes": 2}}})
+    terminate(operator, pods[0], 137, "OOMKilled")  # the next attempt runs the edited spec
+    st = wait_for(phase_is(operator, "grown", "Failed"), what="Failed")
+    assert st["failure"]["reason"] == "VolumeAccessMode"
+    assert "grown-checkpoints is ReadWriteOnce" in st["failure"]["message"]
+    assert "spec.checkpoint.volume.claimName" in st["failure"]["message"]
+    assert operator.get("PersistentVolumeClaim", NS, "grown-checkpoints") is not None  # checkpoints kept
+    assert not job_of_attempt(operator, "grown", 2)()  # no gang that would wait out Multi-Attach
+
+
+def test_a_gpu_fault_restarts_the_gang_off_the_faulty_node(operator):
+    operator.create(rtj("xid"))
+    pods = start_pods(operator, "xid", attempt=1, node="gpu-node-7")
+    wait_for(phase_is(operator, "xid", "Running"), what="Running")
+    terminate(operator, pods[1], 1, "Error", "RuntimeError: CUDA error: uncorrectable ECC error encountered")
+    job = wait_for(job_of_attempt(operator, "xid", 2), what="the Job of attempt 2")
+    affinity = job["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    (term,) = affinity["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert term["matchFields"] == [{"key": "metadata.name", "operator": "NotIn", "values": ["gpu-node-7"]}]
+    st = status(operator, "xid")
+    assert st["failure"]["reason"] == "GPUFault" and st["avoidedNodes"] == ["gpu-node-7"]
+    events = wait_for(
+        lambda: [e for e in operator.events(NS, "xid") if e.get("reason") == "GPUFault"],
+        what="GPUFault event",
+    )
+    assert "node gpu-node-7" in events[0]["message"]

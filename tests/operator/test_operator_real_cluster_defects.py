@@ -102,23 +102,46 @@ def test_a_steady_running_job_writes_no_status(cluster: Cluster, monkeypatch):
     assert runner.exit_code == 0
 
 
+WALL = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
-    ("holder", "renewed_ago", "step"),
+    ("holder", "renew_time_offset", "unchanged_for", "step"),
     [
-        (None, None, "acquire"),  # no Lease yet
-        ("me", 1, "renew"),
-        ("other", 5, "standby"),  # a live holder
-        ("other", 16, "acquire"),  # its lease ran out (15 s)
-        ("", 1, "acquire"),  # released on a clean shutdown
+        (None, None, 0, "acquire"),  # no Lease yet
+        ("me", -1, 0, "renew"),
+        ("other", -5, 5, "standby"),  # a live holder
+        ("other", -16, 15, "acquire"),  # its record has not changed for the lease duration
+        ("", -1, 0, "acquire"),  # released on a clean shutdown
+        # The clocks disagree; only this replica's own observation counts:
+        ("other", -3600, 0, "standby"),  # renewTime an hour "old" (our clock is ahead): just seen, so alive
+        ("other", -3600, 14, "standby"),
+        ("other", +3600, 15, "acquire"),  # renewTime in "the future" (its clock is ahead) yet silent 15 s
     ],
 )
-def test_lease_steps(holder, renewed_ago, step):
-    now = datetime(2026, 1, 1, tzinfo=UTC)
+def test_lease_steps_depend_on_the_records_change_seen_on_the_local_clock(
+    holder, renew_time_offset, unchanged_for, step
+):
     spec = None
     if holder is not None:
-        renew = (now - timedelta(seconds=renewed_ago)).strftime(leader.MICRO)
+        renew = (WALL + timedelta(seconds=renew_time_offset)).strftime(leader.MICRO)
         spec = {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renew}
-    assert leader.lease_step(spec, "me", now) == step
+    first_seen = 1000.0  # monotonic seconds
+    seen = leader.sight(None, spec, first_seen)
+    assert leader.lease_step(spec, "me", seen, first_seen + unchanged_for) == step
+
+
+def test_a_sighting_restarts_whenever_the_record_changes():
+    spec = {"holderIdentity": "other", "leaseDurationSeconds": 15, "renewTime": "2026-01-01T00:00:00.000000Z"}
+    seen = leader.sight(None, spec, 100.0)
+    assert leader.sight(seen, dict(spec), 110.0) is seen  # unchanged: still since 100
+    renewed = leader.sight(seen, {**spec, "renewTime": "2026-01-01T00:00:02.000000Z"}, 110.0)
+    assert renewed.since == 110.0
+    assert leader.lease_step(spec, "me", renewed, 120.0) == "standby"  # 10 s since the renewal
+
+
+def test_every_election_call_times_out_well_inside_the_lease():
+    assert leader.API_TIMEOUT_SECONDS + leader.RENEW_SECONDS < leader.LEASE_SECONDS / 2
 
 
 def test_one_of_two_electors_leads_and_the_other_takes_over_when_it_releases(cluster: Cluster):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -381,3 +382,34 @@ def test_pod_views_parse_what_a_kubelet_reports():
         137,
         "x",
     )
+
+
+def _with_pods(observed: phases.Observed, *pods: PodView) -> phases.Observed:
+    return dataclasses.replace(observed, pods=pods)
+
+
+def test_a_preempted_gang_restarts_without_spending_the_backoff_limit():
+    """Preemption, eviction, a drain or a lost node are the cluster's doing: a job with every
+    restart of backoffLimit spent still restarts, and the restart is counted apart."""
+    observed = observation("Running", "all-running")
+    observed.status.restarts = 2  # backoffLimit 2 spent on the job's own failures
+    preempted = pod(1, 1, phase="Failed", disruption_reason="PreemptionByScheduler")
+    d = phases.decide(_with_pods(observed, pod(0, 1), preempted))
+    assert d.status.phase == "Restarting" and d.status.attempt == 2
+    assert d.status.restarts == 3 and d.status.disruptions == 1
+    assert "not counted against backoffLimit" in d.events[0].message
+    # the job's own failure after that still finds its limit spent
+    again = observation("Running", "oom")
+    again.status.restarts, again.status.disruptions = 3, 1
+    assert phases.decide(again).status.phase == "Failed"
+
+
+def test_an_attempt_unschedulable_after_a_preemption_waits_for_capacity_instead_of_failing():
+    observed = observation("Launching", "job-exists")
+    observed.status.admission_time = (NOW - timedelta(seconds=601)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    observed.status.failure.reason = "Preempted"
+    stuck = pod(0, 1, phase="Pending", unschedulable_message="0/3 nodes are available: Insufficient cpu")
+    d = phases.decide(_with_pods(observed, stuck))
+    assert d.status.phase == "Launching" and not d.status.failure.message
+    observed.status.failure.reason = "OOMKilled"  # after the job's own failure the timeout holds
+    assert phases.decide(_with_pods(observed, stuck)).status.phase == "Failed"

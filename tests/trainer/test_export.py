@@ -83,7 +83,7 @@ def test_model_card_names_base_data_settings_and_metrics(tmp_path):
     assert "loss [eval on recipes.csv (validation, 3 samples)]: 4.25" in card
     assert "validation loss (last validation): 3" in card and "best validation loss: 3" in card
     assert "AutoModelForSeq2SeqLM.from_pretrained" in card
-    assert "overall = form (format x fluency" in card  # what the quality number means
+    assert "overall = format^3 x min(1, fluency" in card  # what the quality number means
 
 
 def test_export_refuses_to_overwrite_a_directory(tmp_path, capsys):

@@ -85,6 +85,15 @@ def test_gguf_reads_back_as_the_merged_model(llama_checkpoint, tmp_path, quant, 
         expected, got = model(ids).logits, loaded(ids).logits
     assert (expected - got).abs().max().item() < tolerance
     assert torch.equal(expected.argmax(-1), got.argmax(-1))
+    if quant == "f16":  # the check, here without llama.cpp: the first 32 greedy tokens agree
+        with torch.no_grad():
+            greedy = [
+                m.generate(ids, max_new_tokens=32, do_sample=False, eos_token_id=None)[
+                    0, ids.shape[1] :
+                ].tolist()
+                for m in (model, loaded)
+            ]
+        assert greedy[0] == greedy[1] and len(greedy[0]) == 32
 
 
 def test_a_model_without_a_gguf_mapping_is_refused_in_one_line(tmp_path, capsys):

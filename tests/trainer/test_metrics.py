@@ -1,4 +1,5 @@
 import math
+import socket
 import subprocess
 import urllib.request
 
@@ -136,3 +137,13 @@ def test_perplexity_is_exp_of_the_loss_infinite_when_diverged_and_nan_when_broke
     assert perplexity(699.0) == math.exp(699.0) and math.isfinite(perplexity(699.0))
     assert perplexity(700.0) == math.inf and perplexity(1e9) == math.inf, "no OverflowError"
     assert math.isnan(perplexity(math.nan))
+
+
+def test_serve_by_default_answers_on_ipv6_and_ipv4_loopback():
+    """A pod's IP may be IPv6 (single- or dual-stack clusters): the default bind takes both."""
+    if not socket.has_ipv6:
+        pytest.fail("this kernel has no IPv6: the dual-stack bind cannot be checked here")
+    port = _trained_a_while().serve(0)
+    for url in (f"http://[::1]:{port}/metrics", f"http://127.0.0.1:{port}/metrics"):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert f"{contract.STEP} 3.0" in response.read().decode()

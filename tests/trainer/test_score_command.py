@@ -67,3 +67,19 @@ def test_a_csv_with_a_broken_list_cell_names_its_line(tmp_path):
     assert done.returncode == 1
     assert len(done.stdout.splitlines()) == 1
     assert f"{file}:3: unparseable ingredients: write it as a JSON list" in done.stderr
+
+
+def test_bytes_that_are_not_utf8_name_their_line_and_the_rest_is_scored(tmp_path):
+    """A `text`-column CSV and a JSON-lines file, each with one line of Latin-1 bytes."""
+    jsonl = tmp_path / "generated.jsonl"
+    jsonl.write_bytes(json.dumps({"text": GOOD}).encode() + b'\n{"text": "Cr\xe8me"}\n')
+    done = score(jsonl)
+    assert done.returncode == 1 and len(done.stdout.splitlines()) == 1
+    assert f"{jsonl}:2: not UTF-8 (byte 13 of the line); save the file as UTF-8" in done.stderr
+    table = tmp_path / "texts.csv"
+    table.write_bytes(b'text\n"Title: Cr\xe8me"\n"' + GOOD.encode() + b'"\n')
+    done = score(table)
+    assert done.returncode == 1
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows == [{"line": 3, **recipe_quality(GOOD)}]
+    assert f"{table}:2: not UTF-8; save the file as UTF-8" in done.stderr

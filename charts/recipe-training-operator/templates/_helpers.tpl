@@ -87,6 +87,21 @@ app.kubernetes.io/part-of: chef-genius
 {{- end }}
 
 {{/* Where the Deployment mounts the webhook Secret. */}}
+{{/* The names (DNS or IP) the webhook's serving certificate is for: the Service, and webhook.url's host. */}}
+{{- define "rto.webhookCertNames" -}}
+{{- $svc := include "rto.webhookServiceName" . }}
+{{- $names := list (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) }}
+{{- if .Values.webhook.url }}
+{{- $names = append $names (urlParse .Values.webhook.url).hostname }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}
+
+{{/* The operator owns the webhook certificate unless cert-manager issues it. */}}
+{{- define "rto.operatorOwnsWebhookCert" -}}
+{{- if and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}true{{ end }}
+{{- end }}
+
 {{- define "rto.webhookCertDir" -}}
 /etc/recipe-operator/webhook
 {{- end }}

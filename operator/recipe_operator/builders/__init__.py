@@ -10,7 +10,7 @@ from .common import (
 )
 from .configmap import CONFIG_MAP_KEYS, build_config_map, build_hostfile, build_trainer_config
 from .job import build_job, build_launch
-from .pvc import build_checkpoint_pvc, checkpoint_claim_name
+from .pvc import build_checkpoint_pvc, checkpoint_claim_name, kept_for, volume_mismatch
 from .service import build_service
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     "build_service",
     "build_trainer_config",
     "checkpoint_claim_name",
+    "kept_for",
+    "volume_mismatch",
     "child_labels",
     "config_map_name",
     "job_name",

@@ -10,6 +10,7 @@ import pytest
 from recipe_api.v1alpha1 import DatasetSpec
 from recipe_trainer.data.formatting import format_pair
 from recipe_trainer.data.split import load_splits
+from recipe_trainer.plausibility import implausible_amount
 from recipe_trainer.quality import recipe_quality
 
 SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"
@@ -154,3 +155,55 @@ def test_prompt_adherence_counts_the_asked_ingredients_and_an_invented_main_one(
     assert recipe_quality(REAL, asked_more)["prompt_adherence"] == 0.75
     invented = REAL.replace("- 2 c. flour", "- 2 c. flour\n- 1 lb. bacon")
     assert recipe_quality(invented, prompt)["prompt_adherence"] == 0.5
+
+
+def _steps_swapped(text: str) -> str:
+    """Steps 2 and 3 swapped: no cue word moves, only the order ingredients are first used in."""
+    two, three = "2. Cream butter and sugar; beat in eggs.", "3. Stir in bananas, then flour and soda."
+    swapped = text.replace(two, "@").replace(three, "3." + two[2:]).replace("@", "2." + three[2:])
+    assert swapped.index("2. Stir") < swapped.index("3. Cream")
+    return swapped
+
+
+def test_the_subtler_corruptions_each_cost_the_check_that_looks_for_them():
+    """The bench's weak types, one case each: order, a counted food in cups, a food the steps cook
+    but the list lacks, a title that names nothing of the recipe."""
+    real = recipe_quality(REAL)
+    broken = {
+        "step_order": _steps_swapped(REAL),
+        "quantities": REAL.replace("- 2 eggs", "- 2 c. eggs"),
+        "ingredients_listed": REAL.replace("- 1 c. sugar\n", ""),
+        "title_agreement": REAL.replace("Banana Bread", "Grandma's Wedding Surprise"),
+    }
+    for check, text in broken.items():
+        scores = recipe_quality(text)
+        assert scores[check] < real[check] == 1.0, check
+        assert scores["overall"] < real["overall"], check
+    assert implausible_amount("2 c. large marshmallows")  # a size is for things counted
+    assert not implausible_amount("1 c. large curd cottage cheese")
+    assert implausible_amount("2 c. bunches fresh broccoli")  # a count unit measured by volume
+    assert not implausible_amount("1 tsp. cloves") and not implausible_amount("1 1/4 c. canned tomatoes")
+
+
+def test_a_recipe_that_preheats_last_loses_half_its_order_score():
+    """Cue words alone: the ingredients keep their order, the oven is heated after the bake."""
+    steps = REAL.split("Steps:\n")[1].splitlines()
+    moved = (
+        REAL.split("Steps:\n")[0]
+        + "Steps:\n"
+        + "\n".join(f"{i}. {line.split('. ', 1)[1]}" for i, line in enumerate(steps[1:] + steps[:1], 1))
+    )
+    assert moved.rstrip().endswith("5. Preheat oven to 350°.")
+    assert recipe_quality(moved)["step_order"] <= 0.5
+
+
+def test_serving_suggestions_and_grouped_ingredients_are_not_problems():
+    """Real recipes name a food only to serve it with, and use lines as "the dry ingredients"."""
+    served = REAL.replace("5. Cool before slicing.", "5. Cool; serve with walnuts if desired.")
+    assert recipe_quality(served)["ingredients_listed"] == 1.0
+    cooked = REAL.replace("5. Cool before slicing.", "5. Cool; top with walnuts.")
+    assert recipe_quality(cooked)["ingredients_listed"] < 1.0
+    extra_line = REAL.replace("- 1 tsp. soda", "- 1 tsp. soda\n- 1 c. chopped dates")
+    assert recipe_quality(extra_line)["ingredients_used"] < 1.0
+    grouped = extra_line.replace("then flour and soda.", "then the remaining ingredients.")
+    assert recipe_quality(grouped)["ingredients_used"] == 1.0

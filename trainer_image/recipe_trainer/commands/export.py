@@ -31,10 +31,10 @@ from recipe_trainer.checkpoint_layout import EVAL_FILE
 
 QUALITY_DEFINITION = (
     "quality: the recipe score `recipe_trainer.quality.recipe_quality` (0-1, `recipe-train score` prints it): "
-    "overall = form (format x fluency x ingredient coherence, instructions, completeness) x plausibility "
-    "checks (quantities per unit and kind, ingredients listed and used, step order, temperatures and "
-    "times, title agreement, intact, prompt adherence); docs/benchmarks.md measures it against "
-    "corrupted real recipes."
+    "overall = format^3 x min(1, fluency x (ingredient coherence, instructions, completeness) / 0.8) x "
+    "plausibility checks (quantities per unit and kind, ingredients listed and used, step order, "
+    "temperatures and times, title agreement, intact, prompt adherence); the old score is the sub-score "
+    "form; docs/benchmarks.md measures it against corrupted real recipes."
 )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import re
 import statistics
 import sys
 from collections.abc import Iterator
@@ -34,17 +36,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..quality import recipe_quality
-
     if not args.file.is_file():
         print(f"recipe-train score: {args.file}: no such file", file=sys.stderr)
         return 2
     reader = _csv_recipes if args.file.suffix.lower() == ".csv" else _jsonl_recipes
+    try:
+        columns, errors = _score_all(args.file, reader(args.file))
+    except BrokenPipeError:  # `recipe-train score FILE | head`: the reader has all it wants
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout again at exit
+        return 0
+    print(summary_table(columns, errors), file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _score_all(path: Path, items: Iterator[tuple[int, Item]]) -> tuple[dict[str, list[float]], int]:
+    """Score every item, one JSON line each on stdout; bad lines are named on stderr and counted."""
+    from ..quality import recipe_quality
+
     columns: dict[str, list[float]] = {}
     errors = 0
-    for line, item in reader(args.file):
+    for line, item in items:
         if isinstance(item, BadLine):
-            print(f"recipe-train score: {args.file}:{line}: {item}", file=sys.stderr)
+            print(f"recipe-train score: {path}:{line}: {item}", file=sys.stderr)
             errors += 1
             continue
         prompt, text = item
@@ -52,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"line": line, **scores}), flush=True)
         for name, value in scores.items():
             columns.setdefault(name, []).append(value)
-    print(summary_table(columns, errors), file=sys.stderr)
-    return 1 if errors else 0
+    return columns, errors
 
 
 def summary_table(columns: dict[str, list[float]], errors: int) -> str:
@@ -71,11 +83,17 @@ def summary_table(columns: dict[str, list[float]], errors: int) -> str:
 
 
 Item = tuple[str | None, str] | BadLine
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by "surrogateescape"
 
 
 def _jsonl_recipes(path: Path) -> Iterator[tuple[int, Item]]:
-    with path.open(encoding="utf-8") as file:
-        for number, raw in enumerate(file, start=1):
+    with path.open("rb") as file:
+        for number, raw_bytes in enumerate(file, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, BadLine(f"not UTF-8 (byte {exc.start + 1} of the line); save the file as UTF-8")
+                continue
             if not raw.strip():
                 continue
             try:
@@ -100,7 +118,7 @@ def _csv_recipes(path: Path) -> Iterator[tuple[int, Item]]:
     from ..data.formatting import format_source, format_target
     from ..data.records import Recipe
 
-    with path.open(encoding="utf-8", newline="") as file:
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as file:
         reader = csv.DictReader(file)
         header = set(reader.fieldnames or ())
         if "text" not in header and not {"title", "ingredients", "directions"} <= header:
@@ -112,6 +130,9 @@ def _csv_recipes(path: Path) -> Iterator[tuple[int, Item]]:
         previous = reader.line_num  # the header's last line
         for row in reader:
             number, previous = previous + 1, reader.line_num  # where the record starts
+            if any(_UNDECODED.search(value) for value in row.values() if isinstance(value, str)):
+                yield number, BadLine("not UTF-8; save the file as UTF-8")
+                continue
             if "text" in header:
                 yield number, (None, row["text"] or "")
                 continue

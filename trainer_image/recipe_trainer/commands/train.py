@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.termination import (
         first_failure,
         is_peer_lost,
+        is_unsupported_gpu,
         peer_lost_message,
+        unsupported_gpu_message,
         write_failure,
         write_success,
     )
@@ -74,8 +76,13 @@ def run(args: argparse.Namespace) -> int:
         return 128 + int(stop.signum)
     except BaseException as exc:  # OOM, divergence, bad data...: one line, non-zero exit
         peer_lost = is_peer_lost(exc)
+        reason: str | BaseException = exc
+        if peer_lost:
+            reason = peer_lost_message(exc)
+        elif is_unsupported_gpu(exc):
+            reason = unsupported_gpu_message(exc, *gpu_and_image_archs())
         if first_failure(termination_log):  # another rank's crash is the reason, not its echo here
-            write_failure(peer_lost_message(exc) if peer_lost else exc, termination_log)
+            write_failure(reason, termination_log)
         recipe.reporter.report(Crashed(str(exc), recipe.progress.step))
         if os.environ.get("RECIPE_TRAINER_TRACEBACK"):
             raise
@@ -87,6 +94,19 @@ def run(args: argparse.Namespace) -> int:
         write_success(summary, termination_log)
     recipe.cleanup()
     return 0
+
+
+def gpu_and_image_archs() -> tuple[str, list[str]]:
+    """This rank's GPU (name and sm_XY) and the CUDA architectures the image's torch was built
+    for: what an UnsupportedGPU failure names."""
+    import torch
+
+    archs = torch.cuda.get_arch_list()
+    try:  # asked after a CUDA error: the failure message must not fail itself
+        major, minor = torch.cuda.get_device_capability()
+        return f"{torch.cuda.get_device_name()} (sm_{major}{minor})", archs
+    except Exception:
+        return "this GPU", archs
 
 
 def configure_logging(rank: int) -> None:

@@ -193,6 +193,27 @@ def convert_to_universal(checkpoint: Path, target: Path) -> Path:
     return target
 
 
+def agreed_checkpoint(
+    mine: Path | None, root: str | Path, rank: int, broadcast_from_main: Callable[[int], int]
+) -> Path | None:
+    """The checkpoint every rank resumes from: rank 0's choice. Each rank picks the newest from its
+    own listing, and on NFS with attribute caching two nodes can see different newest steps right
+    after a restart; loading different steps would mix two states. Rank 0 broadcasts its step (-1:
+    a fresh start) and every rank loads that one, or fails saying it cannot see it."""
+    step = broadcast_from_main(checkpoint_step_of(mine.name) if mine is not None else -1)
+    if step < 0:
+        return None
+    if mine is not None and checkpoint_step_of(mine.name) == step:
+        return mine
+    chosen = (mine.parent if mine is not None else Path(root)) / checkpoint_step_dir(step)
+    if not (chosen / layout.STATE_FILE).is_file():
+        raise FileNotFoundError(
+            f"rank {rank} cannot see {chosen}, the checkpoint rank 0 resumes from: the checkpoint volume "
+            "must be one volume shared by every node (ReadWriteMany), with current directory listings"
+        )
+    return chosen
+
+
 def find_resume_checkpoint(
     checkpoint_dir: str | Path, resume_from: str | None, namespace: str | None, name: str
 ) -> Path | None:

@@ -146,10 +146,20 @@ class TrainerMetrics:
 
     # ------------------------------------------------------------------ exposition
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
+    def serve(self, port: int, addr: str | None = None) -> int:
         """Serve /metrics in a daemon thread (rank 0 only: one scrape target per job).
-        Returns the port bound (useful with port 0)."""
-        server, _thread = prometheus_client.start_http_server(port, addr=addr, registry=self.registry)
+        Returns the port bound (useful with port 0). By default on every address of the pod, IPv6
+        and IPv4 alike ("::" is dual-stack on Linux), so the operator's scrape reaches it on an
+        IPv6-only or dual-stack cluster too; IPv4 only where the kernel has no IPv6."""
+        if addr is not None:
+            server, _thread = prometheus_client.start_http_server(port, addr=addr, registry=self.registry)
+            return server.server_port
+        try:
+            server, _thread = prometheus_client.start_http_server(port, addr="::", registry=self.registry)
+        except OSError:  # no IPv6 in this kernel or network namespace
+            server, _thread = prometheus_client.start_http_server(
+                port, addr="0.0.0.0", registry=self.registry
+            )
         return server.server_port
 
     def exposition(self) -> bytes:

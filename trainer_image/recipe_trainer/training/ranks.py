@@ -27,6 +27,22 @@ from .termination import first_failure, peer_lost_message, write_failure
 
 log = logging.getLogger("recipe_trainer")
 
+# What makes a lost or hung NCCL peer fail fast and legibly. The process group's timeout is
+# runPolicy.collectiveTimeoutSeconds (passed to init_distributed below); on a collective error or
+# that timeout, torch's watchdog (mode 1, TearDown) aborts the communicators and ends the rank
+# instead of leaving it blocked, and NCCL prints its own WARN lines ("Connection closed by remote
+# peer"), which land in the log tail the operator classifies (recipe_operator.failures). Set in
+# the rank itself with setdefault, not as pod env: a value the user sets (spec.resources.env or
+# envFrom) wins, and Kubernetes would let an explicit pod env override envFrom silently.
+NCCL_DEFAULTS = {"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "NCCL_DEBUG": "WARN"}
+
+
+def set_nccl_defaults(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """Set NCCL_DEFAULTS where the environment has no value; returns what it set."""
+    unset = {name: value for name, value in NCCL_DEFAULTS.items() if name not in environ}
+    environ.update(unset)
+    return unset
+
 
 class Ranks:
     """Joins the process group; `device` is set once the engine has placed the model."""
@@ -34,6 +50,8 @@ class Ranks:
     def __init__(self, timeout_seconds: float, termination_log: str):
         # A deliberate bound on every collective (runPolicy.collectiveTimeoutSeconds), not DeepSpeed's
         # 10-minute DEEPSPEED_TIMEOUT default: a hung peer ends the gang with PeerLost, never a hang.
+        if torch.cuda.is_available():  # NCCL reads these when the process group starts
+            set_nccl_defaults(os.environ)
         deepspeed.init_distributed(timeout=timedelta(seconds=timeout_seconds))
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.is_main = self.rank == 0
@@ -52,6 +70,19 @@ class Ranks:
             with self.watchdog.guard("all_reduce"):
                 dist.all_reduce(tensor)
         return tensor.tolist()
+
+    def broadcast_from_main(self, value: int) -> int:
+        """Rank 0's `value` on every rank (e.g. the checkpoint step all ranks resume from). Before
+        the engine has placed the model, an NCCL group still needs the tensor on this rank's GPU."""
+        if self.world_size == 1:
+            return value
+        device = self.device
+        if str(device) == "cpu" and torch.cuda.is_available():  # NCCL: DeepSpeed's backend on CUDA
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        tensor = torch.tensor([value], dtype=torch.int64, device=device)
+        with self.watchdog.guard("broadcast"):
+            dist.broadcast(tensor, src=0)
+        return int(tensor.item())
 
     def barrier(self) -> None:
         with self.watchdog.guard("barrier"):

@@ -62,7 +62,13 @@ from ..losses import plain_cross_entropy_sum
 from ..model import decoder_start_token_id, load_model, packing_plan, write_scratch_base
 from ..quality import score_samples
 from ..set_diversity import set_diversity
-from .checkpointing import CheckpointWriter, find_resume_checkpoint, load_engine_state, load_rank_state
+from .checkpointing import (
+    CheckpointWriter,
+    agreed_checkpoint,
+    find_resume_checkpoint,
+    load_engine_state,
+    load_rank_state,
+)
 from .deepspeed_config import build_deepspeed_config
 from .forward import batch_loss, enable_segment_attention
 from .gradient_noise import GradientNoise, innermost_torch_optimizer, install_noise_hook
@@ -156,8 +162,13 @@ class TrainingRecipe:
             self.ranks.barrier()
 
         ds_config = build_deepspeed_config(self.spec, self.world_size, on_gpu, self.precision)
-        self.resume_checkpoint = find_resume_checkpoint(
-            self.checkpoint_dir, self.resume_from, self.config.namespace, self.config.name
+        self.resume_checkpoint = agreed_checkpoint(
+            find_resume_checkpoint(
+                self.checkpoint_dir, self.resume_from, self.config.namespace, self.config.name
+            ),
+            self.resume_from or self.checkpoint_dir,
+            self.rank,
+            self.ranks.broadcast_from_main,
         )
         saved_world = (
             read_trainer_state(self.resume_checkpoint).get("world_size") if self.resume_checkpoint else None

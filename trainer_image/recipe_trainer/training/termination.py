@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from recipe_api.contract import PEER_LOST_MARKERS, UNSUPPORTED_GPU_MARKERS, UNSUPPORTED_GPU_PREFIX
 from recipe_api.trainer_config import TERMINATION_LOG_PATH, TerminationSummary
 
 MESSAGE_LIMIT_BYTES = 4096
@@ -31,20 +32,6 @@ def failure_message(reason: str | BaseException) -> str:
     return _truncate(" ".join(text.split()) or "unknown error")
 
 
-# How a collective reports a peer that died (its connections reset or closed) or hung (the
-# process-group timeout, runPolicy.collectiveTimeoutSeconds, ran out): gloo on CPU, NCCL on GPUs.
-# torch raises plain RuntimeErrors (or DistError subclasses) for these, so the message tells.
-PEER_LOST_MARKERS = (
-    "connection reset by peer",
-    "connection closed by peer",
-    "timed out waiting",
-    "socket timeout",
-    "broken pipe",
-    "nccl communicator was aborted",
-    "watchdog caught collective operation timeout",
-)
-
-
 def is_peer_lost(exc: BaseException) -> bool:
     """True when `exc` says another rank vanished or hung in a collective: this rank is a victim,
     and restarting the gang (contract.EXIT_CODE_PEER_LOST) is the cure, not fixing the trainer."""
@@ -52,6 +39,23 @@ def is_peer_lost(exc: BaseException) -> bool:
         return False
     text = str(exc).lower()
     return any(marker in text for marker in PEER_LOST_MARKERS)
+
+
+def is_unsupported_gpu(exc: BaseException) -> bool:
+    """True when the image has no kernel for this GPU (e.g. an image built without sm_100 on a
+    B200): no retry on any node of this kind can help."""
+    text = str(exc).lower()
+    return any(marker in text for marker in UNSUPPORTED_GPU_MARKERS)
+
+
+def unsupported_gpu_message(exc: BaseException, gpu: str, image_archs: list[str]) -> str:
+    """The one line the operator shows as UnsupportedGPU: which GPU, which architectures the image
+    was built for (torch.cuda.get_arch_list()), and the error itself."""
+    built = " ".join(image_archs) or "no CUDA architectures"
+    return failure_message(
+        f"{UNSUPPORTED_GPU_PREFIX}{gpu} has no kernels in this trainer image (built for {built}); "
+        f"rebuild it with this GPU's architecture in TORCH_CUDA_ARCH_LIST ({type(exc).__name__}: {exc})"
+    )
 
 
 def peer_lost_message(exc: BaseException) -> str:
