@@ -143,9 +143,9 @@ class Cluster:
                 raise TimeoutError(f"gang still running after {RUN_TIMEOUT}s\n{gang.logs()}")
             rank0 = PodView.from_dict(gang.pod_dicts()[0])
             if rank0.running:
-                text = asyncio.run(fetch_metrics(rank0.pod_ip, self.job.spec.metrics.port, timeout=1.0))
-                if text:
-                    run.scrapes.append(text)
+                scrape = asyncio.run(fetch_metrics(rank0.pod_ip, self.job.spec.metrics.port, timeout=1.0))
+                if scrape.text:
+                    run.scrapes.append(scrape.text)
             time.sleep(0.3)
         run.exit_codes = gang.wait(0)
         run.seconds = time.monotonic() - started
