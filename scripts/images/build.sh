@@ -39,7 +39,7 @@ for name in "${images[@]}"; do
       die "building $ref failed (full log: $CACHE/$name-$key.log)"
     fi
     builder_save "$ref" "$archive.tmp.$$" && mv "$archive.tmp.$$" "$archive"
-    log "$ref built in $((SECONDS - t0)) s: $(du -h "$archive" | cut -f1) (uncompressed layers)"
+    log "$ref built in $((SECONDS - t0)) s: archive $(du -h "$archive" | cut -f1)"
   fi
   rm -rf "$context"; trap - EXIT
   ln -sfn "$archive" "$ROOT/.images/$name.tar"
