@@ -26,9 +26,10 @@ from recipe_api.v1alpha1 import MetricsSpec
 from . import progress
 from .failures import PodView
 from .kube import status_patch
+from .progress import UNPARSABLE, Scrape
 from .reconcile import RETRY_SECONDS, reconcile
 from .runtime import Operator
-from .scrape import UNPARSABLE, Scrape, fetch_metrics
+from .scrape import fetch_metrics
 
 CLOCK_TICK_SECONDS = 0.5
 CONCURRENT_BACKGROUND_RECONCILES = 8

@@ -9,6 +9,7 @@ and the matching status field keeps its previous value.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,23 @@ from recipe_api import contract
 from recipe_api.status import LastCheckpoint, Progress, RecipeTrainingJobStatus
 
 from .phases import set_condition
-from .scrape import UNREACHABLE, Scrape
+
+# Why a scrape of rank 0's /metrics (recipe_operator.scrape) brought no text; defined here, with
+# what the pure progress reader does with them, so this module needs no HTTP client.
+UNREACHABLE = "Unreachable"  # connection refused, reset or timed out: normal while a pod starts
+HTTP_ERROR = "HttpError"
+TOO_LARGE = "TooLarge"
+COMPRESSED = "Compressed"
+UNPARSABLE = "Unparsable"  # set by the caller, which parses the text
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """The text of a successful scrape, or why there is none (a reason of REASONS and one line)."""
+
+    text: str | None = None
+    failure: str | None = None
+    message: str = ""
 
 
 def read_samples(text: str) -> dict[str, float]:

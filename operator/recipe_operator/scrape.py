@@ -11,35 +11,20 @@ pod starts or restarts: that is a failure of reason UNREACHABLE, which is only c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aiohttp
+
+from .progress import COMPRESSED, HTTP_ERROR, TOO_LARGE, UNREACHABLE, Scrape
 
 SCRAPE_TIMEOUT_SECONDS = 3.0
 MAX_METRICS_BYTES = 1 << 20  # 1 MiB; the trainer's own exposition is a few KiB
 CHUNK_BYTES = 64 * 1024
 
-UNREACHABLE = "Unreachable"  # connection refused, reset or timed out: normal while a pod starts
-HTTP_ERROR = "HttpError"
-TOO_LARGE = "TooLarge"
-COMPRESSED = "Compressed"
-UNPARSABLE = "Unparsable"  # set by the caller, which parses the text
-REASONS = (UNREACHABLE, HTTP_ERROR, TOO_LARGE, COMPRESSED, UNPARSABLE)
-
-
-@dataclass(frozen=True)
-class Scrape:
-    """The text of a successful scrape, or why there is none (a reason of REASONS and one line)."""
-
-    text: str | None = None
-    failure: str | None = None
-    message: str = ""
-
 
 async def fetch_metrics(
     host: str, port: int, timeout: float = SCRAPE_TIMEOUT_SECONDS, limit: int = MAX_METRICS_BYTES
 ) -> Scrape:
-    url = f"http://{host}:{port}/metrics"
+    address = f"[{host}]" if ":" in host else host  # an IPv6 pod IP goes in brackets
+    url = f"http://{address}:{port}/metrics"
     try:
         async with (
             # auto_decompress=False: a Content-Encoding is refused below, never inflated.

@@ -24,16 +24,9 @@ from recipe_api.v1alpha1 import MAX_NODES
 from recipe_operator import handlers, phases, reconcile
 from recipe_operator.kube import LIST_MAX_PAGES, LIST_PAGE_SIZE, Kube
 from recipe_operator.metrics import OperatorMetrics, exported_metric_names
-from recipe_operator.progress import SCRAPE_FAILED, record_scrape
+from recipe_operator.progress import COMPRESSED, SCRAPE_FAILED, TOO_LARGE, UNREACHABLE, Scrape, record_scrape
 from recipe_operator.runtime import Operator
-from recipe_operator.scrape import (
-    COMPRESSED,
-    MAX_METRICS_BYTES,
-    TOO_LARGE,
-    UNREACHABLE,
-    Scrape,
-    fetch_metrics,
-)
+from recipe_operator.scrape import MAX_METRICS_BYTES, fetch_metrics
 from recipe_operator.settings import Settings
 from test_operator_behaviour import NS, operator, phase_is, rtj, start_pods, status  # noqa: F401 (operator: a fixture)
 
@@ -277,3 +270,33 @@ def test_a_rank_zero_serving_a_gzip_bomb_is_a_condition_and_an_event_on_its_job(
         what="the Warning event",
     )
     assert events[0]["type"] == "Warning" and "gzip" in events[0]["message"]
+
+
+def test_a_pod_with_an_ipv6_address_is_scraped():
+    """On IPv6-only and dual-stack clusters status.podIP is IPv6: the URL needs it in brackets."""
+    import asyncio
+    import http.server
+    import socket
+    import threading
+
+    class V6Server(http.server.HTTPServer):
+        address_family = socket.AF_INET6
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"recipe_train_step 7\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = V6Server(("::1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        scrape = asyncio.run(fetch_metrics("::1", server.server_address[1]))
+    finally:
+        server.shutdown()
+    assert scrape.failure is None and "recipe_train_step 7" in scrape.text
