@@ -202,9 +202,14 @@ def unresolved(token: str) -> str | None:
 
 @cache
 def known_files() -> frozenset[str]:
-    """File names the product code or the Makefile writes or reads (`trainer_state.json`)."""
-    makefile = (word.rsplit("/", 1)[-1] for word in (REPO / "Makefile").read_text().split())
-    names = {word for word in makefile if FILE_NAME.match(word)}
+    """File names the product code, the Makefile or the cluster and image scripts write or read
+    (`trainer_state.json`, `containerd.toml`)."""
+    texts = [
+        (REPO / "Makefile").read_text(),
+        *(p.read_text() for p in sorted((REPO / "scripts").rglob("*.sh"))),
+    ]
+    words = (re.sub(r"[\"'(){};]", " ", word).split() for text in texts for word in text.split())
+    names = {w.rsplit("/", 1)[-1] for parts in words for w in parts if FILE_NAME.match(w.rsplit("/", 1)[-1])}
     for path in _modules().values():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and FILE_NAME.match(node.value):

@@ -60,7 +60,7 @@ def test_the_build_context_holds_the_sources_the_install_needs_and_nothing_else(
 
     for needed in (
         "pyproject.toml",
-        "README.md",
+        "constraints.txt",
         "api/recipe_api/v1alpha1.py",
         "operator/recipe_operator/main.py",
     ):
