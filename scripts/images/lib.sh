@@ -49,15 +49,17 @@ context_pause() {
   cp "$IMAGES_DIR/pause/Dockerfile" "$2/Dockerfile"
 }
 
-# CoreDNS from the Go module proxy, a static binary cached by version.
+# CoreDNS from the Go module proxy with only the plugins the cluster uses (scripts/images/coredns/,
+# a module of its own), a static binary cached by version and by a hash of that module.
 context_coredns() {
-  local dir=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/coredns/$COREDNS_VERSION
+  local mod=$IMAGES_DIR/coredns key dir
+  key=$COREDNS_VERSION-$(cat "$mod/go.mod" "$mod/go.sum" "$mod/main.go" | sha256sum | cut -c1-12)
+  dir=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/coredns/$key
   if [ ! -x "$dir/coredns" ]; then
-    log "building CoreDNS $COREDNS_VERSION into $dir (a few minutes)"
+    log "building CoreDNS $COREDNS_VERSION into $dir (a few minutes, once)"
     mkdir -p "$dir"
-    (cd /tmp && CGO_ENABLED=0 GOBIN="$dir/.build" "$GO" install -trimpath -ldflags "-s -w" \
-      "github.com/coredns/coredns@$COREDNS_VERSION") >&2
-    mv "$dir/.build/coredns" "$dir/coredns"
+    (cd "$mod" && CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -ldflags "-s -w" -o "$dir/coredns.tmp.$$" .) >&2
+    mv "$dir/coredns.tmp.$$" "$dir/coredns"
   fi
   cp "$dir/coredns" "$2/coredns"
   cp "$IMAGES_DIR/coredns/Dockerfile" "$2/Dockerfile"
