@@ -9,11 +9,14 @@ it): a job meant for it selects and tolerates it. Its 2 cores hold the operator,
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e.conftest import needs_local_cluster
 from e2e.scenario_helpers import OPERATOR_NAMESPACE, Kube, wait_for
+from recipe_api.contract import LABEL_JOB_NAME
 from recipe_api.v1alpha1 import API_GROUP, API_VERSION
 
 pytestmark = pytest.mark.e2e
@@ -21,6 +24,10 @@ pytestmark = pytest.mark.e2e
 REAL_NODE_LABEL = "chefgenius.io/real-node"  # scripts/cluster/node.sh
 REAL_NODE_STORAGE_CLASS = "real-node"  # scripts/cluster/lib.sh: local volumes on the real node
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+ROOT = Path(__file__).resolve().parents[2]
+PAUSE_VERSION = re.search(r"^PAUSE_VERSION=(\S+)$", (ROOT / "scripts/images/versions.sh").read_text(), re.M)[
+    1
+]
 SAMPLE = "/opt/chef-genius/examples/data/recipenlg_sample_999.csv"  # bundled in the trainer image
 
 
@@ -164,6 +171,18 @@ def test_a_two_pod_gang_trains_and_a_deleted_pod_resumes_from_its_stop_checkpoin
     resumed = re.search(r"resumed from step (\d+)", _log(kube, rank0.metadata.name))
     assert resumed, "attempt 2 did not resume from a checkpoint"
     assert int(resumed.group(1)) >= st["lastCheckpoint"]["step"]
+    # The documented recovery: delete the finished job, create it again with more steps; its
+    # checkpoint claim outlived it, so the new job resumes where the old one ended.
+    final_step = done["lastCheckpoint"]["step"]
+    kube.delete_rtj("gang")
+    wait_for(lambda: kube.rtj("gang") is None and not kube.pods("gang"), timeout=180, what="the job gone")
+    kube.create(real_node_job("gang", kube.ns, steps=final_step + 10))
+    again = wait_for(
+        kube.phase_is("gang", "Succeeded", "Failed"), timeout=900, what="the re-created job's end"
+    )
+    assert again["phase"] == "Succeeded", again.get("failure")
+    rank0 = next(p for p in kube.pods("gang", 1) if _index(p) == 0)
+    assert f"resumed from step {final_step}" in _log(kube, rank0.metadata.name)
 
 
 def test_an_image_that_does_not_exist_fails_with_the_kubelets_reason(kube):
@@ -189,3 +208,119 @@ def test_a_container_over_its_memory_limit_is_oomkilled_and_retried(kube):
     wait_for(kube.job_of_attempt("oom", 2), timeout=300, what="attempt 2 after the OOM kill")
     st = wait_for(kube.phase_is("oom", "Failed"), timeout=300, what="Failed after the retries")
     assert st["failure"]["reason"] == "OOMKilled", st["failure"]
+
+
+def test_a_container_that_cannot_start_fails_at_once_not_as_a_crash(kube):
+    """The pause image has no `python`: containerd's StartError (exit 128), not a Signaled crash
+    retried until backoffLimit."""
+    body = real_node_job(
+        "nostart", kube.ns, nodes=1, runPolicy={"backoffLimit": 3, "terminationGracePeriodSeconds": 2}
+    )
+    body["spec"]["resources"]["image"] = f"registry.k8s.io/pause:{PAUSE_VERSION}"
+    kube.create(body)
+    st = wait_for(kube.phase_is("nostart", "Failed"), timeout=180, what="Failed")
+    assert st["failure"]["reason"] == "StartError" and st["attempt"] == 1, st["failure"]
+
+
+def test_a_volume_that_cannot_mount_fails_with_the_reason_after_the_pending_timeout(kube):
+    """A local volume whose directory does not exist: the kubelet's FailedMount keeps the pod in
+    ContainerCreating, which used to hold the job in Launching until activeDeadlineSeconds."""
+    pv = f"pv-missing-{kube.ns}"
+    kube.core.create_persistent_volume(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv},
+            "spec": {
+                "storageClassName": "",
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "claimRef": {"namespace": kube.ns, "name": "missing"},
+                "local": {"path": "/nonexistent/chef-genius-e2e"},
+                "nodeAffinity": {
+                    "required": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {
+                                        "key": "kubernetes.io/hostname",
+                                        "operator": "In",
+                                        "values": ["chef-node"],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                },
+            },
+        }
+    )
+    try:
+        kube.core.create_namespaced_persistent_volume_claim(
+            kube.ns,
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "missing"},
+                "spec": {
+                    "storageClassName": "",
+                    "volumeName": pv,
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+        body = real_node_job(
+            "nomount",
+            kube.ns,
+            nodes=1,
+            runPolicy={"pendingTimeoutSeconds": 20, "terminationGracePeriodSeconds": 2},
+        )
+        body["spec"]["checkpoint"]["volume"] = {"claimName": "missing"}
+        kube.create(body)
+        st = wait_for(kube.phase_is("nomount", "Failed"), timeout=240, what="Failed")
+        assert st["failure"]["reason"] == "ContainerCreating", st["failure"]
+    finally:
+        kube.core.delete_persistent_volume(pv)
+
+
+def test_a_drained_node_is_a_disruption_not_a_failure_of_the_job(kube):
+    """kubectl drain evicts the gang through the eviction API: the restart is counted as a
+    disruption, not against backoffLimit 0, and the next attempt waits for the node to come back."""
+    body = real_node_job(
+        "drained",
+        kube.ns,
+        nodes=1,
+        steps=100000,
+        runPolicy={"backoffLimit": 0, "terminationGracePeriodSeconds": 30},
+    )
+    kube.create(body)
+    wait_for(kube.running_pods("drained", 1, 1), timeout=300, what="the pod running")
+    kubectl = [str(ROOT / ".tools" / "bin" / "kubectl")]
+    selector = f"{LABEL_JOB_NAME}=drained"
+    try:
+        subprocess.run(
+            [
+                *kubectl,
+                "drain",
+                "chef-node",
+                "--pod-selector",
+                selector,
+                "--ignore-daemonsets",
+                "--delete-emptydir-data",
+                "--timeout=120s",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        st = wait_for(
+            lambda: (s := kube.status("drained")).get("disruptions") and s, timeout=180, what="a disruption"
+        )
+        assert st["failure"]["reason"] == "Evicted" and st["phase"] != "Failed"
+        wait_for(kube.job_of_attempt("drained", 2), timeout=120, what="attempt 2")
+    finally:
+        subprocess.run([*kubectl, "uncordon", "chef-node"], check=True, capture_output=True, timeout=60)
+    wait_for(kube.running_pods("drained", 2, 1), timeout=300, what="attempt 2 running after uncordon")
+    assert kube.status("drained")["phase"] != "Failed"
