@@ -7,7 +7,7 @@ chat template, packing): the demo's manifest measures 1.7955 at step 0 on its 12
 batches (docs/benchmarks.md, one rank and two). A wrong tensor layout or tokenizer puts a 135M
 model's loss in the several units, so BASE_TOLERANCE is far below any such defect and above
 float summation differences. Wall time: one conversion into the shared model cache on first use
-(~40-80 s on 2 cores), then about two minutes.
+(~40-80 s on 2 cores), then 3.5 min on 2 cores at load average 2-4 (the run 111 s, compare 88 s).
 """
 
 from __future__ import annotations
