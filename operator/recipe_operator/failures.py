@@ -150,10 +150,15 @@ DISRUPTION_REASONS = {
     "EvictionByEvictionAPI": Reason.EVICTED,
     "TerminationByKubelet": Reason.EVICTED,
 }
+# status.reason of a failed pod -> our reason. Graceful node shutdown writes "Terminated" (1.21+;
+# "Shutdown" before), and "NodeShutdown" for a pod the shutting-down node refused to admit
+# (pkg/kubelet/nodeshutdown); its DisruptionTarget reason, TerminationByKubelet, would say Evicted.
 POD_STATUS_REASONS = {
     "Evicted": Reason.EVICTED,
     "NodeLost": Reason.NODE_LOST,
     "Shutdown": Reason.NODE_SHUTDOWN,
+    "Terminated": Reason.NODE_SHUTDOWN,
+    "NodeShutdown": Reason.NODE_SHUTDOWN,
 }
 # FailedCreate messages (the API server's words, as the Job controller relays them) -> our reason.
 CREATE_FAILURE_MESSAGES = {

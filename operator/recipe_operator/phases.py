@@ -333,6 +333,7 @@ def _launch(draft: _Draft, job: RecipeTrainingJob, resumed: bool) -> None:
         draft.goto("Pending", "Queued", message)
         return
     st.admission_time = now_text(o.now)
+    draft.condition("Queued", False, "NotQueued", f"attempt {st.attempt} created without a queue label")
     reason = "Resumed" if resumed else "Launching"
     draft.goto("Launching", reason, f"attempt {st.attempt}: {job.spec.resources.nodes} pod(s) starting")
 

@@ -5,6 +5,7 @@ module only reads and writes through the API."""
 from __future__ import annotations
 
 import copy
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -22,6 +23,30 @@ RELEASE = "recipe-training-operator"  # scripts/cluster/lib.sh; also the chart's
 def wait_for(check: Callable[[], T], timeout: float = 120.0, what: str = "condition") -> T:
     """A real cluster moves in seconds: poll each second, wait minutes at most."""
     return poll(check, timeout=timeout, what=what, interval=1.0)
+
+
+# How long a "nothing happened" check keeps looking once its positive signal came (see `stays`).
+QUIET_SECONDS = 5.0
+
+
+def stays(observe: Callable[[], T], until: Callable[[], object], what: str, timeout: float = 120.0) -> T:
+    """A "nothing happened" check that can fail: `observe()` must keep its first value while we
+    wait for `until()`, a positive signal that whatever could have changed it had its chance (the
+    operator reconciled, a controller wrote its own status), and then for QUIET_SECONDS more.
+    A bare sleep would pass on a machine too slow for anything to have happened yet."""
+    first = observe()
+
+    def unchanged_until() -> object:
+        now = observe()
+        assert now == first, f"{what}: changed from {first!r} to {now!r}"
+        return until()
+
+    wait_for(unchanged_until, timeout=timeout, what=f"the signal that {what} was exercised")
+    deadline = time.monotonic() + QUIET_SECONDS
+    while time.monotonic() < deadline:
+        unchanged_until()
+        time.sleep(0.5)
+    return first
 
 
 # kwok removes a deleted pod at a random moment before its grace period ends, as if the container
@@ -150,6 +175,24 @@ class Kube:
                 ).items
             ],
         }
+
+    def identities(self, name: str) -> dict[str, str]:
+        """uid of every child and pod of the job, by kind/name: a child deleted and created again
+        (a duplicate launch with the same fixed name) shows as a new uid."""
+        found = {}
+        for kind, names in self.children(name).items():
+            for child in names:
+                read = {
+                    "Job": lambda n: self.batch.read_namespaced_job(n, self.ns),
+                    "ConfigMap": lambda n: self.core.read_namespaced_config_map(n, self.ns),
+                    "Service": lambda n: self.core.read_namespaced_service(n, self.ns),
+                    "PersistentVolumeClaim": lambda n: self.core.read_namespaced_persistent_volume_claim(
+                        n, self.ns
+                    ),
+                }[kind]
+                found[f"{kind}/{child}"] = read(child).metadata.uid
+        found.update({f"Pod/{p.metadata.name}": p.metadata.uid for p in self.pods(name)})
+        return found
 
     def event_reasons(self, name: str) -> list[str]:
         events = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items

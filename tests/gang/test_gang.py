@@ -323,11 +323,13 @@ def test_a_hung_node_ends_the_gang_after_the_collective_timeout(tmp_path):
 # ---------------------------------------------------------------- a pod preempted
 
 
-def test_a_preempted_pod_makes_the_gang_checkpoint_and_the_next_attempt_resumes_there(tmp_path):
+def test_a_preempted_pod_makes_the_gang_checkpoint_and_the_next_attempt_resumes_there(reference, tmp_path):
     """The kubelet's SIGTERM to PID 1 of pod 1 only (the scheduler may preempt one pod of a gang):
     its supervisor tells its rank, all ranks agree to stop at the end of that step, write a
     checkpoint of it (no periodic one is due) and exit 143; the operator restarts the gang, and
-    attempt 2 resumes from exactly that step."""
+    attempt 2 resumes from exactly that step and trains as the uninterrupted run did (docs/gang.md
+    promises exact resume after preemption)."""
+    reference_losses = step_losses(reference[0].train_log())
     manifest = gang_manifest(2, free_port())
     manifest["spec"]["checkpoint"]["everySteps"] = 1000
     cluster = Cluster(tmp_path, manifest)
@@ -361,7 +363,10 @@ def test_a_preempted_pod_makes_the_gang_checkpoint_and_the_next_attempt_resumes_
     assert run.exit_codes == [0, 0], second.logs()
     events = cluster.train_log()
     assert [e["resumed_from_step"] for e in events if e["event"] == "start"] == [None, reached]
-    assert sorted(step_losses(events)) == list(range(1, STEPS + 1))
+    losses = step_losses(events)
+    assert sorted(losses) == sorted(reference_losses) == list(range(1, STEPS + 1))
+    for step, loss in reference_losses.items():
+        assert abs(losses[step] - loss) <= 1e-6, (step, losses[step], loss)
 
 
 # ---------------------------------------------------------------- another node count

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kmock_cluster import Cluster, wait_for
 from kopf.testing import KopfRunner
-from recipe_operator import handlers, leader, runtime
+from recipe_operator import handlers, leader, loops, runtime
 from recipe_operator.kube import Kube
 from test_operator_behaviour import ARGS, NS, phase_is, rtj, start_pods, status
 
@@ -88,15 +88,28 @@ def test_a_steady_running_job_writes_no_status(cluster: Cluster, monkeypatch):
 
     monkeypatch.setattr(Kube, "patch_status", counting)
     monkeypatch.setattr(runtime, "RECONCILE_INTERVAL_SECONDS", 0.2)  # many periodic resyncs
+    reconciled: list[str] = []  # the positive signal: reconciles of the job, by events and resyncs
+    for module in (handlers, loops):
+
+        async def counted(operator, namespace, name, _original=module.reconcile):
+            await _original(operator, namespace, name)
+            reconciled.append(name)
+
+        monkeypatch.setattr(module, "reconcile", counted)
     with KopfRunner(ARGS, timeout=30) as runner:
         cluster.create(rtj("steady"))
         pods = start_pods(cluster, "steady", attempt=1)
         wait_for(phase_is(cluster, "steady", "Running"), what="Running")
+        # the Running transition's follow-ups, and the first progress read from rank 0's /metrics
+        settled = reconciled.count("steady")
+        wait_for(lambda: reconciled.count("steady") > settled, what="a reconcile after Running")
+        wait_for(lambda: status(cluster, "steady").get("progress", {}).get("totalSteps"), what="progress")
         before = len(writes)
         for i in range(5):  # pod and Job events as a kubelet's heartbeats would cause
             cluster.patch("Pod", NS, pods[0], {"metadata": {"annotations": {"beat": str(i)}}})
             cluster.patch("Job", NS, "steady", {"metadata": {"annotations": {"beat": str(i)}}})
-        time.sleep(3)  # a dozen periodic resyncs and every event above reconciled
+        seen = reconciled.count("steady")
+        wait_for(lambda: reconciled.count("steady") >= seen + 12, what="a dozen reconciles after the beats")
         assert writes[before:] == [], writes[before:]
         assert status(cluster, "steady")["phase"] == "Running"
     assert runner.exit_code == 0

@@ -28,18 +28,26 @@ MANIFEST = {
         "runPolicy": {"backoffLimit": 2, "pendingTimeoutSeconds": 600},
     },
 }
+# How the operator reaches each phase from a new job (an empty status), one decide() per step:
+# (the phase the step starts in, what it sees). Every fixture status is one the operator wrote.
+PATHS = {
+    "Pending": [("Pending", "nothing"), ("Launching", "queued")],  # a queue suspended the Job
+    "Launching": [("Pending", "nothing")],
+    "Running": [("Pending", "nothing"), ("Launching", "all-running")],
+    "Restarting": [("Pending", "nothing"), ("Launching", "all-running"), ("Running", "oom")],
+    "Suspended": [("Pending", "nothing"), ("Launching", "all-running"), ("Running", "suspend")],
+    "Succeeded": [("Pending", "nothing"), ("Launching", "all-running"), ("Running", "complete")],
+    "Failed": [("Pending", "nothing"), ("Launching", "all-running"), ("Running", "exit-1")],
+}
 
 
-def status_in(phase: str, attempt: int = 1, restarts: int = 0) -> RecipeTrainingJobStatus:
-    st = RecipeTrainingJobStatus(phase=phase, attempt=attempt, restarts=restarts)
-    if phase != "Pending":
-        st.start_time = EARLIER
-        st.admission_time = EARLIER
-    conditions = {"Running": "Running", "Suspended": "Suspended", "Restarting": "Restarting"}
-    if phase in conditions:
-        st.conditions = [Condition(type=conditions[phase], status="True", last_transition_time=EARLIER)]
-    if phase in ("Succeeded", "Failed"):
-        st.completion_time = EARLIER
+def status_in(phase: str, at: datetime = NOW - timedelta(hours=1)) -> RecipeTrainingJobStatus:
+    """The status the operator wrote on reaching `phase`, every step decided at time `at`."""
+    st = RecipeTrainingJobStatus()
+    for step_phase, event in PATHS[phase]:
+        assert st.phase == step_phase, (phase, step_phase, st.phase)
+        st = phases.decide(_observed(st, event, at)).status
+    assert st.phase == phase
     return st
 
 
@@ -49,63 +57,62 @@ def pod(index: int, attempt: int, **state) -> PodView:
     )
 
 
-def observation(phase: str, event: str) -> phases.Observed:
+def _world(event: str, attempt: int) -> tuple[JobView | None, tuple[PodView, ...]]:
+    """The attempt's Job and pods as the cluster shows them for `event`."""
+    a = attempt
+    job = JobView(name="flan", attempt=a)
+    return {
+        "nothing": (None, ()),
+        "job-exists": (job, ()),  # just admitted: its pods are on their way
+        "queued": (JobView(name="flan", attempt=a, suspended=True), ()),
+        "all-running": (job, (pod(0, a), pod(1, a))),
+        "some-running": (job, (pod(0, a), pod(1, a, phase="Pending"))),
+        "complete": (
+            JobView(name="flan", attempt=a, complete=True),
+            (pod(0, a, phase="Succeeded", terminated_exit_code=0), pod(1, a, phase="Succeeded")),
+        ),
+        "oom": (job, (pod(0, a), pod(1, a, phase="Failed", terminated_reason="OOMKilled", terminated_exit_code=137))),
+        "exit-1": (
+            job,
+            (pod(0, a, phase="Failed", terminated_reason="Error", terminated_exit_code=1, terminated_message="bad"),),
+        ),
+        "image-pull-stuck": (job, (pod(0, a, phase="Pending", waiting_reason="ImagePullBackOff"),)),
+        "suspend": (job, (pod(0, a), pod(1, a))),
+        "invalid": (job, (pod(0, a), pod(1, a))),
+    }[event]  # fmt: skip
+
+
+def _observed(st: RecipeTrainingJobStatus, event: str, now: datetime) -> phases.Observed:
     manifest = copy.deepcopy(MANIFEST)
-    st = status_in(
-        phase, attempt=2 if phase == "Restarting" else 1, restarts=1 if phase == "Restarting" else 0
-    )
-    a = st.attempt
-    child: JobView | None = JobView(name="flan", attempt=a)
-    pods: tuple[PodView, ...] = ()
-    labels: dict[str, str] = {}
-    errors: tuple = ()
-    if event == "nothing":
-        child = None
-    elif event == "job-exists":  # just admitted: its pods are on their way
-        st.admission_time = (NOW - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    elif event == "queued":
-        child = JobView(name="flan", attempt=a, suspended=True)
-    elif event == "all-running":
-        pods = (pod(0, a), pod(1, a))
-    elif event == "some-running":
-        pods = (pod(0, a), pod(1, a, phase="Pending"))
-    elif event == "complete":
-        child = JobView(name="flan", attempt=a, complete=True)
-        pods = (pod(0, a, phase="Succeeded", terminated_exit_code=0), pod(1, a, phase="Succeeded"))
-    elif event == "oom":
-        pods = (pod(0, a), pod(1, a, phase="Failed", terminated_reason="OOMKilled", terminated_exit_code=137))
-    elif event == "exit-1":
-        pods = (
-            pod(
-                0,
-                a,
-                phase="Failed",
-                terminated_reason="Error",
-                terminated_exit_code=1,
-                terminated_message="bad",
-            ),
-        )
-    elif event == "image-pull-stuck":
-        pods = (pod(0, a, phase="Pending", waiting_reason="ImagePullBackOff"),)
-        st.admission_time = (NOW - timedelta(seconds=601)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    elif event == "suspend":
+    if event == "suspend":
         manifest["spec"]["suspend"] = True
     elif event == "invalid":
         manifest["spec"]["training"] = {"microBatchSize": 3, "globalBatchSize": 10}
+    errors: tuple = ()
     try:
         job = parse_job(manifest)
     except InvalidSpecError as exc:
         job, errors = None, tuple(exc.errors)
+    child, pods = _world(event, st.attempt)
     return phases.Observed(
-        job=job,
-        status=st,
-        now=NOW,
-        errors=errors,
-        child=child,
-        pods=pods,
-        labels=labels,
-        created=EARLIER,
+        job=job, status=st, now=now, errors=errors, child=child, pods=pods, labels={}, created=EARLIER
     )
+
+
+def new_job(event: str = "nothing") -> phases.Observed:
+    """A job the operator has not written a status for yet."""
+    return _observed(RecipeTrainingJobStatus(), event, NOW)
+
+
+# When the job entered its phase, per event: pods "on their way" were admitted 5 s ago, a stuck
+# image pull has waited past the 600 s pending timeout; everything else happened an hour ago.
+ENTERED = {"job-exists": timedelta(seconds=5), "image-pull-stuck": timedelta(seconds=601)}
+
+
+def observation(phase: str, event: str) -> phases.Observed:
+    """The operator's own status for `phase` meeting the cluster state `event`, decided at NOW."""
+    st = status_in(phase, at=NOW - ENTERED.get(event, timedelta(hours=1)))
+    return _observed(st, event, NOW)
 
 
 EVENTS = [
@@ -122,9 +129,11 @@ EVENTS = [
     "invalid",
 ]
 # next phase for (phase, event); Suspended + anything = unsuspended (spec.suspend false).
+# Pending is a queued job: its un-suspended Job is its admission, so a stuck image pull seen then
+# has waited 0 s of the pending timeout (Launching), however long the job was queued.
 EXPECTED = {
     "Pending": ["Launching", "Launching", "Pending", "Launching", "Running", "Succeeded", "Restarting", "Failed",
-                "Failed", "Suspended", "Failed"],
+                "Launching", "Suspended", "Failed"],
     "Launching": ["Launching", "Launching", "Pending", "Launching", "Running", "Succeeded", "Restarting", "Failed",
                   "Failed", "Suspended", "Failed"],
     "Running": ["Restarting", "Running", "Pending", "Running", "Running", "Succeeded", "Restarting", "Failed",
@@ -156,29 +165,65 @@ def test_every_phase_and_event(phase, event, expected):
         assert decision.transition is None
 
 
-@pytest.mark.parametrize(("phase", "event", "expected"), CASES, ids=[f"{p}-{e}" for p, e, _ in CASES])
-def test_deciding_again_on_the_new_status_changes_nothing(phase, event, expected):
-    """Level-triggered: after the decision is written, the same world gives no new transition
-    (unless the decision's own side effect, like deleting a Job, is still pending)."""
-    observed = observation(phase, event)
-    first = phases.decide(observed)
-    again = phases.decide(
-        phases.Observed(
-            **{**observed.__dict__, "status": first.status, "child": _world_after(observed, first)}
-        )
-    )
-    assert again.status.phase == first.status.phase or first.actions
-    assert again.counters == [] or first.actions
+# The idempotence property, exactly. Let the first decision be carried out: its status written,
+# each DeleteJob a Foreground deletion under way (the Job stays, marked deleting, its pods too),
+# each CreateJob the new attempt's Job without pods yet. Deciding on that world returns the same
+# status with no transition, event, counter or action. One step may follow instead, listed here
+# with why; each ends at a decision that changes nothing, and no counter is ever repeated.
+SECOND_STEPS = {
+    # The attempt's Job vanished while Running (someone deleted it): the restart is decided and
+    # written first (status before side effects, so a crash cannot count it twice); there is no
+    # old gang to wait for, so the next decision launches the new attempt.
+    ("Running", "nothing"): ("Restarting", "Launching"),
+}
 
 
-def _world_after(observed, decision):
+def world_after(observed: phases.Observed, decision: phases.Decision) -> phases.Observed:
+    """The world once `decision` is carried out, as the next watch event shows it."""
     child = observed.child
     for action in decision.actions:
-        if isinstance(action, phases.DeleteJob):
-            child = None
+        if isinstance(action, phases.DeleteJob) and child is not None:
+            child = dataclasses.replace(
+                child, deleting=True, deletion_timestamp=phases.now_text(observed.now)
+            )
         if isinstance(action, phases.CreateJob):
             child = JobView(name="flan", attempt=action.attempt, suspended=False)
-    return child
+    return phases.Observed(**{**observed.__dict__, "status": decision.status, "child": child})
+
+
+def changes(decision: phases.Decision, observed: phases.Observed) -> list[str]:
+    """What `decision` changes or does, on top of the status it was given."""
+    found = [f"status {decision.status.phase}"] if decision.status != observed.status else []
+    found += [f"transition {decision.transition}"] if decision.transition else []
+    found += [f"event {e.reason}" for e in decision.events] + [f"counter {c}" for c in decision.counters]
+    return found + [f"action {a}" for a in decision.actions]
+
+
+@pytest.mark.parametrize(("phase", "event", "expected"), CASES, ids=[f"{p}-{e}" for p, e, _ in CASES])
+def test_deciding_again_on_the_world_it_left_changes_nothing(phase, event, expected):
+    observed = observation(phase, event)
+    first = phases.decide(observed)
+    counted = list(first.counters)
+    after = world_after(observed, first)
+    again = phases.decide(after)
+    if (phase, event) in SECOND_STEPS:
+        assert (first.status.phase, again.status.phase) == SECOND_STEPS[phase, event]
+        assert again.transition == SECOND_STEPS[phase, event] and again.counters == []
+        counted += again.counters
+        after, again = world_after(after, again), phases.decide(world_after(after, again))
+    assert changes(again, after) == []
+    assert len(counted) == len(set(counted))
+
+
+def test_only_the_listed_cases_take_a_second_step():
+    """SECOND_STEPS is exact: a listed case that now settles in one decision must be removed."""
+    stepping = set()
+    for phase, event, _ in CASES:
+        observed = observation(phase, event)
+        first = phases.decide(observed)
+        if changes(phases.decide(world_after(observed, first)), world_after(observed, first)):
+            stepping.add((phase, event))
+    assert stepping == set(SECOND_STEPS)
 
 
 def test_oom_restarts_the_gang_as_the_next_attempt_with_a_warning():
@@ -213,7 +258,7 @@ def test_a_new_attempt_is_created_once_the_old_gang_is_gone():
 
 
 def test_first_launch_counts_a_created_job_and_records_times():
-    d = phases.decide(observation("Pending", "nothing"))
+    d = phases.decide(new_job())
     assert d.counters == ["created"] and d.status.start_time and d.status.admission_time
     assert d.actions == [phases.EnsureChildren(), phases.CreateJob(1, None)]
     created = next(c for c in d.status.conditions if c.type == "Created")
@@ -242,7 +287,7 @@ def test_a_queued_job_stays_pending_and_the_timeout_counts_from_admission():
 
 
 def test_a_job_with_a_queue_label_is_created_waiting_for_admission():
-    observed = observation("Pending", "nothing")
+    observed = new_job()
     observed = phases.Observed(**{**observed.__dict__, "labels": {"kueue.x-k8s.io/queue-name": "q"}})
     d = phases.decide(observed)
     assert d.status.phase == "Pending" and d.status.admission_time is None

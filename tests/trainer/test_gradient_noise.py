@@ -148,3 +148,54 @@ def test_innermost_optimizer_unwraps_deepspeed_style_wrappers():
     assert innermost_torch_optimizer(inner) is inner
     with pytest.raises(TypeError):
         innermost_torch_optimizer(object())
+
+
+@pytest.mark.usefixtures("single_process")
+def test_noise_changes_the_gradient_a_real_deepspeed_step_applies(tmp_path):
+    """The wiring, in a real ZeRO-2 DeepSpeed engine on CPU: the torch optimizer that DeepSpeed
+    steps sees exactly the clean gradient of the same step plus the seeded noise, and the weights
+    it updates differ from a noise-free run's. Two recipes, identical but for gradient noise; a
+    probe hook registered after the trainer's records what each optimizer step is given."""
+    from recipe_trainer.training.recipe import TrainingRecipe
+
+    from .conftest import trainer_config
+
+    runs = {}
+    for noisy in (False, True):
+        config = trainer_config(
+            tmp_path / ("noisy" if noisy else "clean"),
+            training={
+                "maxSteps": 1,
+                "scheduler": {"type": "constant", "warmupSteps": 0},  # a learning rate > 0 at step 1
+                "gradientNoise": {"enabled": noisy, "eta": SPEC.eta, "gamma": SPEC.gamma},
+            },
+            validation={"everySteps": 1000, "maxBatches": 1, "samples": 0},
+        )
+        recipe = TrainingRecipe(config)
+        recipe.setup()
+        optimizer = innermost_torch_optimizer(recipe.engine.optimizer)
+        given: list[list[torch.Tensor]] = []
+        optimizer.register_step_pre_hook(
+            lambda opt, _a, _k, given=given: given.append(
+                [p.grad.detach().clone() for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            )
+        )
+        recipe.train()
+        weights = [p.detach().clone() for p in recipe.trainable]
+        runs[noisy] = (given, weights, config.spec.training.seed + recipe.rank)
+        recipe.cleanup()
+
+    (clean, clean_weights, _), (noised, noised_weights, seed) = runs[False], runs[True]
+    assert len(clean) == len(noised) >= 1 and all(clean), "the optimizer was stepped with gradients"
+    expected = GradientNoise(SPEC, seed=seed)  # the same draws, replayed on the clean gradients
+    for clean_grads, noised_grads in zip(clean, noised, strict=True):
+        replay = [g.clone() for g in clean_grads]
+        expected.add_to_tensors(replay)
+        for want, got, before in zip(replay, noised_grads, clean_grads, strict=True):
+            assert torch.allclose(got, want, rtol=0, atol=1e-6 * before.abs().max().item()), (
+                "not the seeded noise"
+            )
+        added = torch.cat([(n - c).flatten() for n, c in zip(noised_grads, clean_grads, strict=True)])
+        clean_norm = torch.cat([c.flatten() for c in clean_grads]).norm()
+        assert added.norm() / clean_norm == pytest.approx(SPEC.eta**0.5, rel=0.1)
+    assert any(not torch.equal(a, b) for a, b in zip(clean_weights, noised_weights, strict=True))
