@@ -40,6 +40,9 @@ for name in "${images[@]}"; do
     fi
     builder_save "$ref" "$archive.tmp.$$" && mv "$archive.tmp.$$" "$archive"
     log "$ref built in $((SECONDS - t0)) s: archive $(du -h "$archive" | cut -f1)"
+    # The archives of this image's earlier inputs are stale now: only the newest is kept.
+    find "$CACHE" -maxdepth 1 -name "$name-*.tar" ! -path "$archive" -delete
+    builder_tidy
   fi
   rm -rf "$context"; trap - EXIT
   ln -sfn "$archive" "$ROOT/.images/$name.tar"

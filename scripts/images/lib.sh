@@ -106,6 +106,21 @@ builder_save() {
   esac
 }
 
+# builder_tidy: the builder keeps every replaced image and intermediate layer as its cache (a source
+# change then rebuilds only the last steps of the trainer image, not torch and DeepSpeed's ops);
+# when the disk runs short (under IMAGES_MIN_FREE_GB, 30 by default) it drops them.
+builder_tidy() {
+  local free_gb
+  free_gb=$(df -P -BG "$CACHE" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+  [ "$free_gb" -lt "${IMAGES_MIN_FREE_GB:-30}" ] || return 0
+  log "only ${free_gb} GB free: dropping the builder's cached layers"
+  case $(builder) in
+    docker) docker image prune -f >/dev/null ;;
+    podman) podman image prune -f >/dev/null ;;
+    buildah) buildah "${BUILDAH_FLAGS[@]}" rmi --prune >/dev/null ;;
+  esac
+}
+
 builder_has() {
   case $(builder) in
     docker) docker image inspect "$1" >/dev/null 2>&1 ;;
