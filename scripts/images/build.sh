@@ -31,6 +31,10 @@ for name in "${images[@]}"; do
   key=$( { echo "$ref $base_ref $base_key"; cd "$context" && find . -type f -print0 | sort -z | xargs -0 sha256sum; } |
     sha256sum | cut -c1-16)
   archive=$CACHE/$name-$key.tar
+  # One build of an image at a time (two `make cluster`s, or make images beside one): the second
+  # waits, then finds the archive the first one wrote.
+  exec 9>"$CACHE/.$name.lock"
+  flock 9
   if [ ! -s "$archive" ]; then
     log "building $ref from $dockerfile (inputs $key; log: $CACHE/$name-$key.log)"
     t0=$SECONDS
@@ -44,6 +48,7 @@ for name in "${images[@]}"; do
     find "$CACHE" -maxdepth 1 -name "$name-*.tar" ! -path "$archive" -delete
     builder_tidy
   fi
+  flock -u 9
   rm -rf "$context"; trap - EXIT
   ln -sfn "$archive" "$ROOT/.images/$name.tar"
   echo "$name $ref $archive"
