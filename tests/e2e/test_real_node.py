@@ -150,7 +150,10 @@ def test_a_two_pod_gang_trains_and_a_deleted_pod_resumes_from_its_stop_checkpoin
     status.progress, checkpoints on a local PersistentVolume owned through fsGroup, and a pod deleted
     mid-run: the kubelet's SIGTERM reaches the pod supervisor, the stop checkpoint is written in the
     grace period, and attempt 2 resumes from it."""
-    kube.create(real_node_job("gang", kube.ns))
+    # Long enough (about 100 s of training) for a checkpoint to reach status before the deletion.
+    kube.create(
+        real_node_job("gang", kube.ns, steps=1000, training={"epochs": 50}, checkpoint={"everySteps": 100})
+    )
     pods = wait_for(kube.running_pods("gang", 1, 2), timeout=300, what="2 running pods")
     assert {p.spec.node_name for p in pods} == {"chef-node"}
     assert all(p.status.pod_ip and p.status.pod_ip.startswith("10.88.") for p in pods)
@@ -176,7 +179,7 @@ def test_a_two_pod_gang_trains_and_a_deleted_pod_resumes_from_its_stop_checkpoin
     final_step = done["lastCheckpoint"]["step"]
     kube.delete_rtj("gang")
     wait_for(lambda: kube.rtj("gang") is None and not kube.pods("gang"), timeout=180, what="the job gone")
-    kube.create(real_node_job("gang", kube.ns, steps=final_step + 10))
+    kube.create(real_node_job("gang", kube.ns, steps=final_step + 10, training={"epochs": 50}))
     again = wait_for(
         kube.phase_is("gang", "Succeeded", "Failed"), timeout=900, what="the re-created job's end"
     )
