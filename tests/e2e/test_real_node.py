@@ -195,7 +195,9 @@ def test_an_image_that_does_not_exist_fails_with_the_kubelets_reason(kube):
         nodes=1,
         runPolicy={"pendingTimeoutSeconds": 20, "terminationGracePeriodSeconds": 2},
     )
-    body["spec"]["resources"]["image"] = "ghcr.io/chefgenius/no-such-image:0.0.0"  # no registry has it
+    # A registry at 127.0.0.1:1 refuses at once: the pull fails without a DNS query or a packet
+    # leaving the machine (a registry name would send containerd's lookup to the nameserver).
+    body["spec"]["resources"]["image"] = "127.0.0.1:1/chefgenius/no-such-image:0.0.0"
     kube.create(body)
     st = wait_for(kube.phase_is("nopull", "Failed"), timeout=180, what="Failed")
     assert st["failure"]["reason"] in ("ErrImagePull", "ImagePullBackOff"), st["failure"]
