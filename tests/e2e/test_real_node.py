@@ -8,6 +8,7 @@ it): a job meant for it selects and tolerates it. Its 2 cores hold the operator,
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,12 +23,23 @@ from recipe_api.v1alpha1 import API_GROUP, API_VERSION
 pytestmark = pytest.mark.e2e
 
 REAL_NODE_LABEL = "chefgenius.io/real-node"  # scripts/cluster/node.sh
-REAL_NODE_STORAGE_CLASS = "real-node"  # scripts/cluster/lib.sh: local volumes on the real node
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 ROOT = Path(__file__).resolve().parents[2]
-PAUSE_VERSION = re.search(r"^PAUSE_VERSION=(\S+)$", (ROOT / "scripts/images/versions.sh").read_text(), re.M)[
-    1
-]
+
+
+def _setting(script: str, name: str) -> str:
+    """A setting of the cluster scripts (`NAME=value`, or `NAME=${OVERRIDE:-default}` with the
+    override honoured), so the scenarios never keep a second copy of a name the scripts choose."""
+    text = (ROOT / "scripts" / script).read_text()
+    match = re.search(rf"^{name}=(?:\$\{{(\w+):-([^}}]*)\}}|(\S+))$", text, re.M)
+    assert match, f"no {name}= in scripts/{script}"
+    override, default, value = match.groups()
+    return os.environ.get(override, default) if override else value
+
+
+REAL_NODE = _setting("cluster/lib.sh", "REAL_NODE")
+REAL_NODE_STORAGE_CLASS = _setting("cluster/lib.sh", "REAL_NODE_STORAGE_CLASS")  # local volumes
+PAUSE_VERSION = _setting("images/versions.sh", "PAUSE_VERSION")
 SAMPLE = "/opt/chef-genius/examples/data/recipenlg_sample_999.csv"  # bundled in the trainer image
 
 
@@ -104,13 +116,13 @@ def _index(pod: Any) -> int:
 
 
 def test_the_real_node_is_ready_on_containerd_and_runs_coredns(kube):
-    node = kube.core.read_node("chef-node")
+    node = kube.core.read_node(REAL_NODE)
     ready = {c.type: c.status for c in node.status.conditions}["Ready"]
     assert ready == "True"
     assert node.status.node_info.container_runtime_version.startswith("containerd://")
     assert node.metadata.labels[REAL_NODE_LABEL] == "true"
     coredns = kube.core.list_namespaced_pod("kube-system", label_selector="k8s-app=kube-dns").items
-    assert [p.spec.node_name for p in coredns] == ["chef-node"]
+    assert [p.spec.node_name for p in coredns] == [REAL_NODE]
     assert coredns[0].status.phase == "Running"
 
 
@@ -131,9 +143,7 @@ def test_the_charts_operator_runs_from_its_image_on_the_real_node_and_takes_over
         return ready[0] if ready else None
 
     pod = wait_for(ready_pod, timeout=180, what="the operator pod Ready")
-    assert pod.spec.node_name == "chef-node" and pod.spec.containers[0].image.startswith(
-        "ghcr.io/chefgenius/"
-    )
+    assert pod.spec.node_name == REAL_NODE and pod.spec.containers[0].image.startswith("ghcr.io/chefgenius/")
     wait_for(lambda: kube.lease_holder().startswith(pod.metadata.name), timeout=120, what="the pod leading")
     bad = real_node_job("bad", kube.ns, nodes=1)
     bad["spec"]["training"]["globalBatchSize"] = 10  # not a multiple of microBatchSize 4
@@ -155,7 +165,7 @@ def test_a_two_pod_gang_trains_and_a_deleted_pod_resumes_from_its_stop_checkpoin
         real_node_job("gang", kube.ns, steps=1000, training={"epochs": 50}, checkpoint={"everySteps": 100})
     )
     pods = wait_for(kube.running_pods("gang", 1, 2), timeout=300, what="2 running pods")
-    assert {p.spec.node_name for p in pods} == {"chef-node"}
+    assert {p.spec.node_name for p in pods} == {REAL_NODE}
     assert all(p.status.pod_ip and p.status.pod_ip.startswith("10.88.") for p in pods)
     # Progress from rank 0's /metrics, and a periodic checkpoint, before the pod is deleted.
     st = wait_for(
@@ -250,7 +260,7 @@ def test_a_volume_that_cannot_mount_fails_with_the_reason_after_the_pending_time
                                     {
                                         "key": "kubernetes.io/hostname",
                                         "operator": "In",
-                                        "values": ["chef-node"],
+                                        "values": [REAL_NODE],
                                     }
                                 ]
                             }
@@ -308,7 +318,7 @@ def test_a_drained_node_is_a_disruption_not_a_failure_of_the_job(kube):
             [
                 *kubectl,
                 "drain",
-                "chef-node",
+                REAL_NODE,
                 "--pod-selector",
                 selector,
                 "--ignore-daemonsets",
@@ -326,6 +336,6 @@ def test_a_drained_node_is_a_disruption_not_a_failure_of_the_job(kube):
         assert st["failure"]["reason"] == "Evicted" and st["phase"] != "Failed"
         wait_for(kube.job_of_attempt("drained", 2), timeout=120, what="attempt 2")
     finally:
-        subprocess.run([*kubectl, "uncordon", "chef-node"], check=True, capture_output=True, timeout=60)
+        subprocess.run([*kubectl, "uncordon", REAL_NODE], check=True, capture_output=True, timeout=60)
     wait_for(kube.running_pods("drained", 2, 1), timeout=300, what="attempt 2 running after uncordon")
     assert kube.status("drained")["phase"] != "Failed"
