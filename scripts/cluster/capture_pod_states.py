@@ -10,6 +10,10 @@ tests/data/pods/CASE.json (then deletes the namespace). tests/operator/test_pod_
 classifies those files; update the provenance column of tests/data/pods/README.md to "captured"
 for each file this rewrites.
 
+The pods go to the cluster's one real node (the node kwok does not fake: no `kwok.x-k8s.io/node`
+annotation, or the one `--node` names) and tolerate its taints (`make cluster` taints it so that
+kwok-shaped scenarios never land there).
+
 Cases (a real node is needed for all but `unschedulable`):
   oom-killed            a container over its memory limit (the image must have python3)
   err-image-pull        an image from 127.0.0.1:1 (refused at once: no packet leaves the machine)
@@ -38,6 +42,7 @@ OUT = ROOT / "tests" / "data" / "pods"
 KUBECTL = os.environ.get("KUBECTL", str(ROOT / ".tools" / "bin" / "kubectl"))
 NAMESPACE = "capture-pod-states"
 WAIT_S = 300
+PLACEMENT: dict = {}  # nodeSelector and tolerations for the real node (real_node_placement)
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
@@ -70,7 +75,29 @@ def trainer_pod(name: str, image: str, command: str, **spec) -> dict:
             },
             "annotations": {"batch.kubernetes.io/job-completion-index": "1"},
         },
-        "spec": {"restartPolicy": "Never", "containers": [container], **spec},
+        "spec": {"restartPolicy": "Never", "containers": [container], **PLACEMENT, **spec},
+    }
+
+
+def real_node(name: str | None) -> dict:
+    """The node the pods must run on: `name`, or the only node kwok does not fake."""
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    real = [n for n in nodes if "kwok.x-k8s.io/node" not in n["metadata"].get("annotations", {})]
+    chosen = [n for n in nodes if n["metadata"]["name"] == name] if name else real
+    if len(chosen) != 1:
+        names = ", ".join(n["metadata"]["name"] for n in real) or "none"
+        sys.exit(f"--node: name the node to capture on (nodes not faked by kwok: {names})")
+    return chosen[0]
+
+
+def real_node_placement(node: dict) -> dict:
+    """Pin the pods to `node` and tolerate the taints it carries (whatever their keys)."""
+    tolerations = [
+        {"key": t["key"], "operator": "Exists", "effect": t["effect"]} for t in node["spec"].get("taints", [])
+    ]
+    return {
+        "nodeSelector": {"kubernetes.io/hostname": node["metadata"]["labels"]["kubernetes.io/hostname"]},
+        "tolerations": tolerations,
     }
 
 
@@ -168,8 +195,9 @@ def evicted_eviction_api(image: str) -> dict:
 
 
 def preempted(image: str) -> dict:
-    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
-    cpu = max(_millicores(n["status"]["allocatable"]["cpu"]) for n in nodes) * 3 // 4
+    host = PLACEMENT["nodeSelector"]["kubernetes.io/hostname"]
+    node = json.loads(kubectl("get", "node", host, "-o", "json"))
+    cpu = _millicores(node["status"]["allocatable"]["cpu"]) * 3 // 4
     for priority in ("low", "high"):
         klass = {
             "apiVersion": "scheduling.k8s.io/v1",
@@ -201,11 +229,15 @@ CASES = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", required=True, help="an image the node has (the trainer image)")
+    parser.add_argument(
+        "--node", help="the real node to run the pods on (default: the one kwok does not fake)"
+    )
     parser.add_argument("cases", nargs="*", metavar="CASE", help=f"default: all of {', '.join(CASES)}")
     args = parser.parse_args()
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    PLACEMENT.update(real_node_placement(real_node(args.node)))
     for case in args.cases or list(CASES):
         kubectl("create", "namespace", NAMESPACE)
         try:

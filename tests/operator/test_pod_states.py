@@ -62,7 +62,7 @@ def test_the_parsed_fields_are_the_api_servers():
     """The fields classification reads, checked once against the files themselves."""
     assert load("preempted").disruption_reason == "PreemptionByScheduler" and load("preempted").deleting
     assert load("node-shutdown").status_reason == "Terminated"
-    assert load("unschedulable").unschedulable_message.startswith("0/1 nodes are available")
+    assert "1 Insufficient cpu" in load("unschedulable").unschedulable_message
     assert load("image-pull-back-off").waiting_reason == "ImagePullBackOff"
     oom = load("oom-killed")
     assert (oom.terminated_reason, oom.terminated_exit_code) == ("OOMKilled", 137)
