@@ -54,9 +54,9 @@ test: venv tools lint ## everything CI runs: unit tests, then the e2e scenarios 
 
 # The suites, under the network guard (scripts/cluster/guard.sh): the run fails if any packet went to
 # an address outside 127.0.0.0/8 and the namespaces and bridge the tests and the cluster create.
+# The cluster's binaries and images build in the background while the unit tests run (test-suites.sh).
 test-suites:
-	$(BIN)/pytest -q -ra -m 'not e2e'
-	scripts/cluster/with-cluster.sh $(BIN)/pytest -q -ra -m e2e
+	VENV_BIN=$(CURDIR)/$(BIN) scripts/test-suites.sh
 
 crds: venv ## regenerate crds/ from the API models
 	$(BIN)/python -m recipe_api.crd crds/recipetrainingjobs.yaml
