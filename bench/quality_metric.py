@@ -26,9 +26,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from recipe_api.v1alpha1 import QualityThreshold
 from recipe_trainer.data.cleaning import clean_recipes
 from recipe_trainer.data.formatting import format_target
 from recipe_trainer.data.loading import iter_raw_rows
+from recipe_trainer.data.scoring import quality_score
 from recipe_trainer.data.split import split_position
 from recipe_trainer.quality import recipe_quality
 from recipe_trainer.recipe_text import has_unit, ingredient_names, singular, words
@@ -228,6 +230,28 @@ def load_recipes(path: Path, half: str) -> list[Parts]:
     return [(r.title, list(r.ingredients), list(r.directions)) for r in recipes if keep(split_position(r))]
 
 
+def admitted_table(path: Path) -> str:
+    """What the data pipeline's score (`data.scoring.quality_score`) admits at each threshold,
+    the defaults (`QualityThreshold`) marked: the curriculum's filter at its start and end."""
+    recipes = list(clean_recipes(iter_raw_rows(path))[0])
+    started = time.perf_counter()
+    scores = [quality_score(r) for r in recipes]
+    per_recipe_ms = (time.perf_counter() - started) / len(recipes) * 1000
+    defaults = QualityThreshold()
+    lines = [
+        f"clean recipes: {len(recipes)}; {per_recipe_ms:.2f} ms per recipe",
+        "",
+        "| threshold | admitted | share |",
+        "|---|---|---|",
+    ]
+    for threshold in sorted({0.1, 0.2, 0.5, 0.75, defaults.start, defaults.end}):
+        admitted = sum(score >= threshold for score in scores)
+        mark = " (default start)" if threshold == defaults.start else ""
+        mark += " (default end)" if threshold == defaults.end else ""
+        lines.append(f"| {threshold}{mark} | {admitted} | {admitted / len(scores):.1%} |")
+    return "\n".join(lines)
+
+
 def text_of(parts: Parts) -> str:
     return format_target(*parts)
 
@@ -292,7 +316,15 @@ def main() -> None:
     parser.add_argument("--half", choices=("held-out", "tune"), default="held-out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument(
+        "--admitted",
+        action="store_true",
+        help="instead: the share of all clean recipes the curriculum's quality filter admits per threshold",
+    )
     args = parser.parse_args()
+    if args.admitted:
+        print(admitted_table(args.data))
+        return
     result = measure(load_recipes(args.data, args.half), args.seed)
     print(table(result))
     if args.json:

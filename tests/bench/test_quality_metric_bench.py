@@ -34,3 +34,9 @@ def test_every_corruption_changes_the_recipes_it_applies_to_and_counts_the_rest(
     for row in result["types"].values():
         assert row["n"] + row["skipped"] == len(recipes) and 0.0 <= row["auc"] <= 1.0
     assert "| steps shuffled |" in bench.table(result)
+
+
+def test_the_admitted_table_marks_the_curriculums_default_thresholds():
+    table = _bench().admitted_table(_bench().SAMPLE)
+    assert "(default start)" in table and "(default end)" in table
+    assert table.splitlines()[0].startswith("clean recipes: 998;")

@@ -30,7 +30,8 @@ overall score and two cost more. Problems real recipes almost never show cost mo
 * temperatures_times (clear): degrees between 90 and 550 (F or C), at most 600 minutes and 72 hours.
 * title_agreement: the foods the title names appear in the ingredients or steps (0.5 each), and
   some word of the title does (0.9: fanciful names, "Puppy Chow", are real too).
-* intact (clear): no step twice, and the last step ends a sentence (not cut off mid-step).
+* intact (clear): no step twice, the last step ends a sentence (not cut off mid-step), and no step
+  carries a web or e-mail address (scraped page furniture: "See www... for the recipe").
 * prompt_adherence (only with a prompt): the prompt's ingredients are used, and no ingredient line
   brings a main ingredient (meat, fish) the prompt did not ask for.
 The factors were chosen on the "tune" half of the bundled sample (bench/quality_metric.py --half
@@ -238,6 +239,7 @@ STAGES = (
 STAGE_OF = {word: stage for stage, cue_words in enumerate(STAGES) for word in cue_words.split()}
 ORDER_FLOOR = 0.25  # an order factor never falls below this, a fully reversed sequence's
 
+_ADDRESS = re.compile(r"https?://|www\.|\S@\S+\.[a-z]{2,}", re.I)  # a web or e-mail address
 _AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)(?:\s+(\d+)/(\d+)|/(\d+))?\s*([A-Za-z]+)?")
 _DEGREES = re.compile(r"\b(\d{2,5})\s*(?:°|degrees?\b|deg\b)", re.I)
 _DURATION = re.compile(r"\b(\d{1,5})\s*(?:to\s*\d+\s*)?(minutes?|mins?|hours?|hrs?)\b", re.I)
@@ -389,7 +391,8 @@ def _intact(steps: tuple[str, ...]) -> float:
         return 1.0
     repeats = len(steps) - len({step.lower() for step in steps})
     cut_off = steps[-1].rstrip()[-1:] not in ".!)"
-    return CLEAR_FACTOR ** (repeats + cut_off)
+    addresses = sum(bool(_ADDRESS.search(step)) for step in steps)
+    return CLEAR_FACTOR ** (repeats + cut_off + addresses)
 
 
 def _title_agreement(title: str, content: set[str]) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import DatasetDict
-from recipe_api.v1alpha1 import RecipeTrainingJobSpec
+from recipe_api.v1alpha1 import CurriculumSpec, RecipeTrainingJobSpec
 from recipe_trainer.data.pipeline import TrainingData, tokenizer_training_corpus
 from recipe_trainer.data.tokenizer import special_token_ids, train_recipe_tokenizer
 from recipe_trainer.losses import IGNORE_INDEX
@@ -109,9 +109,17 @@ def test_every_rank_runs_the_same_number_of_batches_and_the_epoch_covers_every_e
 ):
     per_rank = [list(training_data(cache_dir, tokenizers, rank=r, world_size=2).batches()) for r in range(2)]
     assert len(per_rank[0]) == len(per_rank[1]) > 0
-    # The default curriculum's first stage: <= 6 ingredients, <= 6 steps, quality >= 0.5.
+    # The default curriculum's first stage and its starting quality threshold.
+    curriculum = CurriculumSpec()
+    stage, start = curriculum.stages[0], curriculum.quality_threshold.start
     train = training_data(cache_dir, tokenizers).train
-    eligible = train.filter(lambda r: r["n_ingredients"] <= 6 and r["n_steps"] <= 6 and r["quality"] >= 0.5)
+    eligible = train.filter(
+        lambda r: (
+            r["n_ingredients"] <= stage.max_ingredients
+            and r["n_steps"] <= stage.max_steps
+            and r["quality"] >= start
+        )
+    )
     eos = tokenizers["seq2seq"].eos_token_id
     taken = [recipe for batches in per_rank for b in batches for recipe in _targets(b, eos)]
     expected = {tuple(ids) for ids in eligible["target_ids"]}

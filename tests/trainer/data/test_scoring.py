@@ -1,4 +1,7 @@
-"""Quality separates real, complete recipes from weak and junk ones; difficulty follows size."""
+"""The pipeline's quality is the project's one recipe score; difficulty follows size.
+
+The curriculum admits recipes by this number, so it must be the score validation and `score`
+report (not a second formula), and its default thresholds must keep real recipes and drop junk."""
 
 from __future__ import annotations
 
@@ -6,12 +9,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from recipe_api.v1alpha1 import QualityThreshold
 from recipe_trainer.data.cleaning import clean_recipes
+from recipe_trainer.data.formatting import format_target
 from recipe_trainer.data.loading import iter_raw_rows
 from recipe_trainer.data.records import Recipe
 from recipe_trainer.data.scoring import difficulty_score, quality_score, score_recipe
+from recipe_trainer.quality import recipe_quality
 
 SAMPLE = Path(__file__).parents[3] / "examples" / "data" / "recipenlg_sample_999.csv"
+REAL = ("No-Bake Nut Cookies", "Creamy Corn", "Jewell Ball'S Chicken")
+END = QualityThreshold().end  # the threshold the curriculum reaches by default
 
 
 @pytest.fixture(scope="module")
@@ -20,19 +28,29 @@ def sample() -> dict[str, Recipe]:
     return {recipe.title: score_recipe(recipe) for recipe in recipes}
 
 
-def test_hand_picked_real_recipes_score_high(sample):
-    for title in ("No-Bake Nut Cookies", "Creamy Corn", "Jewell Ball'S Chicken"):
-        assert sample[title].quality >= 0.8, title
+def test_the_pipeline_scores_with_the_recipe_score_of_validation_and_score(sample):
+    for title in (*REAL, "Monster Cookies"):
+        recipe = sample[title]
+        text = format_target(recipe.title, recipe.ingredients, recipe.directions)
+        assert recipe.quality == recipe_quality(text)["overall"], title
 
 
-def test_real_rows_without_instructions_score_low(sample):
-    # Real RecipeNLG rows whose "directions" are a remark, not steps.
+def test_hand_picked_real_recipes_pass_the_default_thresholds(sample):
+    for title in REAL:
+        assert sample[title].quality >= 2 * END, title
+
+
+def test_a_real_row_without_instructions_is_dropped_by_the_default_end_threshold(sample):
     assert sample["Monster Cookies"].directions == ("Makes lots of cookies!",)  # "!!!" normalised
-    for title in ("Monster Cookies", "Summer Chicken"):
-        assert sample[title].quality <= 0.5, title
+    assert sample["Monster Cookies"].quality < END
 
 
-def test_junk_scores_below_every_hand_picked_real_recipe(sample):
+def test_the_default_thresholds_keep_most_real_recipes(sample):
+    kept = sum(recipe.quality >= END for recipe in sample.values()) / len(sample)
+    assert 0.9 <= kept < 1.0  # the QualityThreshold docstring says 96% of this sample
+
+
+def test_junk_scores_below_the_end_threshold_and_every_hand_picked_real_recipe(sample):
     junk = [
         Recipe("Stuff", ("stuff", "things"), ("whatever",)),
         Recipe(
@@ -40,19 +58,21 @@ def test_junk_scores_below_every_hand_picked_real_recipe(sample):
         ),
         Recipe("Soup", ("water",), ("Boil.", "Boil.")),
     ]
-    floor = min(sample[t].quality for t in ("No-Bake Nut Cookies", "Creamy Corn", "Jewell Ball'S Chicken"))
+    floor = min(sample[t].quality for t in REAL)
     for recipe in junk:
-        assert quality_score(recipe) < 0.5 < floor, recipe.title
+        assert quality_score(recipe) < END < floor, recipe.title
 
 
-def test_each_signal_moves_the_score_the_documented_way(sample):
+def test_implausible_copies_of_a_real_recipe_score_below_the_end_threshold(sample):
     recipe = sample["Creamy Corn"]
-    no_amounts = replace(recipe, ingredients=tuple(i.split(" ", 1)[1] for i in recipe.ingredients))
-    assert quality_score(no_amounts) < quality_score(recipe)
-    no_verbs = replace(recipe, directions=tuple("The result is nice and warm." for _ in recipe.directions))
-    assert quality_score(no_verbs) < quality_score(recipe)
+    assert quality_score(recipe) == 1.0
+    all_one_cup = replace(
+        recipe, ingredients=tuple("1 c. " + i.split(" ", 2)[-1] for i in recipe.ingredients)
+    )
     with_url = replace(recipe, directions=(*recipe.directions, "More at http://example.com."))
-    assert quality_score(with_url) == pytest.approx(quality_score(recipe) / 2, abs=0.06)
+    too_hot = replace(recipe, directions=(*recipe.directions, "Bake at 3500 degrees for 20 minutes."))
+    for copy in (all_one_cup, with_url, too_hot):
+        assert quality_score(copy) <= END
 
 
 def test_scores_stay_in_range_on_the_whole_sample(sample):
