@@ -17,6 +17,10 @@ k8s_version=$(sed -n 's/^require k8s.io\/kubernetes \(v[^ ]*\)$/\1/p;s/^[[:space
 key=$k8s_version-$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" "$mod_dir/main.go" | sha256sum | cut -c1-12)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/chef-genius/k8s/$key
 mkdir -p "$cache"
+# One build at a time (make test builds in the background while a `make cluster` may start): the
+# second waits for the first, then finds its binaries.
+exec 9>"$cache/.lock"
+flock 9
 
 # `go build -v` names each package it compiles: show a line every 100 (a cold build compiles
 # about 2,500 and takes many minutes) and pass everything else (errors, downloads) through.
