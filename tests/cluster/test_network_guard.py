@@ -10,23 +10,14 @@ packets, and the namespace's "external" interface is a bridge without ports, so 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from network_namespaces import requirements
 
 GUARD = Path(__file__).resolve().parents[2] / "scripts" / "cluster" / "guard.sh"
 
-needs = [why for ok, why in [
-    (os.geteuid() == 0, "root (network namespaces, nftables)"),
-    (shutil.which("unshare"), "util-linux's unshare"),
-    (shutil.which("nft"), "nft (apt-get install nftables)"),
-    (shutil.which("ip"), "ip (apt-get install iproute2)"),
-] if not ok]  # fmt: skip
-if needs and os.environ.get("CI") == "true":
-    pytest.fail(f"CI must run the network guard's tests; missing: {', '.join(needs)}", pytrace=False)
-pytestmark = pytest.mark.skipif(bool(needs), reason=f"needs {', '.join(needs)}")
+pytestmark = requirements("the network guard's tests")
 
 # A namespace shaped like this machine: loopback, one "external" interface (a bridge
 # with no ports: nothing sent there goes anywhere) with the default route.

@@ -17,19 +17,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from network_namespaces import requirements
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "cluster"
 
-needs = [why for ok, why in [
-    (os.geteuid() == 0, "root (network namespaces, nftables)"),
-    (shutil.which("unshare") and shutil.which("nsenter"), "util-linux's unshare and nsenter"),
-    (shutil.which("nft"), "nft (apt-get install nftables)"),
-    (shutil.which("ip"), "ip (apt-get install iproute2)"),
-] if not ok]  # fmt: skip
-if needs and os.environ.get("CI") == "true":
-    pytest.fail(f"CI must run the pod network's tests; missing: {', '.join(needs)}", pytrace=False)
-pytestmark = pytest.mark.skipif(bool(needs), reason=f"needs {', '.join(needs)}")
+pytestmark = requirements("the pod network's tests", (shutil.which("nsenter"), "util-linux's nsenter"))
 
 CONNECT = """
 import socket, sys
