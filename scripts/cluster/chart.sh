@@ -17,8 +17,8 @@ mode=${CLUSTER_CHART_OPERATOR:-$(cat "$RUN/operator.mode" 2>/dev/null || echo "$
 if [ "$mode" = local ]; then
   placement=(--set replicaCount=0)
 else
-  placement=(--set replicaCount=1 --set-string 'nodeSelector.chefgenius\.io/real-node=true'
-    --set 'tolerations[0].key=chefgenius.io/real-node' --set 'tolerations[0].operator=Exists'
+  placement=(--set replicaCount=1 --set-string "nodeSelector.${REAL_NODE_LABEL//./\\.}=true"
+    --set "tolerations[0].key=$REAL_NODE_LABEL" --set 'tolerations[0].operator=Exists'
     --set 'tolerations[0].effect=NoSchedule')
 fi
 # shellcheck disable=SC2086  # CLUSTER_HELM_ARGS is a list of helm arguments

@@ -52,6 +52,8 @@ KUBE_PROXY_METRICS_PORT=${CLUSTER_KUBE_PROXY_METRICS_PORT:-20249}
 KUBE_PROXY_HEALTHZ_PORT=${CLUSTER_KUBE_PROXY_HEALTHZ_PORT:-20256}
 CLUSTER_DNS_IP=10.96.0.10
 REAL_NODE_STORAGE_CLASS=real-node
+# The real node's label and NoSchedule taint (value "true"): what a pod meant for it selects and tolerates.
+REAL_NODE_LABEL=chefgenius.io/real-node
 source "$ROOT/scripts/images/versions.sh"
 
 die() { echo "cluster: $*" >&2; exit 1; }

@@ -6,7 +6,7 @@
 #                         wait for the node to be Ready, then deploy CoreDNS onto it
 #   node.sh down          delete its pods, stop everything, and undo every change it made to the host
 #
-# Node $REAL_NODE, labelled chefgenius.io/real-node=true, no GPU. Its pods attach to the cluster's
+# Node $REAL_NODE, labelled and tainted $REAL_NODE_LABEL=true, no GPU. Its pods attach to the cluster's
 # bridge ($POD_BRIDGE, network.sh) with addresses from $POD_CIDR and no masquerading: a pod reaches
 # the host's bridge address (the API server, the webhook) and other pods, nothing else (guard.sh
 # drops forwarded packets to the external interface). Everything it writes lives under
@@ -175,8 +175,8 @@ up() {
   start kubelet "$bin/chef-k8s" kubelet --config "$NODE/kubelet.yaml" \
     --kubeconfig "$NODE/kubelet.kubeconfig" --root-dir "$NODE/kubelet" --cert-dir "$NODE/kubelet-pki" \
     --hostname-override "$REAL_NODE" --node-ip "$NODE_IP" \
-    --node-labels "chefgenius.io/real-node=true" \
-    --register-with-taints "chefgenius.io/real-node=true:NoSchedule" --v 1
+    --node-labels "$REAL_NODE_LABEL=true" \
+    --register-with-taints "$REAL_NODE_LABEL=true:NoSchedule" --v 1
   start kube-proxy "$bin/chef-k8s" kube-proxy --kubeconfig "$NODE/kube-proxy.kubeconfig" \
     --hostname-override "$REAL_NODE" --proxy-mode iptables --cluster-cidr "$POD_CIDR" --oom-score-adj=0 \
     --conntrack-max-per-core 0 --conntrack-tcp-timeout-established 0 --conntrack-tcp-timeout-close-wait 0 \
@@ -187,6 +187,7 @@ up() {
 
   log "CoreDNS on $REAL_NODE (Service $CLUSTER_DNS_IP)"
   sed -e "s/\${CLUSTER_DNS_IP}/$CLUSTER_DNS_IP/g" -e "s/\${COREDNS_VERSION}/$COREDNS_VERSION/g" \
+    -e "s#\${REAL_NODE_LABEL}#$REAL_NODE_LABEL#g" \
     "$CLUSTER_DIR/manifests/coredns.yaml" | "$KUBECTL" apply -f - >/dev/null
   wait_for "CoreDNS" 120 "$KUBECTL" -n kube-system rollout status deployment/coredns --timeout=1s
 }

@@ -22,7 +22,6 @@ from recipe_api.v1alpha1 import API_GROUP, API_VERSION
 
 pytestmark = pytest.mark.e2e
 
-REAL_NODE_LABEL = "chefgenius.io/real-node"  # scripts/cluster/node.sh
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +37,7 @@ def _setting(script: str, name: str) -> str:
 
 
 REAL_NODE = _setting("cluster/lib.sh", "REAL_NODE")
+REAL_NODE_LABEL = _setting("cluster/lib.sh", "REAL_NODE_LABEL")  # and its NoSchedule taint
 REAL_NODE_STORAGE_CLASS = _setting("cluster/lib.sh", "REAL_NODE_STORAGE_CLASS")  # local volumes
 PAUSE_VERSION = _setting("images/versions.sh", "PAUSE_VERSION")
 SAMPLE = "/opt/chef-genius/examples/data/recipenlg_sample_999.csv"  # bundled in the trainer image
