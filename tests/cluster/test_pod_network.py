@@ -7,7 +7,8 @@ seen once at teardown) must be refused on the host, not forwarded out of the mac
 
 Each test runs the real network.sh and guard.sh in a network namespace of its own shaped like this
 machine (an "external" bridge without ports carries the default route), with a second namespace as
-the pod, joined to the cluster's bridge by a veth pair, as the CNI bridge plugin joins a real pod.
+the pod, joined to the cluster's bridge by a veth pair, as the CNI bridge plugin joins a real pod. Both live in a PID namespace of the test's own, so no
+process of the test outlives it, even when it times out.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ while ! ss -ltn | grep -q 10.77.0.1:7443; do sleep 0.05; done
 
 def test_a_pod_reaches_the_host_and_nothing_is_forwarded_off_the_machine(tmp_path):
     result = subprocess.run(
-        ["unshare", "-n", "bash", "-c", SCRIPT],
+        ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "bash", "-c", SCRIPT],
         env={
             **os.environ,
             "SCRIPTS": str(SCRIPTS),
