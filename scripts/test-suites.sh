@@ -22,10 +22,16 @@ setsid nice -n 10 bash -c 'scripts/cluster/build.sh >/dev/null && scripts/images
 builder=$!
 stop_builder() { kill -TERM -- "-$builder" 2>/dev/null && wait "$builder" 2>/dev/null || true; }
 trap stop_builder EXIT
+
+# In the background and waited for, as in with-cluster.sh: bash runs a trap only once its foreground
+# command ends, so a SIGTERM (a CI timeout) would otherwise wait for the whole unit suite.
+"$BIN/pytest" -q -ra -m 'not e2e' &
+tests=$!
+trap 'kill -TERM $tests 2>/dev/null; wait $tests; exit 130' INT
+trap 'kill -TERM $tests 2>/dev/null; wait $tests; exit 143' TERM
+wait $tests
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-"$BIN/pytest" -q -ra -m 'not e2e'
 
 echo ">> unit tests done; waiting for the background build of the cluster's binaries and images" >&2
 t0=$SECONDS
