@@ -11,13 +11,16 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+from recipe_api.launch import free_port
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import run_layout
 from recipe_trainer.commands.local import _stop_signals_interrupt
 from recipe_trainer.local.run_lock import RunDirectoryInUse, RunDirectoryLock
 from recipe_trainer.run_log import read_run_log
+from recipe_trainer.training.ranks import shared_memory_name
 from recipe_trainer.user_cache import CPU_COMM_OP, extension_built, extensions_dir
 from rich.console import Console
 
@@ -145,7 +148,8 @@ def _marked_run(tmp_path, name: str, until_step: bool):
     manifest = write_manifest(tmp_path / "job.yaml", name=name, training={"maxSteps": 500})
     marker = uuid.uuid4().hex
     env = {**local_env(), MARKER: marker}
-    command = local_command(manifest, tmp_path / "runs", processes=1)
+    port = free_port()  # the rendezvous port names the run's DeepSpeed shared memory
+    command = [*local_command(manifest, tmp_path / "runs", processes=1), "--master-port", str(port)]
     job_dir = tmp_path / "runs" / name
     with (tmp_path / "cli.out").open("w") as output:
         cli = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
@@ -161,7 +165,7 @@ def _marked_run(tmp_path, name: str, until_step: bool):
         while not ready():
             assert cli.poll() is None and time.monotonic() < deadline, (tmp_path / "cli.out").read_text()
             time.sleep(0.2)
-        yield cli, marker, command, env, job_dir
+        yield cli, marker, command, env, job_dir, port
     finally:
         cli.kill()
         cli.wait()
@@ -175,7 +179,7 @@ def _no_survivor(marker: str) -> None:
 
 
 def test_a_second_run_is_refused_in_one_line_and_a_killed_cli_leaves_no_process(tmp_path):
-    with _marked_run(tmp_path, "owned", until_step=False) as (cli, marker, command, env, job_dir):
+    with _marked_run(tmp_path, "owned", until_step=False) as (cli, marker, command, env, job_dir, _):
         names = " | ".join(" ".join(p.cmdline()) for p in marked(marker))
         assert "deepspeed.launcher.runner" in names and "deepspeed.launcher.launch" in names, names
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
@@ -201,13 +205,23 @@ def test_a_second_run_is_refused_in_one_line_and_a_killed_cli_leaves_no_process(
 
 
 def test_a_closed_terminal_checkpoints_and_leaves_no_process(tmp_path):
-    with _marked_run(tmp_path, "hangup", until_step=True) as (cli, marker, _, _, job_dir):
+    with _marked_run(tmp_path, "hangup", until_step=True) as (cli, marker, _, _, job_dir, port):
+        # DeepSpeed's 67 MB shared-memory buffer is unnamed once the ranks have started: whatever
+        # ends the run (a kill -9 included), /dev/shm keeps nothing of it
+        assert not _shared_memory_buffers(port)
         cli.send_signal(signal.SIGHUP)  # what closing the terminal sends
         assert cli.wait(TIMEOUT) == 128 + signal.SIGINT, (tmp_path / "cli.out").read_text()
         assert (
             layout.newest_checkpoint(job_dir / run_layout.CHECKPOINTS_DIR) is not None
         )  # checkpointed first
         _no_survivor(marker)
+        assert not _shared_memory_buffers(port)
+
+
+def _shared_memory_buffers(port: int) -> list[Path]:
+    """DeepSpeed shm comm op files of the run whose rendezvous port is `port` (ranks.py)."""
+    pattern = shared_memory_name("*", {"MASTER_ADDR": "*", "MASTER_PORT": str(port)})
+    return list(pattern.parent.glob(pattern.name))
 
 
 def test_sigterm_and_sighup_take_the_ctrl_c_path_and_a_hangup_silences_the_console():
