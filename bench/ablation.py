@@ -22,13 +22,13 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from recipe_api.launch import free_port, trainer_launch
+from recipe_trainer.local.process_tree import guarded_session
 from recipe_trainer.training.deepspeed_config import deep_merge
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,8 +115,10 @@ def train(name: str, spec: dict, out: Path, threads: int) -> Path:
     )
     env = os.environ | {"TORCH_EXTENSIONS_DIR": str(REPO / ".cache" / "torch_extensions")} | launch.env
     started = time.monotonic()
-    with (run / OUTPUT_FILE).open("w") as log:
-        code = subprocess.run(launch.argv, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    (run / OUTPUT_FILE).unlink(missing_ok=True)
+    # As local mode runs its trainer: the whole process tree dies with this script, however it ends.
+    with guarded_session(launch.argv, env, run / OUTPUT_FILE) as process:
+        code = process.wait()
     if code != 0:
         raise SystemExit(f"{name}: training failed (exit {code}), see {run / OUTPUT_FILE}")
     print(f"{name}: trained in {time.monotonic() - started:.0f} s", flush=True)
