@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/quality_metric.py                 # held-out half of the bundled sample
     .venv/bin/python bench/quality_metric.py --half tune     # the half the score was designed on
+    .venv/bin/python bench/quality_metric.py --fit-step-positions  # refit the learned order table
 
 Builds a labelled set from real RecipeNLG recipes (the bundled 999-recipe sample, cleaned as the
 pipeline cleans it) and seeded, corrupted copies of them, one corruption type at a time, and
@@ -27,13 +28,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recipe_api.v1alpha1 import QualityThreshold
+from recipe_trainer import step_positions
 from recipe_trainer.data.cleaning import clean_recipes
 from recipe_trainer.data.formatting import format_target
 from recipe_trainer.data.loading import iter_raw_rows
 from recipe_trainer.data.scoring import quality_score
 from recipe_trainer.data.split import split_position
+from recipe_trainer.plausibility import normalized_step_words
 from recipe_trainer.quality import recipe_quality
-from recipe_trainer.recipe_text import has_unit, ingredient_names, singular, words
+from recipe_trainer.recipe_text import has_unit, ingredient_names, parse_recipe_text, singular, words
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "recipenlg_sample_999.csv"
 README_EXAMPLE = """Title: Chicken And Rice
@@ -256,6 +259,19 @@ def text_of(parts: Parts) -> str:
     return format_target(*parts)
 
 
+def fitted_step_positions(path: Path) -> dict:
+    """The learned order table (`recipe_trainer.step_positions`) fitted on the tune half only, the
+    steps read as the score reads them (formatted, parsed, normalized)."""
+    recipes = load_recipes(path, "tune")
+    steps = [normalized_step_words(parse_recipe_text(text_of(parts)).steps) for parts in recipes]
+    return {
+        "fitted_on": f"the tune half of {path.name} ({len(recipes)} recipes), "
+        "by bench/quality_metric.py --fit-step-positions",
+        "prior_count": step_positions.PRIOR_COUNT,
+        "positions": step_positions.fit(steps),
+    }
+
+
 def measure(recipes: list[Parts], seed: int) -> dict:
     started = time.perf_counter()
     real = [recipe_quality(text_of(p))["overall"] for p in recipes]
@@ -321,7 +337,19 @@ def main() -> None:
         action="store_true",
         help="instead: the share of all clean recipes the curriculum's quality filter admits per threshold",
     )
+    parser.add_argument(
+        "--fit-step-positions",
+        action="store_true",
+        help=f"instead: fit the learned step-order table on the tune half and write {step_positions.TABLE_FILE.name}",
+    )
     args = parser.parse_args()
+    if args.fit_step_positions:
+        fitted = fitted_step_positions(args.data)
+        rows = ",\n".join(f"  {json.dumps(w)}: {json.dumps(v)}" for w, v in fitted.pop("positions").items())
+        header = json.dumps(fitted, indent=1)[:-2]  # one word per line below: readable diffs
+        step_positions.TABLE_FILE.write_text(f'{header},\n "positions": {{\n{rows}\n }}\n}}\n')
+        print(f"wrote {rows.count(chr(10)) + 1} words to {step_positions.TABLE_FILE}")
+        return
     if args.admitted:
         print(admitted_table(args.data))
         return

@@ -6,21 +6,15 @@ under a heading that says it is historical."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
+
+from bench_scripts import load_bench_script
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 RULE = re.compile(r"\|[-| :]+\|")
 MARKER = re.compile(r"<!-- ([a-z0-9_-]+):start -->\n(.*?)<!-- \1:end -->", re.S)
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_rows(text: str) -> list[str]:
@@ -41,7 +35,7 @@ def sections() -> dict[str, str]:
 
 
 def ablation_rows_expected() -> list[str]:
-    return ["base model (untrained)", *_script("ablation").configurations()]
+    return ["base model (untrained)", *load_bench_script("ablation").configurations()]
 
 
 def test_every_marked_section_is_written_by_the_script_of_that_name():
@@ -50,7 +44,7 @@ def test_every_marked_section_is_written_by_the_script_of_that_name():
     for name in found:
         script = ROOT / "bench" / f"{name}.py"
         assert script.is_file(), f"<!-- {name}:start --> names no bench/{name}.py"
-        module = _script(name)
+        module = load_bench_script(name)
         assert (f"<!-- {name}:start -->", f"<!-- {name}:end -->") == (module.START, module.END)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_bench_script
 from recipe_api.v1alpha1 import DatasetSpec
+from recipe_trainer import plausibility
 from recipe_trainer.data.formatting import format_pair
 from recipe_trainer.data.split import load_splits
 from recipe_trainer.plausibility import implausible_amount
@@ -140,11 +141,7 @@ def test_the_readme_all_1_cup_recipe_scores_far_below_a_real_one():
 
 
 def _bench_readme_example() -> str:
-    path = Path(__file__).resolve().parents[3] / "bench" / "quality_metric.py"
-    spec = importlib.util.spec_from_file_location("quality_metric", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.README_EXAMPLE
+    return load_bench_script("quality_metric").README_EXAMPLE
 
 
 def test_prompt_adherence_counts_the_asked_ingredients_and_an_invented_main_one():
@@ -207,3 +204,33 @@ def test_serving_suggestions_and_grouped_ingredients_are_not_problems():
     assert recipe_quality(extra_line)["ingredients_used"] < 1.0
     grouped = extra_line.replace("then flour and soda.", "then the remaining ingredients.")
     assert recipe_quality(grouped)["ingredients_used"] == 1.0
+
+
+def _steps_reversed(text: str) -> str:
+    head, steps = text.split("Steps:\n")
+    lines = [line.split(". ", 1)[1] for line in steps.splitlines()]
+    return head + "Steps:\n" + "\n".join(f"{i}. {line}" for i, line in enumerate(reversed(lines), 1))
+
+
+def test_steps_out_of_their_words_usual_places_lose_order(monkeypatch):
+    """The learned signal (step_positions) is part of step_order: a reversed recipe loses more
+    than its cue words alone cost it, the real order nothing."""
+    reversed_text = _steps_reversed(REAL)
+    assert reversed_text.splitlines()[-1] == "5. Preheat oven to 350°."
+    learned = recipe_quality(reversed_text)["step_order"]
+    monkeypatch.setattr(plausibility, "USUAL_PLACES_STEEPNESS", 0.0)
+    cues_only = recipe_quality(reversed_text)["step_order"]
+    assert learned <= 0.5 * cues_only
+    monkeypatch.undo()
+    assert recipe_quality(REAL)["step_order"] == 1.0
+
+
+def test_foods_cooked_without_any_ingredient_list_are_unlisted():
+    """A story that names its foods in passing: every food it cooks counts as missing."""
+    story = (
+        "Title: Banana Bread\nSteps:\n1. Cream the butter and sugar, beat in the eggs, stir in the "
+        "bananas, flour and soda, and bake for an hour."
+    )
+    scores = recipe_quality(story)
+    assert scores["ingredients_listed"] <= 0.5**5
+    assert scores["overall"] < 0.01
