@@ -66,6 +66,8 @@ def start_cli(tmp_path, seconds: float = 300):
         env={**os.environ, MARKER: marker},
         stdout=subprocess.PIPE,
         text=True,
+        # a terminal's CLI dies of SIGHUP; under nohup (an ignored SIGHUP is inherited) it would not
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     assert cli.stdout.readline().strip() == "started"
     # CLI, watchdog, runner, launch, rank
