@@ -108,17 +108,21 @@ builder_save() {
 
 # builder_tidy: the builder keeps every replaced image and intermediate layer as its cache (a source
 # change then rebuilds only the last steps of the trainer image, not torch and DeepSpeed's ops);
-# when the disk runs short (under IMAGES_MIN_FREE_GB, 30 by default) it drops them.
+# when the disk runs short (under IMAGES_MIN_FREE_GB, 30 by default) it drops them. Best effort:
+# the image is built by then, and a layer some container still uses (a build killed midway leaves
+# its working container) stays, with a line saying how to free it, instead of failing the build.
 builder_tidy() {
-  local free_gb
+  local free_gb pruned=0
   free_gb=$(df -P -BG "$CACHE" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
   [ "$free_gb" -lt "${IMAGES_MIN_FREE_GB:-30}" ] || return 0
   log "only ${free_gb} GB free: dropping the builder's cached layers"
   case $(builder) in
-    docker) docker image prune -f >/dev/null ;;
-    podman) podman image prune -f >/dev/null ;;
-    buildah) buildah "${BUILDAH_FLAGS[@]}" rmi --prune >/dev/null ;;
+    docker) docker image prune -f >/dev/null || pruned=$? ;;
+    podman) podman image prune -f >/dev/null || pruned=$? ;;
+    buildah) buildah "${BUILDAH_FLAGS[@]}" rmi --prune >/dev/null || pruned=$? ;;
   esac
+  [ "$pruned" = 0 ] ||
+    log "some cached layers stay: a container of $(builder) still uses them ('$(builder) containers' lists them; remove the ones no build is running)"
 }
 
 builder_has() {
