@@ -18,14 +18,13 @@ from recipe_api.launch import free_port
 from recipe_trainer import checkpoint_layout as layout
 from recipe_trainer import run_layout
 from recipe_trainer.commands.local import _stop_signals_interrupt
-from recipe_trainer.local.run_lock import RunDirectoryInUse, RunDirectoryLock
 from recipe_trainer.run_log import read_run_log
 from recipe_trainer.training.ranks import shared_memory_name
 from recipe_trainer.user_cache import CPU_COMM_OP, extension_built, extensions_dir
 from rich.console import Console
 
 from .conftest import local_command, local_env, write_manifest
-from .test_process_tree import GRACE_S, MARKER, marked
+from .test_process_tree import GRACE_S, MARKER, marked, wait_until_free
 
 TIMEOUT = 300
 SLOW_START_TIMEOUT = 900  # DeepSpeed start + data + model on a loaded 2-core machine
@@ -191,17 +190,7 @@ def test_a_second_run_is_refused_in_one_line_and_a_killed_cli_leaves_no_process(
         cli.kill()  # kill -9: no handler of the CLI runs
         cli.wait(TIMEOUT)
         _no_survivor(marker)
-        # The dead run does not keep its directory: the lock frees once the last rank's exit has
-        # closed its handle, which on a loaded machine can trail the process list by a moment.
-        deadline = time.monotonic() + GRACE_S
-        while True:
-            try:
-                with RunDirectoryLock(job_dir):
-                    break
-            except RunDirectoryInUse:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_until_free(job_dir)  # the dead run does not keep its directory
 
 
 def test_a_closed_terminal_checkpoints_and_leaves_no_process(tmp_path):

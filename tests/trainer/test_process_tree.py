@@ -88,8 +88,23 @@ def test_the_whole_tree_dies_with_the_cli_and_frees_the_run_directory(tmp_path, 
     while (survivors := marked(marker)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not survivors, [" ".join(p.cmdline()) for p in survivors]
-    with RunDirectoryLock(tmp_path):  # a dead holder does not keep the directory
-        pass
+    wait_until_free(tmp_path)  # a dead holder does not keep the directory
+
+
+def wait_until_free(run_dir, timeout: float = GRACE_S) -> None:
+    """Take and release the run directory's lock, waiting up to `timeout` for it. Why wait at all:
+    an exiting process drops out of the process list (its environment can no longer be read) a
+    moment before the kernel closes its files, and with them the lock; on a loaded machine that
+    moment is long enough to be seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with RunDirectoryLock(run_dir):
+                return
+        except RunDirectoryInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_a_normal_end_kills_leftovers_and_releases_the_lock_when_the_command_returns(tmp_path):
