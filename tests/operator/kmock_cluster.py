@@ -2,7 +2,8 @@
 
 The operator runs under kopf.testing.KopfRunner in another thread; the test drives the
 "cluster" through real HTTP calls, as kubectl and a kubelet would (kmock has no scheduler,
-kubelet, Job controller or garbage collector, so tests set pod and Job status themselves).
+kubelet, Job controller or garbage collector, so tests set pod and Job status themselves and
+call `Cluster.collect_garbage` where an owner is deleted).
 kmock 0.8 assigns no uid/resourceVersion: created test objects get a uid here.
 """
 
@@ -86,6 +87,27 @@ class Cluster:
 
     def delete(self, kind: str, ns: str, name: str) -> Any:
         return self._call("DELETE", self.path(kind, ns, name))
+
+    def collect_garbage(self, ns: str) -> list[str]:
+        """Play the garbage collector once: delete every object all of whose owners are gone (no
+        object of that kind and name, or one with another uid: a namesake created since). A real
+        one runs all the time, so a test that deletes an owner calls this while it waits: an
+        operator's reconcile that read the owner just before its deletion may still create a
+        child for it afterwards. Returns what it deleted, as "Kind/name"."""
+        deleted = []
+        for kind in ("Job", "ConfigMap", "Service", "PersistentVolumeClaim", "Pod"):
+            for obj in self.list(kind, ns):
+                refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+                if refs and not any(self._owner_exists(ns, ref) for ref in refs):
+                    self.delete(kind, ns, obj["metadata"]["name"])
+                    deleted.append(f"{kind}/{obj['metadata']['name']}")
+        return deleted
+
+    def _owner_exists(self, ns: str, ref: dict[str, Any]) -> bool:
+        if ref.get("kind") not in COLLECTIONS:
+            return True  # an owner this emulator does not serve: never collect on its account
+        owner = self.get(ref["kind"], ns, ref["name"])
+        return owner is not None and (owner.get("metadata") or {}).get("uid") == ref.get("uid")
 
     def events(self, ns: str, name: str) -> list[dict[str, Any]]:
         return [e for e in self.list("Event", ns) if (e.get("involvedObject") or {}).get("name") == name]

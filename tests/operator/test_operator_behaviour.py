@@ -377,17 +377,20 @@ def test_a_deleted_job_re_created_under_its_name_adopts_its_kept_checkpoint_clai
         "PersistentVolumeClaim", NS, "again-checkpoints", {"metadata": {"labels": {"first": "yes"}}}
     )
     operator.delete("RecipeTrainingJob", NS, "again")
-    for kind, name in (("Job", "again"), ("ConfigMap", "again-config"), ("Service", "again")):
-        operator.delete(kind, NS, name)  # what the garbage collector does with the owned children
+    collected = operator.collect_garbage(NS)
+    assert {"Job/again", "ConfigMap/again-config", "Service/again"} <= set(collected)
+    assert not [c for c in collected if c.startswith("PersistentVolumeClaim/")]
     recreated = operator.create(rtj("again"))
-    job = wait_for(
-        lambda: (
-            (j := operator.get("Job", NS, "again"))
-            and j["metadata"]["ownerReferences"][0]["uid"] == recreated["metadata"]["uid"]
-            and j
-        ),
-        what="the re-created job's Job",
-    )
+
+    def the_new_jobs_job():
+        # The collector keeps running: a reconcile that read the first job just before its
+        # deletion can still create children owned by it (seen in CI), which block the new job
+        # until they are collected.
+        operator.collect_garbage(NS)
+        j = operator.get("Job", NS, "again")
+        return j and j["metadata"]["ownerReferences"][0]["uid"] == recreated["metadata"]["uid"] and j
+
+    job = wait_for(the_new_jobs_job, what="the re-created job's Job")
     claim = operator.get("PersistentVolumeClaim", NS, "again-checkpoints")
     assert claim["metadata"]["labels"]["first"] == "yes"  # the same claim, adopted
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
