@@ -266,7 +266,7 @@ def check_recipe(recipe: ParsedRecipe, prompt: str | None = None) -> dict[str, f
     listed = set().union(*names) if names else set()
     scores = {
         "quantities": _quantities(recipe.ingredients),
-        "ingredients_listed": _ingredients_listed(step_words, listed, recipe),
+        "ingredients_listed": _ingredients_listed(step_words, listed),
         "ingredients_used": _ingredients_used(names, step_vocabulary, step_words),
         "step_order": _step_order(names, step_words),
         "temperatures_times": _temperatures_times(recipe.steps),
@@ -324,7 +324,7 @@ def _quantities(ingredients: tuple[str, ...]) -> float:
     return score
 
 
-def _ingredients_listed(step_words: list[list[str]], listed: set[str], recipe: ParsedRecipe) -> float:
+def _ingredients_listed(step_words: list[list[str]], listed: set[str]) -> float:
     """Foods the cooking steps use that no line lists. A step with a serving or optional cue
     ("serve with crackers", "roll in pecans if desired") may name what the list leaves out."""
     cooking = {w for ws in step_words if ASIDE_CUES.isdisjoint(ws) for w in ws}
